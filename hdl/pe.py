@@ -1,0 +1,117 @@
+"""Processing elements of the systolic array, one per dataflow.
+
+Both compute ``int{W} x int{W}`` products, sign-extend them and add them into an
+``acc_width``-bit two's-complement sum that wraps on overflow (the golden model's
+:func:`sim_models.golden.wrap` states the same rule).  Registers only load when the
+wavefront carries valid data, so an idle array does not toggle.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import NPUConfig
+
+__all__ = [
+    "WeightStationaryPE", "OutputStationaryPE",
+    "ws_activation_link", "ws_psum_link", "ws_weight_port", "os_row_link", "os_column_link",
+]
+
+
+def ws_activation_link(cfg: NPUConfig) -> wiring.Signature:
+    """West -> east in a WS row: the operand, its valid flag and the weight bank it uses."""
+    return wiring.Signature({
+        "data": Out(signed(cfg.input_width)), "valid": Out(1), "bank": Out(1)})
+
+
+def ws_psum_link(cfg: NPUConfig) -> wiring.Signature:
+    """North -> south in a WS column: the partial sum."""
+    return wiring.Signature({"psum": Out(signed(cfg.acc_width))})
+
+
+def ws_weight_port(cfg: NPUConfig) -> wiring.Signature:
+    """Weight write into one bank of a WS PE (broadcast down a column, one row enabled)."""
+    return wiring.Signature({
+        "data": Out(signed(cfg.input_width)), "we": Out(1), "bank": Out(1)})
+
+
+def os_row_link(cfg: NPUConfig) -> wiring.Signature:
+    """West -> east in an OS row: A operand, valid/last of its beat, and the drain flag."""
+    return wiring.Signature({
+        "data": Out(signed(cfg.input_width)), "valid": Out(1), "last": Out(1), "drain": Out(1)})
+
+
+def os_column_link(cfg: NPUConfig) -> wiring.Signature:
+    """North -> south in an OS column: B operand and the result being drained."""
+    return wiring.Signature({
+        "b": Out(signed(cfg.input_width)), "result": Out(signed(cfg.acc_width))})
+
+
+class WeightStationaryPE(wiring.Component):
+    """Holds two weights (double buffer) and adds ``a * w[a.bank]`` to the passing partial sum.
+
+    The bank travels with each activation, so a new tile's weights take over exactly when
+    its first activation reaches the PE, and the next tile can be preloaded meanwhile.
+    """
+
+    def __init__(self, cfg: NPUConfig):
+        self.cfg = cfg
+        super().__init__({
+            "west": In(ws_activation_link(cfg)), "east": Out(ws_activation_link(cfg)),
+            "north": In(ws_psum_link(cfg)), "south": Out(ws_psum_link(cfg)),
+            "weight": In(ws_weight_port(cfg)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        w = [Signal(signed(self.cfg.input_width), name=f"w{i}") for i in range(2)]
+        for bank, reg in enumerate(w):
+            with m.If(self.weight.we & (self.weight.bank == bank)):
+                m.d.sync += reg.eq(self.weight.data)
+        weight = Signal(signed(self.cfg.input_width))
+        m.d.comb += weight.eq(w[0])
+        with m.If(self.west.bank):
+            m.d.comb += weight.eq(w[1])
+
+        m.d.sync += [self.east.valid.eq(self.west.valid), self.east.bank.eq(self.west.bank)]
+        with m.If(self.west.valid):
+            m.d.sync += [
+                self.east.data.eq(self.west.data),
+                self.south.psum.eq(self.north.psum + self.west.data * weight),
+            ]
+        return m
+
+
+class OutputStationaryPE(wiring.Component):
+    """Accumulates one output in place; on the tile's last beat it moves the sum into a
+    result register (double buffer) and starts the next tile from zero.  Result registers
+    of a column form a shift chain, drained south while the ``drain`` flag passes."""
+
+    def __init__(self, cfg: NPUConfig):
+        self.cfg = cfg
+        super().__init__({
+            "west": In(os_row_link(cfg)), "east": Out(os_row_link(cfg)),
+            "north": In(os_column_link(cfg)), "south": Out(os_column_link(cfg)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = Signal(signed(self.cfg.acc_width))
+        total = Signal(signed(self.cfg.acc_width))
+        m.d.comb += total.eq(acc + self.west.data * self.north.b)
+
+        m.d.sync += [
+            self.east.valid.eq(self.west.valid),
+            self.east.last.eq(self.west.last),
+            self.east.drain.eq(self.west.drain),
+        ]
+        with m.If(self.west.valid):
+            m.d.sync += [self.east.data.eq(self.west.data), self.south.b.eq(self.north.b)]
+            m.d.sync += acc.eq(total)
+            with m.If(self.west.last):
+                m.d.sync += [acc.eq(0), self.south.result.eq(total)]
+        with m.If(self.west.drain & ~(self.west.valid & self.west.last)):
+            m.d.sync += self.south.result.eq(self.north.result)
+        return m

@@ -1,0 +1,1 @@
+"""knpu software models: the NumPy golden model (spec of the arithmetic) and friends."""

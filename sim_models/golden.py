@@ -1,0 +1,199 @@
+"""Golden model: the written specification of knpu's arithmetic, in plain NumPy.
+
+Everything here is bit-exact with the hardware; the RTL is checked against it.
+
+Integer semantics
+-----------------
+* Operands are signed ``input_width``-bit integers (int8: -128..127).
+* A product is exact (int8 x int8 fits in 16 bits).
+* Sums are kept in ``acc_width`` bits (32 by default) and **wrap** modulo
+  ``2**acc_width`` in two's complement -- no saturation in the accumulator.  Since wrapping
+  is a ring homomorphism, the order in which partial sums are added (tiling, dataflow)
+  never changes the result.
+* Requantization follows TFLite's integer-only scheme (``MultiplyByQuantizedMultiplier``):
+  ``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT``, add the output zero
+  point, clamp to the activation range, cast to int8.  A positive ``shift`` is a left shift
+  applied first; the shifted value saturates to int32 (TFLite leaves that overflow
+  undefined; we define it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+__all__ = [
+    "wrap", "check_operands", "gemm", "Tile", "tiles", "gemm_tiled", "ws_tile", "os_tile",
+    "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
+    "multiply_by_quantized_multiplier", "quantize_multiplier", "activation_range",
+    "requantize", "ACTIVATIONS",
+]
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+ACTIVATIONS = ("none", "relu", "relu6")
+
+
+def wrap(x, bits: int) -> np.ndarray:
+    """Two's-complement wrap of integers to ``bits`` bits (what a ``bits``-wide adder keeps)."""
+    x = np.asarray(x, dtype=np.int64)
+    if bits == 64:
+        return x
+    mod = np.int64(1) << np.int64(bits)
+    half = np.int64(1) << np.int64(bits - 1)
+    return ((x + half) % mod) - half
+
+
+def check_operands(name: str, x, width: int = 8) -> np.ndarray:
+    """Reject anything that is not an integer matrix within the signed ``width``-bit range."""
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"{name} must hold integers, got dtype {x.dtype}")
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    if x.size and (x.min() < lo or x.max() > hi):
+        raise ValueError(f"{name} has values outside int{width} range [{lo}, {hi}]")
+    return x.astype(np.int64)
+
+
+def gemm(a, b, acc_bits: int = 32, width: int = 8) -> np.ndarray:
+    """``C = A @ B`` for int``width`` A (M x K) and B (K x N), accumulated in ``acc_bits``."""
+    a, b = check_operands("A", a, width), check_operands("B", b, width)
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"inner dimensions differ: A is {a.shape}, B is {b.shape}")
+    # int64 is exact up to K = 2**49 int8 products; wrap once at the end (see module doc).
+    return wrap(a @ b, acc_bits)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One pass through an R x C array: rows ``k0:k0+k`` of B and columns ``n0:n0+n``."""
+    k0: int
+    k: int
+    n0: int
+    n: int
+
+
+def tiles(K: int, N: int, rows: int, cols: int) -> Iterator[Tile]:
+    """Weight-stationary tiling of a K x N weight matrix onto ``rows`` x ``cols`` PEs.
+
+    Order: N-tiles outer, K-tiles inner, so partial sums of one output block are finished
+    before the next block starts.
+    """
+    for n0 in range(0, N, cols):
+        for k0 in range(0, K, rows):
+            yield Tile(k0, min(rows, K - k0), n0, min(cols, N - n0))
+
+
+def gemm_tiled(a, b, rows: int, cols: int, acc_bits: int = 32, width: int = 8) -> np.ndarray:
+    """GEMM computed the way a ``rows`` x ``cols`` WS array does it: tile by tile, with the
+    partial sums of K-tiles added in ``acc_bits``-bit wrapping accumulators."""
+    a, b = check_operands("A", a, width), check_operands("B", b, width)
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"inner dimensions differ: A is {a.shape}, B is {b.shape}")
+    M, K, N = a.shape[0], a.shape[1], b.shape[1]
+    out = np.zeros((M, N), dtype=np.int64)
+    for t in tiles(K, N, rows, cols):
+        part = ws_tile(a[:, t.k0:t.k0 + t.k], b[t.k0:t.k0 + t.k, t.n0:t.n0 + t.n], acc_bits)
+        out[:, t.n0:t.n0 + t.n] = wrap(out[:, t.n0:t.n0 + t.n] + part, acc_bits)
+    return out
+
+
+def ws_tile(a_block, w_block, acc_bits: int = 32) -> np.ndarray:
+    """What one WS pass emits: ``A (M x k) @ W (k x n)``, k <= rows, n <= cols.  Rows of A
+    shorter than the array are zero-padded by the caller; zeros add nothing."""
+    return wrap(np.asarray(a_block, np.int64) @ np.asarray(w_block, np.int64), acc_bits)
+
+
+def os_tile(a_block, b_block, acc_bits: int = 32) -> np.ndarray:
+    """What one OS pass emits, in the array's drain order: ``(A @ B)`` rows, bottom row
+    first (see :mod:`hdl.array`)."""
+    return wrap(np.asarray(a_block, np.int64) @ np.asarray(b_block, np.int64), acc_bits)[::-1]
+
+
+# --- requantization (TFLite integer-only arithmetic) -------------------------------------
+
+def _as_i64(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.int64)
+
+
+def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
+    """High 32 bits of ``2*a*b`` rounded half away from zero; INT32_MIN*INT32_MIN saturates."""
+    a, b = _as_i64(a), _as_i64(b)
+    overflow = (a == INT32_MIN) & (b == INT32_MIN)
+    ab = a * b  # |ab| <= 2**62: exact in int64
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    total = ab + nudge
+    # C integer division truncates toward zero; numpy's // floors, so correct negatives.
+    q = np.abs(total) >> np.int64(31)
+    high = np.where(total < 0, -q, q)
+    return np.where(overflow, np.int64(INT32_MAX), high)
+
+
+def rounding_divide_by_pot(x, exponent) -> np.ndarray:
+    """``x / 2**exponent`` rounded to nearest, ties away from zero (gemmlowp's rule)."""
+    x, exponent = _as_i64(x), _as_i64(exponent)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
+    """``x * multiplier * 2**(shift - 31)`` with TFLite rounding (see module doc)."""
+    x, multiplier, shift = _as_i64(x), _as_i64(multiplier), _as_i64(shift)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = np.clip(x << left, INT32_MIN, INT32_MAX)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """A positive real scale -> (int32 multiplier in [2**30, 2**31), shift), as TFLite does."""
+    if not (real > 0 and math.isfinite(real)):
+        raise ValueError(f"requantization scale must be positive and finite, got {real!r}")
+    mantissa, exponent = math.frexp(real)
+    q = round(mantissa * (1 << 31))
+    if q == 1 << 31:
+        q //= 2
+        exponent += 1
+    if exponent < -31:
+        return 0, 0
+    if exponent > 30:
+        raise ValueError(f"requantization scale {real!r} is too large (shift > 30)")
+    return int(q), int(exponent)
+
+
+def activation_range(activation: str, zero_point: int, scale: float | None = None) -> tuple[int, int]:
+    """int8 clamp bounds for an activation, as TFLite's CalculateActivationRangeQuantized."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation {activation!r} is unknown: must be one of {ACTIVATIONS}")
+    lo, hi = -128, 127
+    if activation in ("relu", "relu6"):
+        lo = max(lo, zero_point)
+    if activation == "relu6":
+        if scale is None:
+            raise ValueError("relu6 needs the output scale to place 6.0")
+        hi = min(hi, zero_point + int(round(6.0 / scale)))
+    return lo, hi
+
+
+def requantize(acc, multiplier, shift, zero_point: int = 0, clamp=(-128, 127),
+               bias=None) -> np.ndarray:
+    """int32 accumulators (M x N) -> int8: add bias, rescale, add zero point, clamp.
+
+    ``multiplier`` and ``shift`` are scalars (per-tensor) or length-N vectors (per output
+    channel, i.e. per column); ``bias`` is an optional length-N int32 vector added with
+    32-bit wrap, as the accumulator adder does.
+    """
+    acc = _as_i64(acc)
+    if bias is not None:
+        acc = wrap(acc + _as_i64(bias), 32)
+    lo, hi = clamp
+    if not -128 <= lo <= hi <= 127:
+        raise ValueError(f"clamp range {clamp} is not within int8")
+    scaled = multiply_by_quantized_multiplier(acc, multiplier, shift)
+    return np.clip(scaled + zero_point, lo, hi).astype(np.int8)
