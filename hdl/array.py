@@ -28,7 +28,7 @@ until ``rows`` cycles after the previous last beat).
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -95,15 +95,18 @@ class SystolicArray(wiring.Component):
             self.b.ready.eq(~full.bit_select(load_bank, 1)),
             self.a.ready.eq(full.bit_select(comp_bank, 1)),
         ]
-        set_full, clear_full = Signal(2), Signal(2)
+        tile_loaded = b_fire & (load_row == R - 1)
+        tile_done = a_fire & self.a.payload.last
         with m.If(b_fire):
-            m.d.sync += load_row.eq(load_row + 1)
-            with m.If(load_row == R - 1):
-                m.d.sync += [load_row.eq(0), load_bank.eq(~load_bank)]
-                m.d.comb += set_full.eq(1 << load_bank)
-        with m.If(a_fire & self.a.payload.last):
+            m.d.sync += load_row.eq(Mux(tile_loaded, 0, load_row + 1))
+        with m.If(tile_loaded):
+            m.d.sync += load_bank.eq(~load_bank)
+        with m.If(tile_done):
             m.d.sync += comp_bank.eq(~comp_bank)
-            m.d.comb += clear_full.eq(1 << comp_bank)
+        # Combinational logic stays in plain expressions (``assign``): Icarus does not run
+        # ``always @*`` blocks at time zero, so a comb process could hold X until its inputs move.
+        set_full = Mux(tile_loaded, Mux(load_bank, 0b10, 0b01), 0)
+        clear_full = Mux(tile_done, Mux(comp_bank, 0b10, 0b01), 0)
         m.d.sync += full.eq((full | set_full) & ~clear_full)
 
         # Weight rows travel right with the same skew as activations, so a PE's spare bank

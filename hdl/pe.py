@@ -8,7 +8,7 @@ wavefront carries valid data, so an idle array does not toggle.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -71,9 +71,7 @@ class WeightStationaryPE(wiring.Component):
             with m.If(self.weight.we & (self.weight.bank == bank)):
                 m.d.sync += reg.eq(self.weight.data)
         weight = Signal(signed(self.cfg.input_width))
-        m.d.comb += weight.eq(w[0])
-        with m.If(self.west.bank):
-            m.d.comb += weight.eq(w[1])
+        m.d.comb += weight.eq(Mux(self.west.bank, w[1], w[0]))
 
         m.d.sync += [self.east.valid.eq(self.west.valid), self.east.bank.eq(self.west.bank)]
         with m.If(self.west.valid):

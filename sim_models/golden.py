@@ -121,7 +121,8 @@ def _as_i64(x) -> np.ndarray:
 
 
 def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
-    """High 32 bits of ``2*a*b`` rounded half away from zero; INT32_MIN*INT32_MIN saturates."""
+    """High 32 bits of ``2*a*b``, rounded to nearest; ties go up for positive products and
+    toward zero for negative ones (gemmlowp's nudge).  INT32_MIN*INT32_MIN saturates."""
     a, b = _as_i64(a), _as_i64(b)
     overflow = (a == INT32_MIN) & (b == INT32_MIN)
     ab = a * b  # |ab| <= 2**62: exact in int64

@@ -15,10 +15,10 @@ import numpy as np
 from hdl.config import NPUConfig
 from sim_models import golden
 
-__all__ = ["ArrayTile", "Beats", "make_beats", "random_tiles", "special_tiles", "test_seed"]
+__all__ = ["ArrayTile", "Beats", "make_beats", "random_tiles", "special_tiles", "stimulus_seed"]
 
 
-def test_seed(default: int | None = None) -> int:
+def stimulus_seed(default: int | None = None) -> int:
     """The seed for random stimulus: ``KNPU_SEED`` if set, else ``default`` or a fresh one.
     Tests print it, so any failure can be replayed with ``KNPU_SEED=<seed>``."""
     env = os.environ.get("KNPU_SEED")
@@ -108,3 +108,49 @@ def special_tiles(cfg: NPUConfig, length: int) -> dict[str, ArrayTile]:
 def _checker(shape, lo, hi):
     i, j = np.indices(shape)
     return np.where((i + j) % 2 == 0, lo, hi).astype(np.int64)
+
+
+def gemm_tiles(cfg: NPUConfig, a, b) -> list[ArrayTile]:
+    """Lower ``A (M x K) @ B (K x N)`` onto array passes, zero-padding edge tiles.
+
+    WS: one pass per (N-tile, K-tile) of B, streaming all M rows of A.
+    OS: one pass per (M-tile, N-tile) of C, streaming all K.
+    """
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    (M, K), N = a.shape, b.shape[1]
+    R, C = cfg.rows, cfg.cols
+    out = []
+    if cfg.dataflow == "ws":
+        for t in golden.tiles(K, N, R, C):
+            a_blk = np.zeros((M, R), np.int64)
+            a_blk[:, :t.k] = a[:, t.k0:t.k0 + t.k]
+            w_blk = np.zeros((R, C), np.int64)
+            w_blk[:t.k, :t.n] = b[t.k0:t.k0 + t.k, t.n0:t.n0 + t.n]
+            out.append(ArrayTile(a_blk, w_blk))
+    else:
+        for m0 in range(0, M, R):
+            for n0 in range(0, N, C):
+                a_blk = np.zeros((R, K), np.int64)
+                a_blk[:min(R, M - m0)] = a[m0:m0 + R]
+                b_blk = np.zeros((K, C), np.int64)
+                b_blk[:, :min(C, N - n0)] = b[:, n0:n0 + C]
+                out.append(ArrayTile(a_blk, b_blk))
+    return out
+
+
+def assemble_gemm(cfg: NPUConfig, M: int, K: int, N: int, rows: list) -> np.ndarray:
+    """The host's side of :func:`gemm_tiles`: place (WS: and accumulate, wrapping in
+    ``acc_width``) the array's result rows into the M x N product."""
+    R, C = cfg.rows, cfg.cols
+    out = np.zeros((M, N), np.int64)
+    rows = iter(rows)
+    if cfg.dataflow == "ws":
+        for t in golden.tiles(K, N, R, C):
+            block = np.array([next(rows)["data"] for _ in range(M)], np.int64)[:, :t.n]
+            out[:, t.n0:t.n0 + t.n] = golden.wrap(out[:, t.n0:t.n0 + t.n] + block, cfg.acc_width)
+    else:
+        for m0 in range(0, M, R):
+            for n0 in range(0, N, C):
+                block = np.array([next(rows)["data"] for _ in range(R)], np.int64)[::-1]
+                out[m0:m0 + R, n0:n0 + C] = block[:min(R, M - m0), :min(C, N - n0)]
+    return out

