@@ -11,12 +11,15 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-__all__ = ["NPUConfig", "ConfigError", "DATAFLOWS", "MAX_ARRAY_DIM"]
+__all__ = ["NPUConfig", "ConfigError", "DATAFLOWS", "MAX_ARRAY_DIM", "BUS_WIDTHS"]
 
 #: Dataflows the array implements.  ``ws``: weight-stationary (TPU-style, weights held in
 #: the PEs, activations flow right, partial sums flow down).  ``os``: output-stationary
 #: (each PE owns one output and accumulates it in place, results drained afterwards).
 DATAFLOWS = ("ws", "os")
+
+#: AXI data widths the DMA supports.
+BUS_WIDTHS = (64, 128, 256)
 
 #: Largest row or column count we accept.  64x64 is exercised by elaboration tests;
 #: beyond 256 the skew buffers and fan-out stop being a sensible single array.
@@ -41,6 +44,11 @@ class NPUConfig:
     dataflow: str = "ws"
     input_width: int = 8
     acc_width: int = 32
+    # --- the NPU core around the array ---
+    bus_bits: int = 128        #: AXI4 master data width
+    sp_lines: int = 16384      #: scratchpad depth, in lines of ``sp_width`` bytes
+    acc_lines: int = 1024      #: accumulator depth, in lines of ``cols`` int32
+    queue_depth: int = 16      #: entries in each of the load/compute/store queues
 
     def __post_init__(self):
         for name in ("rows", "cols"):
@@ -55,6 +63,16 @@ class NPUConfig:
             raise ConfigError(f"input_width={self.input_width!r} is out of range: must be 2..16")
         if not isinstance(self.acc_width, int) or self.acc_width > 64:
             raise ConfigError(f"acc_width={self.acc_width!r} is out of range: must be at most 64")
+        if self.bus_bits not in BUS_WIDTHS:
+            raise ConfigError(f"bus_bits={self.bus_bits!r} is unsupported: must be one of {BUS_WIDTHS}")
+        for name, lo, hi in (("sp_lines", 16, 1 << 16), ("acc_lines", 16, 1 << 16),
+                             ("queue_depth", 2, 256)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not lo <= value <= hi:
+                raise ConfigError(f"{name}={value!r} is out of range: must be {lo}..{hi}")
+        if self.acc_lines < 2 * self.rows:
+            raise ConfigError(f"acc_lines={self.acc_lines} must hold at least two tiles "
+                              f"(2 x rows = {2 * self.rows})")
         if self.acc_width < self.product_width:
             raise ConfigError(
                 f"acc_width={self.acc_width} is narrower than the product "
@@ -64,6 +82,21 @@ class NPUConfig:
     def product_width(self) -> int:
         """Width of one signed product: int8 x int8 fits in 16 bits (-128*-128 = 2**14)."""
         return 2 * self.input_width
+
+    @property
+    def sp_width(self) -> int:
+        """Bytes per scratchpad line: one operand row for either side of the array."""
+        return max(self.rows, self.cols)
+
+    @property
+    def bus_bytes(self) -> int:
+        return self.bus_bits // 8
+
+    @property
+    def core_name(self) -> str:
+        """Verilog module name of the whole core."""
+        return (f"knpu_core_{self.dataflow}_{self.rows}x{self.cols}_b{self.bus_bits}"
+                f"_sp{self.sp_lines}_acc{self.acc_lines}")
 
     @property
     def name(self) -> str:

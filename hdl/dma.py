@@ -1,0 +1,251 @@
+"""AXI4 DMA engines that move *rows*: up to ``max_bytes`` bytes at any byte address.
+
+A row becomes one INCR burst of whole bus beats (two if it crosses a 4 KiB boundary, which
+AXI forbids a burst to do).  Reads are re-aligned and zero-padded to ``max_bytes``; writes
+are shifted into place with byte strobes.  Every access is checked against the DRAM window
+(``base``, ``size``) before it reaches the bus: an access outside it is not issued and
+raises ``DMA_RANGE``; SLVERR/DECERR responses raise their own codes.  Errors are sticky
+(the first one wins) and never stop the engines from completing what is on the bus, so a
+fault can always be followed by a clean soft reset.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .axi import BURST_INCR, RESP_DECERR, RESP_OKAY, RESP_SLVERR
+from .isa import ErrorCode
+
+__all__ = ["RowReader", "RowWriter", "read_cmd_layout", "read_rsp_layout",
+           "write_cmd_layout"]
+
+ADDR_BITS = 32
+
+
+def read_cmd_layout(max_bytes: int, tag_bits: int) -> data.StructLayout:
+    return data.StructLayout({"addr": ADDR_BITS, "nbytes": range(max_bytes + 1),
+                              "tag": tag_bits})
+
+
+def read_rsp_layout(max_bytes: int, tag_bits: int) -> data.StructLayout:
+    return data.StructLayout({"data": 8 * max_bytes, "tag": tag_bits})
+
+
+def write_cmd_layout(max_bytes: int) -> data.StructLayout:
+    return data.StructLayout({"addr": ADDR_BITS, "nbytes": range(max_bytes + 1),
+                              "data": 8 * max_bytes})
+
+
+def _log2(n: int) -> int:
+    assert n & (n - 1) == 0, n
+    return n.bit_length() - 1
+
+
+class _BurstPlan:
+    """Combinational split of a row into at most two 4 KiB-safe bursts."""
+
+    def __init__(self, m, addr, nbytes, bus_bytes, max_beats, base, size):
+        shift = _log2(bus_bytes)
+        self.offset = addr[:shift]
+        self.first = Cat(Const(0, shift), addr[shift:])
+        self.nbeats = Signal(range(max_beats + 1))
+        m.d.comb += self.nbeats.eq((self.offset + nbytes + bus_bytes - 1) >> shift)
+        beats_to_4k = Signal(range(4096 // bus_bytes + 1))
+        m.d.comb += beats_to_4k.eq((4096 - self.first[:12]) >> shift)
+        self.split = self.nbeats > beats_to_4k
+        self.len1 = Mux(self.split, beats_to_4k, self.nbeats)      # beats in burst 1
+        self.len2 = self.nbeats - beats_to_4k                       # beats in burst 2
+        self.addr2 = (self.first + (beats_to_4k << shift))[:ADDR_BITS]
+        end = addr + nbytes  # 33 bits: no wrap-around
+        self.in_range = (addr >= base) & (end <= base + size) & (nbytes != 0)
+
+
+class RowReader(wiring.Component):
+    """Reads rows over the AR/R channels; responses keep command order (single AXI ID)."""
+
+    def __init__(self, bus_bits: int, max_bytes: int, tag_bits: int = 2, outstanding: int = 8):
+        self.bus_bytes = bus_bits // 8
+        self.max_bytes = max_bytes
+        self.max_beats = (max_bytes + self.bus_bytes - 1) // self.bus_bytes + 1
+        self.outstanding = outstanding
+        super().__init__({
+            "cmd": In(stream.Signature(read_cmd_layout(max_bytes, tag_bits))),
+            "rsp": Out(stream.Signature(read_rsp_layout(max_bytes, tag_bits))),
+            "araddr": Out(ADDR_BITS), "arlen": Out(8), "arsize": Out(3), "arburst": Out(2),
+            "arvalid": Out(1), "arready": In(1),
+            "rdata": In(bus_bits), "rresp": In(2), "rlast": In(1), "rvalid": In(1),
+            "rready": Out(1),
+            "base": In(ADDR_BITS), "size": In(ADDR_BITS + 1),
+            "error": Out(3), "idle": Out(1), "bytes_read": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        B, shift = self.bus_bytes, _log2(self.bus_bytes)
+        entry = data.StructLayout({"offset": shift, "nbytes": range(self.max_bytes + 1),
+                                   "nbeats": range(self.max_beats + 1), "skip": 1,
+                                   "tag": len(self.cmd.payload.tag)})
+        pending = m.submodules.pending = fifo.SyncFIFOBuffered(
+            width=entry.size, depth=self.outstanding)
+        m.d.comb += [self.arsize.eq(shift), self.arburst.eq(BURST_INCR)]
+
+        # --- address side: one command -> pending entry + one or two AR bursts ------------
+        plan = _BurstPlan(m, self.cmd.payload.addr, self.cmd.payload.nbytes, B,
+                          self.max_beats, self.base, self.size)
+        second_addr = Signal(ADDR_BITS)
+        second_len = Signal(8)
+        second_due = Signal()
+        ar_busy = Signal()
+        w_entry = Signal(entry)
+        m.d.comb += [
+            w_entry.offset.eq(plan.offset), w_entry.nbytes.eq(self.cmd.payload.nbytes),
+            w_entry.nbeats.eq(plan.nbeats), w_entry.skip.eq(~plan.in_range),
+            w_entry.tag.eq(self.cmd.payload.tag), pending.w_data.eq(w_entry),
+        ]
+        take = Signal()
+        m.d.comb += [
+            self.cmd.ready.eq(~ar_busy & pending.w_rdy),
+            take.eq(self.cmd.valid & self.cmd.ready),
+            pending.w_en.eq(take),
+        ]
+        range_error = Signal()
+        m.d.comb += range_error.eq(take & ~plan.in_range)
+        with m.If(take & plan.in_range):
+            m.d.sync += [self.araddr.eq(plan.first), self.arlen.eq(plan.len1 - 1),
+                         self.arvalid.eq(1), ar_busy.eq(1),
+                         second_addr.eq(plan.addr2), second_len.eq(plan.len2 - 1),
+                         second_due.eq(plan.split)]
+        with m.If(self.arvalid & self.arready):
+            with m.If(second_due):
+                m.d.sync += [self.araddr.eq(second_addr), self.arlen.eq(second_len),
+                             second_due.eq(0)]
+            with m.Else():
+                m.d.sync += [self.arvalid.eq(0), ar_busy.eq(0)]
+
+        # --- data side: collect beats, realign, zero-pad ---------------------------------
+        head = Signal(entry)
+        m.d.comb += head.eq(pending.r_data)
+        nwords = self.max_beats
+        buf = Signal(nwords * 8 * B)
+        beat = Signal(range(self.max_beats + 1))
+        merged = Signal(nwords * 8 * B)
+        m.d.comb += merged.eq(Cat(*[Mux(beat == i, self.rdata, buf[i * 8 * B:(i + 1) * 8 * B])
+                                    for i in range(nwords)]))
+
+        out_valid = Signal()
+        out_free = ~out_valid | self.rsp.ready
+        collecting = pending.r_rdy & ~head.skip
+        last_beat = beat == head.nbeats - 1
+        m.d.comb += self.rready.eq(collecting & (~last_beat | out_free))
+        r_fire = self.rvalid & self.rready
+
+        keep = Cat(*[Mux(head.nbytes > i, 0xFF, 0) for i in range(self.max_bytes)])
+        aligned = (merged >> (head.offset * 8))[:8 * self.max_bytes]
+        finish = Signal()
+        m.d.comb += finish.eq((r_fire & last_beat) | (pending.r_rdy & head.skip & out_free))
+        with m.If(r_fire):
+            m.d.sync += [buf.eq(merged), beat.eq(beat + 1)]
+            with m.If(last_beat):
+                m.d.sync += [beat.eq(0), self.rsp.payload.data.eq(aligned & keep)]
+        with m.If(pending.r_rdy & head.skip & out_free):
+            m.d.sync += self.rsp.payload.data.eq(0)
+        m.d.comb += pending.r_en.eq(finish)
+        with m.If(finish):
+            m.d.sync += [out_valid.eq(1), self.rsp.payload.tag.eq(head.tag)]
+        with m.Elif(self.rsp.ready):
+            m.d.sync += out_valid.eq(0)
+        m.d.comb += self.rsp.valid.eq(out_valid)
+
+        with m.If(r_fire):
+            m.d.sync += self.bytes_read.eq(self.bytes_read + B)
+        bus_error = Mux(self.rresp == RESP_SLVERR, ErrorCode.AXI_SLVERR,
+                        Mux(self.rresp == RESP_DECERR, ErrorCode.AXI_DECERR, 0))
+        with m.If(self.error == 0):
+            with m.If(range_error):
+                m.d.sync += self.error.eq(ErrorCode.DMA_RANGE)
+            with m.Elif(r_fire & (self.rresp != RESP_OKAY)):
+                m.d.sync += self.error.eq(bus_error)
+        m.d.comb += self.idle.eq(~pending.r_rdy & ~ar_busy & ~out_valid & ~self.cmd.valid)
+        return m
+
+
+class RowWriter(wiring.Component):
+    """Writes rows over the AW/W/B channels, shifted into place with byte strobes."""
+
+    def __init__(self, bus_bits: int, max_bytes: int):
+        self.bus_bytes = bus_bits // 8
+        self.max_bytes = max_bytes
+        self.max_beats = (max_bytes + self.bus_bytes - 1) // self.bus_bytes + 1
+        super().__init__({
+            "cmd": In(stream.Signature(write_cmd_layout(max_bytes))),
+            "awaddr": Out(ADDR_BITS), "awlen": Out(8), "awsize": Out(3), "awburst": Out(2),
+            "awvalid": Out(1), "awready": In(1),
+            "wdata": Out(bus_bits), "wstrb": Out(self.bus_bytes), "wlast": Out(1),
+            "wvalid": Out(1), "wready": In(1),
+            "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+            "base": In(ADDR_BITS), "size": In(ADDR_BITS + 1),
+            "error": Out(3), "idle": Out(1), "bytes_written": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        B, shift = self.bus_bytes, _log2(self.bus_bytes)
+        nwords = self.max_beats
+        m.d.comb += [self.awsize.eq(shift), self.awburst.eq(BURST_INCR), self.bready.eq(1)]
+
+        plan = _BurstPlan(m, self.cmd.payload.addr, self.cmd.payload.nbytes, B,
+                          self.max_beats, self.base, self.size)
+        wdata = Signal(nwords * 8 * B)
+        wstrb = Signal(nwords * B)
+        nbeats = Signal(range(self.max_beats + 1))
+        len1 = Signal(range(self.max_beats + 1))
+        beat = Signal(range(self.max_beats + 1))
+        second_addr, second_len, second_due = Signal(ADDR_BITS), Signal(8), Signal()
+        aw_busy, w_busy = Signal(), Signal()
+        outstanding = Signal(8)
+
+        keep = Cat(*[Mux(self.cmd.payload.nbytes > i, 1, 0) for i in range(self.max_bytes)])
+        m.d.comb += self.cmd.ready.eq(~aw_busy & ~w_busy & (outstanding < 200))
+        take = self.cmd.valid & self.cmd.ready
+        range_error = take & ~plan.in_range
+        with m.If(take & plan.in_range):
+            m.d.sync += [
+                wdata.eq(self.cmd.payload.data << (plan.offset * 8)),
+                wstrb.eq(keep << plan.offset),
+                nbeats.eq(plan.nbeats), len1.eq(plan.len1), beat.eq(0),
+                self.awaddr.eq(plan.first), self.awlen.eq(plan.len1 - 1), self.awvalid.eq(1),
+                second_addr.eq(plan.addr2), second_len.eq(plan.len2 - 1),
+                second_due.eq(plan.split), aw_busy.eq(1), w_busy.eq(1),
+            ]
+        with m.If(self.awvalid & self.awready):
+            with m.If(second_due):
+                m.d.sync += [self.awaddr.eq(second_addr), self.awlen.eq(second_len),
+                             second_due.eq(0)]
+            with m.Else():
+                m.d.sync += [self.awvalid.eq(0), aw_busy.eq(0)]
+
+        m.d.comb += [
+            self.wvalid.eq(w_busy),
+            self.wdata.eq(wdata.word_select(beat, 8 * B)),
+            self.wstrb.eq(wstrb.word_select(beat, B)),
+            self.wlast.eq((beat == len1 - 1) | (beat == nbeats - 1)),
+        ]
+        with m.If(self.wvalid & self.wready):
+            m.d.sync += [beat.eq(beat + 1), self.bytes_written.eq(self.bytes_written + B)]
+            with m.If(beat == nbeats - 1):
+                m.d.sync += w_busy.eq(0)
+
+        aw_fire = self.awvalid & self.awready
+        b_fire = self.bvalid & self.bready
+        m.d.sync += outstanding.eq(outstanding + aw_fire - b_fire)
+        bus_error = Mux(self.bresp == RESP_SLVERR, ErrorCode.AXI_SLVERR,
+                        Mux(self.bresp == RESP_DECERR, ErrorCode.AXI_DECERR, 0))
+        with m.If(self.error == 0):
+            with m.If(range_error):
+                m.d.sync += self.error.eq(ErrorCode.DMA_RANGE)
+            with m.Elif(b_fire & (self.bresp != RESP_OKAY)):
+                m.d.sync += self.error.eq(bus_error)
+        m.d.comb += self.idle.eq(~aw_busy & ~w_busy & (outstanding == 0) & ~self.cmd.valid)
+        return m

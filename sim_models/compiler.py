@@ -1,0 +1,477 @@
+"""Compiler/driver: lowers GEMM and conv2d layers into knpu programs and memory images.
+
+A :class:`Layer` holds everything one run needs: the program, the DRAM image (inputs,
+weights, program), where the output goes, and the golden result.  It runs the same way on
+the functional model (:meth:`Layer.run_functional`) and on the RTL (``testbench``).
+
+Schedule (weight-stationary): the output is cut into blocks of ``Mb`` rows x ``cols``
+columns; each block accumulates over K-tiles of ``rows``.  Activations of an M-block stay
+in the scratchpad for every N-tile when they fit (else they are reloaded), weight tiles
+and accumulator blocks are double-buffered, and the units synchronise with tokens so that
+loads, compute and stores of neighbouring steps overlap (the VTA scheme).
+Output-stationary: one ``rows`` x ``cols`` output tile at a time, K streamed in chunks that
+fit the scratchpad, operands double-buffered the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hdl import isa
+from hdl.config import NPUConfig
+from hdl.isa import Opcode
+
+from . import golden
+from .isa_sim import FunctionalNPU, RunResult
+
+__all__ = ["LayerError", "Requant", "Layer", "compile_gemm", "compile_conv2d", "im2col",
+           "conv2d_reference"]
+
+ALIGN = 64
+
+
+class LayerError(ValueError):
+    """The layer is malformed or cannot be mapped onto this core; raised before any run."""
+
+
+@dataclass
+class Requant:
+    """Output stage: int8 with per-tensor or per-channel scale, or raw int32."""
+    scale: float | np.ndarray | None = None   # None: raw int32 output
+    zero_point: int = 0
+    activation: str = "none"                   # none | relu | relu6
+    bias: np.ndarray | None = None             # int32 per output channel
+
+    def params(self, n: int):
+        """(multiplier[n], shift[n], bias[n], zero_point, clamp) or None for raw."""
+        if self.scale is None:
+            return None
+        scales = np.broadcast_to(np.asarray(self.scale, float), (n,))
+        mult, shift = zip(*(golden.quantize_multiplier(float(s)) for s in scales))
+        if self.activation == "relu6" and np.ndim(self.scale):
+            raise LayerError("relu6 needs one output scale (per-tensor)")
+        clamp = golden.activation_range(self.activation, self.zero_point,
+                                        float(np.asarray(self.scale).flat[0]))
+        if not -128 <= self.zero_point <= 127:
+            raise LayerError(f"zero point {self.zero_point} is outside int8")
+        bias = np.zeros(n, np.int64) if self.bias is None else np.asarray(self.bias, np.int64)
+        if bias.shape != (n,):
+            raise LayerError(f"bias has shape {bias.shape}, expected ({n},)")
+        if bias.min(initial=0) < golden.INT32_MIN or bias.max(initial=0) > golden.INT32_MAX:
+            raise LayerError("bias does not fit int32")
+        return np.array(mult), np.array(shift), bias, self.zero_point, clamp
+
+
+@dataclass
+class Layer:
+    cfg: NPUConfig
+    name: str
+    program: list[int]
+    dram: bytearray
+    program_addr: int
+    out_addr: int
+    out_shape: tuple
+    out_dtype: str                      # "int8" | "int32"
+    expected: np.ndarray
+    macs: int
+    meta: dict = field(default_factory=dict)
+
+    def output(self, dram: bytes | bytearray | None = None) -> np.ndarray:
+        dram = self.dram if dram is None else dram
+        dtype = np.int8 if self.out_dtype == "int8" else np.dtype("<i4")
+        n = int(np.prod(self.out_shape)) * np.dtype(dtype).itemsize
+        return np.frombuffer(bytes(dram[self.out_addr:self.out_addr + n]),
+                             dtype=dtype).reshape(self.out_shape).astype(np.int64)
+
+    def run_functional(self) -> tuple[RunResult, np.ndarray]:
+        dram = bytearray(self.dram)
+        result = FunctionalNPU(self.cfg, dram).run(self.program)
+        return result, self.output(dram)
+
+
+class _Image:
+    """Bump allocator over the DRAM image."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def alloc(self, nbytes: int) -> int:
+        addr = len(self.data)
+        addr = (addr + ALIGN - 1) // ALIGN * ALIGN
+        self.data.extend(bytes(addr + nbytes - len(self.data)))
+        return addr
+
+    def put(self, array, dtype) -> int:
+        raw = np.ascontiguousarray(array).astype(dtype).tobytes()
+        addr = self.alloc(len(raw))
+        self.data[addr:addr + len(raw)] = raw
+        return addr
+
+
+class _Program:
+    """Instruction lists per unit, interleaved in program order with token flags."""
+
+    def __init__(self):
+        self.words: list[int] = []
+
+    def emit(self, op, **fields):
+        self.words.append(isa.encode(op, **fields))
+
+
+def _check_int8(name, x, ndim):
+    x = np.asarray(x)
+    if x.ndim != ndim:
+        raise LayerError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.integer):
+        raise LayerError(f"{name} must hold integers, got {x.dtype}")
+    if x.size == 0:
+        raise LayerError(f"{name} is empty (shape {x.shape})")
+    if x.min() < -128 or x.max() > 127:
+        raise LayerError(f"{name} has values outside int8")
+    return x.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------
+# A operand sources: how the rows of A (M x K) reach scratchpad lines.
+
+class _DenseA:
+    """A stored row-major in DRAM (M x K int8)."""
+
+    def __init__(self, addr: int, K: int):
+        self.addr, self.K = addr, K
+
+    def k_tiles(self, R):
+        return [(k0, min(R, self.K - k0)) for k0 in range(0, self.K, R)]
+
+    def load(self, prog, sp_addr, m0, mb, k0, kt, flags):
+        prog.emit(Opcode.LOAD, sp_addr=sp_addr, nrows=mb, ncols=kt,
+                  dram_addr=self.addr + m0 * self.K + k0, dram_stride=self.K, **flags)
+
+
+class _Im2colA:
+    """A = im2col(input) read straight from the padded NHWC input with strided loads:
+    a K-tile is (ky, kx, channels c0..c0+kt), a scratchpad line is the input pixel under
+    that kernel tap for one output pixel."""
+
+    def __init__(self, addr, Hp, Wp, Cin, KH, KW, stride, Ho, Wo):
+        self.addr, self.Hp, self.Wp, self.Cin = addr, Hp, Wp, Cin
+        self.KH, self.KW, self.stride, self.Ho, self.Wo = KH, KW, stride, Ho, Wo
+
+    def k_tiles(self, R):
+        return [((ky * self.KW + kx) * self.Cin + c0, min(R, self.Cin - c0))
+                for ky in range(self.KH) for kx in range(self.KW)
+                for c0 in range(0, self.Cin, R)]
+
+    def load(self, prog, sp_addr, m0, mb, k0, kt, flags):
+        tap, c0 = divmod(k0, self.Cin)
+        ky, kx = divmod(tap, self.KW)
+        m, line = m0, sp_addr
+        loads = []
+        while m < m0 + mb:
+            y, x = divmod(m, self.Wo)
+            run = min(self.Wo - x, m0 + mb - m)
+            pixel = (y * self.stride + ky) * self.Wp + (x * self.stride + kx)
+            loads.append(dict(sp_addr=line, nrows=run, ncols=kt,
+                              dram_addr=self.addr + pixel * self.Cin + c0,
+                              dram_stride=self.stride * self.Cin))
+            m, line = m + run, line + run
+        for n, fields in enumerate(loads):  # tokens: pop on the first, push on the last
+            prog.emit(Opcode.LOAD, **fields,
+                      pop_next=flags.get("pop_next", 0) if n == 0 else 0,
+                      push_next=flags.get("push_next", 0) if n == len(loads) - 1 else 0)
+
+
+# ----------------------------------------------------------------------------------------
+
+def _emit_config(prog, params, n0, nt, per_lane):
+    mult, shift, bias, zp, (lo, hi) = params
+    common = dict(zero_point=zp, clamp_min=lo, clamp_max=hi)
+    if not per_lane:
+        prog.emit(Opcode.CONFIG, lane=isa.CONFIG_ALL_LANES,
+                  multiplier=int(golden.wrap(mult[0], 32)), shift=int(shift[0]),
+                  bias=int(bias[0]), **common)
+        return
+    for j in range(nt):
+        prog.emit(Opcode.CONFIG, lane=j, multiplier=int(golden.wrap(mult[n0 + j], 32)),
+                  shift=int(shift[n0 + j]), bias=int(bias[n0 + j]), **common)
+
+
+def _per_lane(params, n):
+    mult, shift, bias, *_ = params
+    return not (np.all(mult == mult[0]) and np.all(shift == shift[0]) and
+                np.all(bias == bias[0]))
+
+
+def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_dense,
+                 acc_bias_addr=None):
+    """Emit the weight-stationary schedule (see module doc).  Returns the step count."""
+    R, C = cfg.rows, cfg.cols
+    k_tiles = a_src.k_tiles(R)
+    n_tiles = [(n0, min(C, N - n0)) for n0 in range(0, N, C)]
+    Kt = len(k_tiles)
+    w_slot = [0, R]                                  # two weight tiles
+    a_base = 2 * R
+    room = cfg.sp_lines - a_base
+    Mb = min(M, cfg.acc_lines // 2)
+    resident = Kt >= 2 and Kt * Mb <= room
+    if not resident:
+        Mb = min(Mb, room // 2)
+        if Mb < 1:
+            raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
+        if Kt >= 2 and Kt * min(M, cfg.acc_lines // 2) > room:
+            # Smaller blocks that keep A resident beat reloading it for every N-tile.
+            mb_resident = room // Kt
+            if mb_resident >= max(1, min(M, cfg.acc_lines // 2) // 2):
+                Mb, resident = mb_resident, True
+    acc_slot = [0, Mb]
+    per_lane = params is not None and _per_lane(params, N)
+    if params is not None and not per_lane:
+        _emit_config(prog, params, 0, C, per_lane=False)
+
+    step = 0
+    tile = 0
+    for m0 in range(0, M, Mb):
+        mb = min(Mb, M - m0)
+        loaded = set()                   # resident A chunks of this M-block
+        if resident and m0 > 0:
+            # The new block's chunks overwrite the old block's: let its last uses finish.
+            prog.emit(Opcode.SYNC)
+        for ni, (n0, nt) in enumerate(n_tiles):
+            live = [(ki, k0, kt) for ki, (k0, kt) in enumerate(k_tiles)
+                    if b_dense is None or np.any(b_dense[k0:k0 + kt, n0:n0 + nt])]
+            if not live:           # an all-zero weight block (depthwise): still write zeros
+                live = [(0, *k_tiles[0])]
+            slot = acc_slot[tile % 2]
+            for j, (ki, k0, kt) in enumerate(live):
+                a_line = a_base + (ki * Mb if resident else (step % 2) * Mb)
+                # Load: A chunk (unless resident and already there), weight tile.
+                reuse = step >= 2
+                if j == 0 and acc_bias_addr is not None:
+                    _load_acc_bias(prog, tile, slot, mb, nt, acc_bias_addr + 4 * n0)
+                load_a = not resident or ki not in loaded
+                loaded.add(ki)
+                first_load = True
+                if load_a:
+                    a_src.load(prog, a_line, m0, mb, k0, kt,
+                               {"pop_next": int(reuse)})
+                    first_load = False
+                prog.emit(Opcode.LOAD, sp_addr=w_slot[step % 2], nrows=kt, ncols=nt,
+                          dram_addr=b_addr + k0 * N + n0, dram_stride=N,
+                          pop_next=int(reuse and first_load), push_next=1)
+                # Compute.
+                last = j == len(live) - 1
+                prog.emit(Opcode.PRELOAD, sp_addr=w_slot[step % 2], nrows=kt, pop_prev=1)
+                prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
+                          accumulate=int(j > 0 or acc_bias_addr is not None), push_prev=1, push_next=int(last),
+                          pop_next=int(j == 0 and tile >= 2))
+                step += 1
+            # Store the block.
+            if params is not None and per_lane:
+                _emit_config(prog, params, n0, nt, per_lane=True)
+            prog.emit(Opcode.STORE, acc_addr=slot, nrows=mb, ncols=nt,
+                      raw=int(params is None), dram_addr=out_addr + (m0 * N + n0) * esize,
+                      dram_stride=N * esize, pop_prev=1, push_prev=1)
+            tile += 1
+    prog.emit(Opcode.HALT)
+    return {"steps": step, "tiles": tile, "Mb": Mb, "a_resident": resident}
+
+
+def _load_acc_bias(prog, tile, slot, nrows, ncols, addr):
+    """Accumulate into bias: LOAD_ACC the bias row into every line of the block (stride 0).
+    The slot was last read by the store two tiles ago, which only a SYNC orders the load
+    unit after."""
+    if tile >= 2:
+        prog.emit(Opcode.SYNC)
+    prog.emit(Opcode.LOAD_ACC, acc_addr=slot, nrows=nrows, ncols=ncols, dram_addr=addr,
+              dram_stride=0)
+
+
+def _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params,
+                 acc_bias_addr=None):
+    """Output-stationary: A^T (K x M) and B (K x N) in DRAM, one R x C tile at a time."""
+    R, C = cfg.rows, cfg.cols
+    Kc = min(K, (cfg.sp_lines // 4))                # 2 slots each for A^T and B chunks
+    if Kc < 1:
+        raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
+    a_slot, b_slot = [0, Kc], [2 * Kc, 3 * Kc]
+    acc_slot = [0, R]
+    per_lane = params is not None and _per_lane(params, N)
+    if params is not None and not per_lane:
+        _emit_config(prog, params, 0, C, per_lane=False)
+    step = tile = 0
+    for m0 in range(0, M, R):
+        mt = min(R, M - m0)
+        for n0 in range(0, N, C):
+            nt = min(C, N - n0)
+            chunks = [(k0, min(Kc, K - k0)) for k0 in range(0, K, Kc)]
+            slot = acc_slot[tile % 2]
+            for j, (k0, kc) in enumerate(chunks):
+                s = step % 2
+                if j == 0 and acc_bias_addr is not None:
+                    _load_acc_bias(prog, tile, slot, R, nt, acc_bias_addr + 4 * n0)
+                prog.emit(Opcode.LOAD, sp_addr=a_slot[s], nrows=kc, ncols=mt,
+                          dram_addr=at_addr + k0 * M + m0, dram_stride=M,
+                          pop_next=int(step >= 2))
+                prog.emit(Opcode.LOAD, sp_addr=b_slot[s], nrows=kc, ncols=nt,
+                          dram_addr=b_addr + k0 * N + n0, dram_stride=N, push_next=1)
+                last = j == len(chunks) - 1
+                prog.emit(Opcode.COMPUTE, a_addr=a_slot[s], b_addr=b_slot[s], acc_addr=slot,
+                          nrows=kc, accumulate=int(j > 0 or acc_bias_addr is not None),
+                          pop_prev=1, push_prev=1,
+                          push_next=int(last), pop_next=int(j == 0 and tile >= 2))
+                step += 1
+            if params is not None and per_lane:
+                _emit_config(prog, params, n0, nt, per_lane=True)
+            prog.emit(Opcode.STORE, acc_addr=slot, nrows=mt, ncols=nt,
+                      raw=int(params is None), dram_addr=out_addr + (m0 * N + n0) * esize,
+                      dram_stride=N * esize, pop_prev=1, push_prev=1)
+            tile += 1
+    prog.emit(Opcode.HALT)
+    return {"steps": step, "tiles": tile, "Kc": Kc}
+
+
+def _finish(cfg, name, image, prog, out_addr, out_shape, params, acc, macs, meta):
+    """Place the program, compute the golden output, check the image fits 32-bit space."""
+    program_addr = image.alloc(len(prog.words) * isa.INSN_BYTES)
+    for i, word in enumerate(prog.words):
+        image.data[program_addr + 16 * i:program_addr + 16 * (i + 1)] = word.to_bytes(16, "little")
+    image.alloc(ALIGN)  # slack: nothing sits flush against the end of memory
+    if len(image.data) >= 1 << 32:
+        raise LayerError("the layer does not fit a 32-bit address space")
+    if params is None:
+        expected = golden.wrap(acc, 32)
+        dtype = "int32"
+    else:
+        mult, shift, bias, zp, clamp = params
+        expected = golden.requantize(acc, mult, shift, zero_point=zp, clamp=clamp,
+                                     bias=bias).astype(np.int64)
+        dtype = "int8"
+    return Layer(cfg, name, prog.words, image.data, program_addr, out_addr, out_shape, dtype,
+                 expected.reshape(out_shape), macs, meta)
+
+
+def compile_gemm(cfg: NPUConfig, a, b, requant: Requant | None = None,
+                 name: str = "gemm", acc_bias=None) -> Layer:
+    """``out = requant(A @ B)``: A is M x K, B is K x N (int8); int8 or raw int32 out.
+
+    ``acc_bias`` (int32 per output column): preload it into the accumulator with LOAD_ACC
+    and accumulate onto it (instead of adding a bias in post-processing)."""
+    a, b = _check_int8("A", a, 2), _check_int8("B", b, 2)
+    if a.shape[1] != b.shape[0]:
+        raise LayerError(f"{name}: inner dimensions differ: A is {a.shape}, B is {b.shape}")
+    M, K = a.shape
+    N = b.shape[1]
+    requant = requant or Requant()
+    params = requant.params(N)
+    esize = 1 if params is not None else 4
+    image = _Image()
+    prog = _Program()
+    acc = golden.gemm(a, b)
+    bias_addr = None
+    if acc_bias is not None:
+        acc_bias = np.asarray(acc_bias, np.int64)
+        if acc_bias.shape != (N,) or acc_bias.min() < golden.INT32_MIN or \
+                acc_bias.max() > golden.INT32_MAX:
+            raise LayerError(f"{name}: acc_bias must be {N} int32 values")
+        bias_addr = image.put(acc_bias, "<i4")
+        acc = golden.wrap(acc + acc_bias, 32)
+    if cfg.dataflow == "ws":
+        a_addr, b_addr = image.put(a, np.int8), image.put(b, np.int8)
+        out_addr = image.alloc(M * N * esize)
+        meta = _schedule_ws(cfg, prog, _DenseA(a_addr, K), M, K, N, b_addr, out_addr, esize,
+                            params, None, bias_addr)
+    else:
+        at_addr, b_addr = image.put(a.T, np.int8), image.put(b, np.int8)
+        out_addr = image.alloc(M * N * esize)
+        meta = _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params,
+                            bias_addr)
+    return _finish(cfg, name, image, prog, out_addr, (M, N), params, acc,
+                   M * K * N, {**meta, "M": M, "K": K, "N": N})
+
+
+def im2col(x, KH, KW, stride, padding):
+    """NHWC (H, W, Cin) -> (Ho*Wo, KH*KW*Cin) with K ordered (ky, kx, c)."""
+    H, W, Cin = x.shape
+    xp = np.pad(x, ((padding, padding), (padding, padding), (0, 0)))
+    Ho = (H + 2 * padding - KH) // stride + 1
+    Wo = (W + 2 * padding - KW) // stride + 1
+    cols = np.empty((Ho, Wo, KH, KW, Cin), np.int64)
+    for ky in range(KH):
+        for kx in range(KW):
+            cols[:, :, ky, kx] = xp[ky:ky + stride * Ho:stride, kx:kx + stride * Wo:stride]
+    return cols.reshape(Ho * Wo, KH * KW * Cin), (Ho, Wo)
+
+
+def conv2d_reference(x, w, stride=1, padding=0, depthwise=False):
+    """Direct int64 convolution (independent of im2col), for tests."""
+    H, W, Cin = x.shape
+    KH, KW = w.shape[:2]
+    xp = np.pad(np.asarray(x, np.int64), ((padding, padding), (padding, padding), (0, 0)))
+    Ho = (H + 2 * padding - KH) // stride + 1
+    Wo = (W + 2 * padding - KW) // stride + 1
+    Cout = Cin if depthwise else w.shape[3]
+    out = np.zeros((Ho, Wo, Cout), np.int64)
+    for ky in range(KH):
+        for kx in range(KW):
+            patch = xp[ky:ky + stride * Ho:stride, kx:kx + stride * Wo:stride]
+            if depthwise:
+                out += patch * np.asarray(w, np.int64)[ky, kx]
+            else:
+                out += patch @ np.asarray(w, np.int64)[ky, kx]
+    return out
+
+
+def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
+                   depthwise: bool = False, requant: Requant | None = None,
+                   name: str = "conv2d") -> Layer:
+    """NHWC int8 convolution.  ``x``: (H, W, Cin).  ``w``: (KH, KW, Cin, Cout), or
+    (KH, KW, C) when ``depthwise``.  Lowered to a GEMM over im2col rows: WS reads them
+    straight from the padded input with strided loads; OS needs them transposed, so the
+    image holds im2col(x)^T."""
+    x = _check_int8("input", x, 3)
+    w = _check_int8("weights", w, 3 if depthwise else 4)
+    H, W, Cin = x.shape
+    KH, KW = w.shape[:2]
+    if (w.shape[2] != Cin):
+        raise LayerError(f"{name}: weights expect {w.shape[2]} input channels, input has {Cin}")
+    if not (isinstance(stride, int) and stride >= 1 and isinstance(padding, int) and padding >= 0):
+        raise LayerError(f"{name}: stride must be >= 1 and padding >= 0 "
+                         f"(got stride={stride}, padding={padding})")
+    if KH > H + 2 * padding or KW > W + 2 * padding:
+        raise LayerError(f"{name}: kernel {KH}x{KW} is larger than the padded input")
+    Cout = Cin if depthwise else w.shape[3]
+    # B (K x N), K ordered (ky, kx, c); depthwise: only c == n is non-zero.
+    if depthwise:
+        b = np.zeros((KH, KW, Cin, Cout), np.int64)
+        for c in range(Cin):
+            b[:, :, c, c] = w[:, :, c]
+    else:
+        b = w
+    b = b.reshape(KH * KW * Cin, Cout)
+    cols, (Ho, Wo) = im2col(x, KH, KW, stride, padding)
+    M, K, N = Ho * Wo, KH * KW * Cin, Cout
+    requant = requant or Requant()
+    params = requant.params(N)
+    esize = 1 if params is not None else 4
+    image = _Image()
+    prog = _Program()
+    if cfg.dataflow == "ws":
+        xp = np.pad(x, ((padding, padding), (padding, padding), (0, 0)))
+        x_addr = image.put(xp, np.int8)
+        b_addr = image.put(b, np.int8)
+        out_addr = image.alloc(M * N * esize)
+        src = _Im2colA(x_addr, H + 2 * padding, W + 2 * padding, Cin, KH, KW, stride, Ho, Wo)
+        meta = _schedule_ws(cfg, prog, src, M, K, N, b_addr, out_addr, esize, params,
+                            b if depthwise else None)
+    else:
+        at_addr = image.put(cols.T, np.int8)
+        b_addr = image.put(b, np.int8)
+        out_addr = image.alloc(M * N * esize)
+        meta = _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params)
+    acc = conv2d_reference(x, w, stride, padding, depthwise).reshape(M, N)
+    macs = M * KH * KW * (1 if depthwise else Cin) * Cout
+    return _finish(cfg, name, image, prog, out_addr, (Ho, Wo, Cout), params, acc, macs,
+                   {**meta, "M": M, "K": K, "N": N})

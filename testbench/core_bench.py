@@ -1,0 +1,128 @@
+"""Host side of the NPU core in cocotb: cocotbext-axi models the DRAM (AxiRam) and the CPU's
+register port (AxiLiteMaster); this module loads a compiled layer, runs it, reads back.
+
+Faults are injected by hooking the AxiRam's own read/write paths: an access to a SLVERR
+region raises (cocotbext answers SLVERR), and a DECERR region rewrites the response code.
+"""
+
+from __future__ import annotations
+
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, First, RisingEdge
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+from cocotbext.axi.constants import AxiResp
+
+from hdl import regmap
+from hdl.isa import ErrorCode
+
+__all__ = ["CoreBench"]
+
+
+def _pauses(rng: random.Random, probability: float):
+    while True:
+        yield rng.random() < probability
+
+
+class CoreBench:
+    def __init__(self, dut, cfg, mem_size: int, seed: int = 0, pause_probability: float = 0.0):
+        self.dut, self.cfg, self.mem_size = dut, cfg, mem_size
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=mem_size)
+        self.host = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
+        for logger in (self.ram.write_if.log, self.ram.read_if.log, self.host.write_if.log,
+                       self.host.read_if.log):
+            logger.setLevel("WARNING")
+        self.slverr: list[range] = []
+        self.decerr: list[range] = []
+        self._install_fault_hooks()
+        if pause_probability:
+            rng = random.Random(seed)
+            channels = [self.ram.write_if.aw_channel, self.ram.write_if.w_channel,
+                        self.ram.write_if.b_channel, self.ram.read_if.ar_channel,
+                        self.ram.read_if.r_channel, self.host.write_if.aw_channel,
+                        self.host.write_if.w_channel, self.host.write_if.b_channel,
+                        self.host.read_if.ar_channel, self.host.read_if.r_channel]
+            for ch in channels:
+                ch.set_pause_generator(_pauses(random.Random(rng.random()), pause_probability))
+
+    def _install_fault_hooks(self):
+        bench = self
+
+        def hook(iface, method, channel, resp_field):
+            original = getattr(iface, method)
+            state = {"decerr": False}
+
+            async def access(address, *args):
+                if any(address in r for r in bench.slverr):
+                    raise IOError(f"injected SLVERR at {address:#x}")
+                if any(address in r for r in bench.decerr):
+                    state["decerr"] = True
+                return await original(address, *args)
+
+            setattr(iface, method, access)
+            send = channel.send
+
+            async def send_with_fault(tr):
+                if state["decerr"]:
+                    setattr(tr, resp_field, AxiResp.DECERR)
+                    if resp_field == "bresp" or getattr(tr, "rlast", 1):
+                        state["decerr"] = False
+                await send(tr)
+
+            channel.send = send_with_fault
+
+        hook(self.ram.read_if, "_read", self.ram.read_if.r_channel, "rresp")
+        hook(self.ram.write_if, "_write", self.ram.write_if.b_channel, "bresp")
+
+    async def reset(self):
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 4)
+        self.dut.rst.value = 0
+        await ClockCycles(self.dut.clk, 2)
+
+    async def write_reg(self, addr, value):
+        await self.host.write_dword(addr, value)
+
+    async def read_reg(self, addr) -> int:
+        return await self.host.read_dword(addr)
+
+    async def counters(self) -> dict:
+        out = {}
+        for name, addr in regmap.COUNTERS.items():
+            lo, hi = await self.read_reg(addr), await self.read_reg(addr + 4)
+            out[name] = lo | (hi << 32)
+        return out
+
+    async def soft_reset(self):
+        await self.write_reg(regmap.CTRL, regmap.CTRL_SOFT_RESET)
+        await ClockCycles(self.dut.clk, 4)
+
+    async def run(self, program_addr: int, program_len: int, image: bytes | None = None,
+                  timeout_cycles: int = 2_000_000) -> dict:
+        """Load ``image`` at address 0, start the program, wait for ``irq`` (bounded)."""
+        if image is not None:
+            self.ram.write(0, bytes(image))
+        await self.write_reg(regmap.PROG_ADDR, program_addr)
+        await self.write_reg(regmap.PROG_LEN, program_len)
+        await self.write_reg(regmap.DRAM_BASE, 0)
+        await self.write_reg(regmap.DRAM_SIZE, self.mem_size)
+        await self.write_reg(regmap.CTRL, regmap.CTRL_START)
+        await RisingEdge(self.dut.clk)
+        timeout = ClockCycles(self.dut.clk, timeout_cycles)
+        if not int(self.dut.irq.value):
+            fired = await First(RisingEdge(self.dut.irq), timeout)
+            if fired is timeout:
+                status = regmap.decode_status(await self.read_reg(regmap.STATUS))
+                raise AssertionError(f"core hung: no irq after {timeout_cycles} cycles, "
+                                     f"status {status}")
+        status = regmap.decode_status(await self.read_reg(regmap.STATUS))
+        status["error_name"] = ErrorCode(status["code"]).name
+        status["err_pc"] = await self.read_reg(regmap.ERR_PC)
+        status["counters"] = await self.counters()
+        return status
+
+    def read_dram(self, addr: int, nbytes: int) -> bytes:
+        return self.ram.read(addr, nbytes)

@@ -1,0 +1,36 @@
+"""The end-to-end workloads of the core regression, compiled for a configuration."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hdl.config import NPUConfig
+from sim_models.compiler import Requant, compile_conv2d, compile_gemm
+
+__all__ = ["regression_layers"]
+
+
+def regression_layers(cfg: NPUConfig, seed: int) -> list:
+    """Awkward GEMMs, convolutions, per-channel requantization, activations and
+    accumulate-into-bias, all with random int8 data from ``seed``."""
+    rng = np.random.default_rng(seed)
+    i8 = lambda *shape: rng.integers(-128, 128, shape)  # noqa: E731
+    layers = [
+        compile_gemm(cfg, i8(1, 1), i8(1, 1), name="gemm_1x1x1_int32"),
+        compile_gemm(cfg, i8(37, 53), i8(53, 29), name="gemm_37x53x29_perchannel_relu",
+                     requant=Requant(scale=rng.uniform(2e-4, 2e-3, 29), zero_point=-3,
+                                     activation="relu", bias=rng.integers(-5000, 5000, 29))),
+        compile_gemm(cfg, i8(19, 23), i8(23, 11), name="gemm_19x23x11_acc_into_bias_int32",
+                     acc_bias=rng.integers(-(1 << 31), (1 << 31) - 1, 11)),
+    ]
+    x = i8(9, 9, 5)
+    layers += [
+        compile_conv2d(cfg, x, i8(3, 3, 5, 6), 1, 1, name="conv3x3_s1_p1_relu6",
+                       requant=Requant(scale=0.0015, zero_point=-20, activation="relu6")),
+        compile_conv2d(cfg, x, i8(3, 3, 5, 6), 2, 1, name="conv3x3_s2_p1",
+                       requant=Requant(scale=0.001, bias=rng.integers(-3000, 3000, 6))),
+        compile_conv2d(cfg, x, i8(1, 1, 5, 7), 1, 0, name="conv1x1_int32"),
+        compile_conv2d(cfg, x, i8(3, 3, 5), 1, 1, depthwise=True, name="depthwise3x3_relu",
+                       requant=Requant(scale=rng.uniform(0.005, 0.02, 5), activation="relu")),
+    ]
+    return layers
