@@ -13,14 +13,15 @@ DATAFLOW ?= ws
 SIM      ?= verilator
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim test test-fast verilog waves clean distclean help
+.PHONY: all bootstrap sim test test-fast bench verilog verilog-core isa-doc waves clean distclean help
 
 all: help
 
 help:
 	@echo "make sim      build the default core ($(ROWS)x$(COLS) $(DATAFLOW)), run a random GEMM on the RTL, report"
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
-	@echo "make verilog  generate Verilog for ROWS/COLS/DATAFLOW into build/"
+	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
+	@echo "make verilog  generate Verilog for ROWS/COLS/DATAFLOW into build/ (array; verilog-core: whole core)"
 	@echo "make waves    run the sim with an FST waveform dump and say where it is"
 	@echo "make clean    remove build/ (simulator builds, Verilog, reports)"
 
@@ -49,8 +50,17 @@ test: bootstrap
 test-fast: bootstrap
 	$(PY) -m pytest -m "not rtl" -n $(JOBS)
 
+bench: bootstrap
+	$(PY) scripts/bench.py
+
 verilog: bootstrap
 	$(PY) -m hdl --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)
+
+verilog-core: bootstrap
+	$(PY) -m hdl --core --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)
+
+isa-doc: bootstrap
+	$(PY) -m hdl.isa > docs/isa.md
 
 waves: bootstrap
 	$(PY) scripts/sim.py --rows 4 --cols 4 --dataflow $(DATAFLOW) --sim $(SIM) --gemm 8 8 8 --waves

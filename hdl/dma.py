@@ -97,32 +97,34 @@ class RowReader(wiring.Component):
         second_addr = Signal(ADDR_BITS)
         second_len = Signal(8)
         second_due = Signal()
-        ar_busy = Signal()
         w_entry = Signal(entry)
         m.d.comb += [
             w_entry.offset.eq(plan.offset), w_entry.nbytes.eq(self.cmd.payload.nbytes),
             w_entry.nbeats.eq(plan.nbeats), w_entry.skip.eq(~plan.in_range),
             w_entry.tag.eq(self.cmd.payload.tag), pending.w_data.eq(w_entry),
         ]
+        # A new command is taken in the cycle the previous row's last AR is accepted, so
+        # one-beat rows go out at one per cycle.
+        ar_free = ~self.arvalid | (self.arready & ~second_due)
         take = Signal()
         m.d.comb += [
-            self.cmd.ready.eq(~ar_busy & pending.w_rdy),
+            self.cmd.ready.eq(ar_free & pending.w_rdy),
             take.eq(self.cmd.valid & self.cmd.ready),
             pending.w_en.eq(take),
         ]
         range_error = Signal()
         m.d.comb += range_error.eq(take & ~plan.in_range)
-        with m.If(take & plan.in_range):
-            m.d.sync += [self.araddr.eq(plan.first), self.arlen.eq(plan.len1 - 1),
-                         self.arvalid.eq(1), ar_busy.eq(1),
-                         second_addr.eq(plan.addr2), second_len.eq(plan.len2 - 1),
-                         second_due.eq(plan.split)]
         with m.If(self.arvalid & self.arready):
             with m.If(second_due):
                 m.d.sync += [self.araddr.eq(second_addr), self.arlen.eq(second_len),
                              second_due.eq(0)]
             with m.Else():
-                m.d.sync += [self.arvalid.eq(0), ar_busy.eq(0)]
+                m.d.sync += self.arvalid.eq(0)
+        with m.If(take & plan.in_range):
+            m.d.sync += [self.araddr.eq(plan.first), self.arlen.eq(plan.len1 - 1),
+                         self.arvalid.eq(1),
+                         second_addr.eq(plan.addr2), second_len.eq(plan.len2 - 1),
+                         second_due.eq(plan.split)]
 
         # --- data side: collect beats, realign, zero-pad ---------------------------------
         head = Signal(entry)
@@ -167,7 +169,7 @@ class RowReader(wiring.Component):
                 m.d.sync += self.error.eq(ErrorCode.DMA_RANGE)
             with m.Elif(r_fire & (self.rresp != RESP_OKAY)):
                 m.d.sync += self.error.eq(bus_error)
-        m.d.comb += self.idle.eq(~pending.r_rdy & ~ar_busy & ~out_valid & ~self.cmd.valid)
+        m.d.comb += self.idle.eq(~pending.r_rdy & ~self.arvalid & ~out_valid & ~self.cmd.valid)
         return m
 
 
@@ -207,9 +209,29 @@ class RowWriter(wiring.Component):
         outstanding = Signal(8)
 
         keep = Cat(*[Mux(self.cmd.payload.nbytes > i, 1, 0) for i in range(self.max_bytes)])
-        m.d.comb += self.cmd.ready.eq(~aw_busy & ~w_busy & (outstanding < 200))
+        w_fire = self.wvalid & self.wready
+        # The next row is taken in the cycle the current one's last AW and W beat go out.
+        aw_free = ~aw_busy | (self.awready & ~second_due)
+        w_free = ~w_busy | (w_fire & (beat == nbeats - 1))
+        m.d.comb += self.cmd.ready.eq(aw_free & w_free & (outstanding < 200))
         take = self.cmd.valid & self.cmd.ready
         range_error = take & ~plan.in_range
+        with m.If(self.awvalid & self.awready):
+            with m.If(second_due):
+                m.d.sync += [self.awaddr.eq(second_addr), self.awlen.eq(second_len),
+                             second_due.eq(0)]
+            with m.Else():
+                m.d.sync += [self.awvalid.eq(0), aw_busy.eq(0)]
+        m.d.comb += [
+            self.wvalid.eq(w_busy),
+            self.wdata.eq(wdata.word_select(beat, 8 * B)),
+            self.wstrb.eq(wstrb.word_select(beat, B)),
+            self.wlast.eq((beat == len1 - 1) | (beat == nbeats - 1)),
+        ]
+        with m.If(w_fire):
+            m.d.sync += [beat.eq(beat + 1), self.bytes_written.eq(self.bytes_written + B)]
+            with m.If(beat == nbeats - 1):
+                m.d.sync += w_busy.eq(0)
         with m.If(take & plan.in_range):
             m.d.sync += [
                 wdata.eq(self.cmd.payload.data << (plan.offset * 8)),
@@ -219,23 +241,6 @@ class RowWriter(wiring.Component):
                 second_addr.eq(plan.addr2), second_len.eq(plan.len2 - 1),
                 second_due.eq(plan.split), aw_busy.eq(1), w_busy.eq(1),
             ]
-        with m.If(self.awvalid & self.awready):
-            with m.If(second_due):
-                m.d.sync += [self.awaddr.eq(second_addr), self.awlen.eq(second_len),
-                             second_due.eq(0)]
-            with m.Else():
-                m.d.sync += [self.awvalid.eq(0), aw_busy.eq(0)]
-
-        m.d.comb += [
-            self.wvalid.eq(w_busy),
-            self.wdata.eq(wdata.word_select(beat, 8 * B)),
-            self.wstrb.eq(wstrb.word_select(beat, B)),
-            self.wlast.eq((beat == len1 - 1) | (beat == nbeats - 1)),
-        ]
-        with m.If(self.wvalid & self.wready):
-            m.d.sync += [beat.eq(beat + 1), self.bytes_written.eq(self.bytes_written + B)]
-            with m.If(beat == nbeats - 1):
-                m.d.sync += w_busy.eq(0)
 
         aw_fire = self.awvalid & self.awready
         b_fire = self.bvalid & self.bready

@@ -26,6 +26,10 @@ SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
 # Amaranth's Verilog trips Verilator's width/style lints; they are not errors in this code.
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-MULTIDRIVEN"]
+# C++ optimisation of Verilator models.  The regression's models run short programs, where a
+# 32x32 array compiles several times faster at -O0 than at Verilator's default -Os and runs
+# long enough either way; benchmarks ask for "-O2" (KNPU_VERILATOR_OPT or build(opt=...)).
+DEFAULT_OPT = os.environ.get("KNPU_VERILATOR_OPT", "-O0")
 
 
 def setup_simulator_env() -> None:
@@ -77,8 +81,8 @@ def verilog_for(cfg: NPUConfig, top=None, name: str | None = None) -> Path:
     with _locked(path.with_suffix(".lock")):
         if path.exists() and stamp.exists() and stamp.read_text() == key:
             return path
+        from hdl.verilog import write_verilog
         if top is None:
-            from hdl.verilog import write_verilog
             write_verilog(cfg, path)
         else:
             path.write_text(verilog.convert(top(cfg), name=name, emit_src=False))
@@ -86,7 +90,8 @@ def verilog_for(cfg: NPUConfig, top=None, name: str | None = None) -> Path:
     return path
 
 
-def build(sim: str, cfg: NPUConfig, top=None, name: str | None = None, waves: bool = False):
+def build(sim: str, cfg: NPUConfig, top=None, name: str | None = None, waves: bool = False,
+          opt: str | None = None):
     """Build (or reuse) the simulator model; returns ``(runner, build_dir, toplevel)``."""
     from cocotb_tools.runner import get_runner
 
@@ -95,19 +100,26 @@ def build(sim: str, cfg: NPUConfig, top=None, name: str | None = None, waves: bo
     setup_simulator_env()
     name = name or cfg.name
     source = verilog_for(cfg, top, name)
-    build_dir = BUILD / "sim" / sim / (name + ("_waves" if waves else ""))
+    opt = opt or DEFAULT_OPT
+    suffix = ("_waves" if waves else "") + (opt.replace("-", "_") if sim == "verilator" else "")
+    build_dir = BUILD / "sim" / sim / (name + suffix)
     args = VERILATOR_ARGS + (["--trace-fst", "--trace-structs"] if waves else []) \
         if sim == "verilator" else []
     runner = get_runner(sim)
-    key = hashlib.sha256(source.read_bytes() + repr((args, waves)).encode()).hexdigest()
+    key = hashlib.sha256(source.read_bytes() + repr((args, waves, opt)).encode()).hexdigest()
     stamp = build_dir / ".knpu_stamp"
     with _locked(build_dir.with_suffix(".lock")):
         if not (stamp.exists() and stamp.read_text() == key):
             if build_dir.exists():
                 shutil.rmtree(build_dir)
-            runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir,
-                         build_args=args, timescale=TIMESCALE, waves=waves, always=True,
-                         log_file=build_dir.parent / f"{build_dir.name}.build.log")
+            flags = os.environ.get("MAKEFLAGS", "")
+            os.environ["MAKEFLAGS"] = f"{flags} OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}"
+            try:
+                runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir,
+                             build_args=args, timescale=TIMESCALE, waves=waves, always=True,
+                             log_file=build_dir.parent / f"{build_dir.name}.build.log")
+            finally:
+                os.environ["MAKEFLAGS"] = flags
             stamp.write_text(key)
         else:
             # Populate the runner's state without rebuilding.
@@ -117,11 +129,11 @@ def build(sim: str, cfg: NPUConfig, top=None, name: str | None = None, waves: bo
 
 def run_cocotb(sim: str, cfg: NPUConfig, module: str, *, top=None, name: str | None = None,
                seed: int, waves: bool = False, extra_env: dict | None = None,
-               testcase: str | None = None) -> tuple[int, int]:
+               testcase: str | None = None, opt: str | None = None) -> tuple[int, int]:
     """Run the cocotb tests of ``module`` against ``cfg``; returns ``(tests, failed)``."""
     from cocotb_tools.check_results import get_results
 
-    runner, build_dir, toplevel = build(sim, cfg, top, name, waves)
+    runner, build_dir, toplevel = build(sim, cfg, top, name, waves, opt)
     test_dir = build_dir.parent / f"{build_dir.name}.run" / module.rsplit(".", 1)[-1]
     if testcase:
         test_dir = test_dir / testcase

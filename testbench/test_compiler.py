@@ -1,0 +1,122 @@
+"""ISA encoding, the compiler and the functional model (pure Python, no simulator)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hdl import isa
+from hdl.config import NPUConfig
+from hdl.isa import ErrorCode, Opcode
+from sim_models.compiler import (LayerError, Requant, compile_conv2d, compile_gemm, im2col,
+                                 conv2d_reference)
+from sim_models.isa_sim import FunctionalNPU
+
+from .stimulus import stimulus_seed
+
+SEED = stimulus_seed(99)
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = [NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=512, acc_lines=64),
+           NPUConfig(rows=3, cols=5, dataflow="ws", sp_lines=256, acc_lines=32),
+           NPUConfig(rows=4, cols=4, dataflow="os", sp_lines=512, acc_lines=64),
+           NPUConfig(rows=2, cols=6, dataflow="os", sp_lines=64, acc_lines=16)]
+IDS = [f"{c.dataflow}-{c.rows}x{c.cols}-sp{c.sp_lines}" for c in CONFIGS]
+
+
+def test_isa_round_trip_and_range_checks():
+    word = isa.encode(Opcode.CONFIG, lane=3, multiplier=1 << 30, shift=-5, zero_point=-128,
+                      clamp_min=-128, clamp_max=127, bias=-(1 << 31), push_prev=1)
+    d = isa.decode(word)
+    assert (d["op"], d["lane"], d["shift"], d["zero_point"], d["bias"], d["push_prev"]) == \
+        (Opcode.CONFIG, 3, -5, -128, -(1 << 31), 1)
+    with pytest.raises(isa.IsaError, match="LOAD.nrows=65536 does not fit"):
+        isa.encode(Opcode.LOAD, nrows=1 << 16)
+    with pytest.raises(isa.IsaError, match="has no field 'bogus'"):
+        isa.encode(Opcode.STORE, bogus=1)
+    with pytest.raises(isa.IsaError, match="illegal opcode 0xf"):
+        isa.decode(0xF)
+    for op, fields in isa.FIELDS.items():      # no two fields overlap, none past 128 bits
+        bits = set(range(8))
+        for f in fields.values():
+            span = set(range(f.lsb, f.lsb + f.width))
+            assert not bits & span and f.msb < isa.INSN_BITS, (op, f)
+            bits |= span
+
+
+def test_isa_doc_is_generated_from_the_isa_module():
+    assert (REPO / "docs" / "isa.md").read_text() == isa.markdown(), \
+        "docs/isa.md is stale: run `python -m hdl.isa > docs/isa.md`"
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (37, 53, 29), (5, 70, 3), (64, 8, 17)])
+def test_gemm_programs_compute_the_golden_result(cfg, shape):
+    rng = np.random.default_rng(SEED + sum(shape))
+    M, K, N = shape
+    a, b = rng.integers(-128, 128, (M, K)), rng.integers(-128, 128, (K, N))
+    for requant in (None, Requant(scale=rng.uniform(1e-4, 1e-2, N), zero_point=4,
+                                  activation="relu", bias=rng.integers(-999, 999, N))):
+        layer = compile_gemm(cfg, a, b, requant)
+        result, out = layer.run_functional()
+        assert result.done and result.error == ErrorCode.NONE
+        assert np.array_equal(out, layer.expected)
+    layer = compile_gemm(cfg, a, b, acc_bias=rng.integers(-(1 << 31), 1 << 31, N))
+    result, out = layer.run_functional()
+    assert np.array_equal(out, layer.expected)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+@pytest.mark.parametrize("kernel,stride,padding,depthwise", [
+    (3, 1, 1, False), (3, 2, 1, False), (1, 1, 0, False), (3, 1, 1, True), (5, 2, 2, True),
+    (2, 1, 0, False)])
+def test_conv_programs_compute_the_golden_result(cfg, kernel, stride, padding, depthwise):
+    rng = np.random.default_rng(SEED + kernel * 7 + stride)
+    x = rng.integers(-128, 128, (7, 8, 6))
+    w = rng.integers(-128, 128, (kernel, kernel, 6) if depthwise else (kernel, kernel, 6, 5))
+    layer = compile_conv2d(cfg, x, w, stride, padding, depthwise,
+                           requant=Requant(scale=0.003, zero_point=-9, activation="relu6"))
+    result, out = layer.run_functional()
+    assert result.done and np.array_equal(out, layer.expected)
+
+
+def test_im2col_gemm_equals_direct_convolution():
+    rng = np.random.default_rng(SEED)
+    x, w = rng.integers(-128, 128, (6, 5, 3)), rng.integers(-128, 128, (3, 3, 3, 4))
+    cols, (ho, wo) = im2col(x, 3, 3, 2, 1)
+    assert np.array_equal((cols @ w.reshape(-1, 4)).reshape(ho, wo, 4),
+                          conv2d_reference(x, w, 2, 1))
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda c: compile_gemm(c, np.zeros((2, 3), int), np.zeros((4, 2), int)), "inner dim"),
+    (lambda c: compile_gemm(c, np.zeros((2, 3)), np.zeros((3, 2), int)), "integers"),
+    (lambda c: compile_gemm(c, np.full((2, 3), 200), np.zeros((3, 2), int)), "outside int8"),
+    (lambda c: compile_gemm(c, np.zeros((0, 3), int), np.zeros((3, 2), int)), "empty"),
+    (lambda c: compile_gemm(c, np.zeros((2, 3), int), np.zeros((3, 2), int),
+                            Requant(scale=0.1, bias=np.zeros(3, int))), "bias has shape"),
+    (lambda c: compile_gemm(c, np.zeros((2, 3), int), np.zeros((3, 2), int),
+                            Requant(scale=[0.1, 0.2], activation="relu6")), "relu6"),
+    (lambda c: compile_gemm(c, np.zeros((2, 3), int), np.zeros((3, 2), int),
+                            Requant(scale=0.0)), "positive"),
+    (lambda c: compile_conv2d(c, np.zeros((4, 4, 3), int), np.zeros((3, 3, 2, 1), int)),
+     "input channels"),
+    (lambda c: compile_conv2d(c, np.zeros((4, 4, 3), int), np.zeros((3, 3, 3, 1), int),
+                              stride=0), "stride"),
+    (lambda c: compile_conv2d(c, np.zeros((2, 2, 3), int), np.zeros((5, 5, 3, 1), int)),
+     "larger than the padded input"),
+])
+def test_bad_layers_are_refused_before_anything_runs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(CONFIGS[0])
+
+
+def test_functional_model_faults():
+    cfg = CONFIGS[0]
+    dram = bytearray(4096)
+    npu = FunctionalNPU(cfg, dram)
+    assert npu.run([0xF]).error == ErrorCode.ILLEGAL_OPCODE
+    load = isa.encode(Opcode.LOAD, sp_addr=0, nrows=1, ncols=4, dram_addr=4094, dram_stride=0)
+    assert npu.run([load]).error == ErrorCode.DMA_RANGE
+    assert npu.run([isa.encode(Opcode.COMPUTE, nrows=1)]).error == ErrorCode.BAD_OPERAND
+    pre = isa.encode(Opcode.PRELOAD, nrows=1)
+    assert npu.run([pre, pre, pre]).error == ErrorCode.BAD_OPERAND  # two banks only
