@@ -11,14 +11,13 @@ ROWS     ?= 8
 COLS     ?= 8
 DATAFLOW ?= ws
 SIM      ?= verilator
-GEMM     ?= 64 64 64
 
 .PHONY: all bootstrap sim test test-fast bench verilog verilog-core isa-doc waves clean distclean help
 
 all: help
 
 help:
-	@echo "make sim      build the default core ($(ROWS)x$(COLS) $(DATAFLOW)), run a random GEMM on the RTL, report"
+	@echo "make sim      build the default core ($(ROWS)x$(COLS) $(DATAFLOW)), run GEMM + conv layers on the RTL, report"
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
 	@echo "make verilog  generate Verilog for ROWS/COLS/DATAFLOW into build/ (array; verilog-core: whole core)"
@@ -42,7 +41,7 @@ $(STAMP): pyproject.toml
 bootstrap: $(STAMP)
 
 sim: bootstrap
-	$(PY) scripts/sim.py --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --sim $(SIM) --gemm $(GEMM)
+	$(PY) scripts/sim.py --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --sim $(SIM)
 
 test: bootstrap
 	$(PY) -m pytest -n $(JOBS) --dist loadgroup
@@ -63,7 +62,7 @@ isa-doc: bootstrap
 	$(PY) -m hdl.isa > docs/isa.md
 
 waves: bootstrap
-	$(PY) scripts/sim.py --rows 4 --cols 4 --dataflow $(DATAFLOW) --sim $(SIM) --gemm 8 8 8 --waves
+	$(PY) scripts/sim.py --rows 4 --cols 4 --dataflow $(DATAFLOW) --sim $(SIM) --waves
 
 clean:
 	rm -rf build

@@ -43,6 +43,17 @@ def _log2(n: int) -> int:
     return n.bit_length() - 1
 
 
+def _latch_error(m, error, range_error, response, resp):
+    """Sticky first error: a refused out-of-window access, or a SLVERR/DECERR response."""
+    bus_error = Mux(resp == RESP_SLVERR, ErrorCode.AXI_SLVERR,
+                    Mux(resp == RESP_DECERR, ErrorCode.AXI_DECERR, 0))
+    with m.If(error == 0):
+        with m.If(range_error):
+            m.d.sync += error.eq(ErrorCode.DMA_RANGE)
+        with m.Elif(response & (resp != RESP_OKAY)):
+            m.d.sync += error.eq(bus_error)
+
+
 class _BurstPlan:
     """Combinational split of a row into at most two 4 KiB-safe bursts."""
 
@@ -162,13 +173,7 @@ class RowReader(wiring.Component):
 
         with m.If(r_fire):
             m.d.sync += self.bytes_read.eq(self.bytes_read + B)
-        bus_error = Mux(self.rresp == RESP_SLVERR, ErrorCode.AXI_SLVERR,
-                        Mux(self.rresp == RESP_DECERR, ErrorCode.AXI_DECERR, 0))
-        with m.If(self.error == 0):
-            with m.If(range_error):
-                m.d.sync += self.error.eq(ErrorCode.DMA_RANGE)
-            with m.Elif(r_fire & (self.rresp != RESP_OKAY)):
-                m.d.sync += self.error.eq(bus_error)
+        _latch_error(m, self.error, range_error, r_fire, self.rresp)
         m.d.comb += self.idle.eq(~pending.r_rdy & ~self.arvalid & ~out_valid & ~self.cmd.valid)
         return m
 
@@ -245,12 +250,6 @@ class RowWriter(wiring.Component):
         aw_fire = self.awvalid & self.awready
         b_fire = self.bvalid & self.bready
         m.d.sync += outstanding.eq(outstanding + aw_fire - b_fire)
-        bus_error = Mux(self.bresp == RESP_SLVERR, ErrorCode.AXI_SLVERR,
-                        Mux(self.bresp == RESP_DECERR, ErrorCode.AXI_DECERR, 0))
-        with m.If(self.error == 0):
-            with m.If(range_error):
-                m.d.sync += self.error.eq(ErrorCode.DMA_RANGE)
-            with m.Elif(b_fire & (self.bresp != RESP_OKAY)):
-                m.d.sync += self.error.eq(bus_error)
+        _latch_error(m, self.error, range_error, b_fire, self.bresp)
         m.d.comb += self.idle.eq(~aw_busy & ~w_busy & (outstanding == 0) & ~self.cmd.valid)
         return m

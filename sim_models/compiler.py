@@ -199,6 +199,16 @@ def _emit_config(prog, params, n0, nt, per_lane):
                   shift=int(shift[n0 + j]), bias=int(bias[n0 + j]), **common)
 
 
+def _emit_store(prog, params, per_lane, slot, m0, nrows, n0, nt, N, out_addr, esize):
+    """Store one finished output block (after its per-channel CONFIGs): pops the compute
+    unit's token, gives the accumulator block back with a token when written."""
+    if params is not None and per_lane:
+        _emit_config(prog, params, n0, nt, per_lane=True)
+    prog.emit(Opcode.STORE, acc_addr=slot, nrows=nrows, ncols=nt, raw=int(params is None),
+              dram_addr=out_addr + (m0 * N + n0) * esize, dram_stride=N * esize,
+              pop_prev=1, push_prev=1)
+
+
 def _per_lane(params, n):
     mult, shift, bias, *_ = params
     return not (np.all(mult == mult[0]) and np.all(shift == shift[0]) and
@@ -265,15 +275,11 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
                 last = j == len(live) - 1
                 prog.emit(Opcode.PRELOAD, sp_addr=w_slot[step % 2], nrows=kt, pop_prev=1)
                 prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
-                          accumulate=int(j > 0 or acc_bias_addr is not None), push_prev=1, push_next=int(last),
+                          accumulate=int(j > 0 or acc_bias_addr is not None),
+                          push_prev=1, push_next=int(last),
                           pop_next=int(j == 0 and tile >= 2))
                 step += 1
-            # Store the block.
-            if params is not None and per_lane:
-                _emit_config(prog, params, n0, nt, per_lane=True)
-            prog.emit(Opcode.STORE, acc_addr=slot, nrows=mb, ncols=nt,
-                      raw=int(params is None), dram_addr=out_addr + (m0 * N + n0) * esize,
-                      dram_stride=N * esize, pop_prev=1, push_prev=1)
+            _emit_store(prog, params, per_lane, slot, m0, mb, n0, nt, N, out_addr, esize)
             tile += 1
     prog.emit(Opcode.HALT)
     return {"steps": step, "tiles": tile, "Mb": Mb, "a_resident": resident}
@@ -323,11 +329,7 @@ def _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params,
                           pop_prev=1, push_prev=1,
                           push_next=int(last), pop_next=int(j == 0 and tile >= 2))
                 step += 1
-            if params is not None and per_lane:
-                _emit_config(prog, params, n0, nt, per_lane=True)
-            prog.emit(Opcode.STORE, acc_addr=slot, nrows=mt, ncols=nt,
-                      raw=int(params is None), dram_addr=out_addr + (m0 * N + n0) * esize,
-                      dram_stride=N * esize, pop_prev=1, push_prev=1)
+            _emit_store(prog, params, per_lane, slot, m0, mt, n0, nt, N, out_addr, esize)
             tile += 1
     prog.emit(Opcode.HALT)
     return {"steps": step, "tiles": tile, "Kc": Kc}

@@ -7,7 +7,7 @@ import numpy as np
 from hdl.config import NPUConfig
 from sim_models.compiler import Requant, compile_conv2d, compile_gemm
 
-__all__ = ["regression_layers"]
+__all__ = ["regression_layers", "demo_layers"]
 
 
 def regression_layers(cfg: NPUConfig, seed: int) -> list:
@@ -34,3 +34,21 @@ def regression_layers(cfg: NPUConfig, seed: int) -> list:
                        requant=Requant(scale=rng.uniform(0.005, 0.02, 5), activation="relu")),
     ]
     return layers
+
+
+def demo_layers(cfg: NPUConfig, seed: int) -> list:
+    """``make sim``'s workload: a small network's worth of layers."""
+    rng = np.random.default_rng(seed)
+    i8 = lambda *shape: rng.integers(-128, 128, shape)  # noqa: E731
+    x = i8(16, 16, 8)
+    return [
+        compile_gemm(cfg, i8(64, 64), i8(64, 64), name="gemm_64x64x64",
+                     requant=Requant(scale=1 / 1024, activation="relu")),
+        compile_conv2d(cfg, x, i8(3, 3, 8, 16), 1, 1, name="conv3x3_16x16x8_to_16",
+                       requant=Requant(scale=rng.uniform(1e-4, 1e-3, 16), activation="relu",
+                                       bias=rng.integers(-999, 999, 16))),
+        compile_conv2d(cfg, x, i8(3, 3, 8), 2, 1, depthwise=True, name="depthwise3x3_s2",
+                       requant=Requant(scale=0.01, zero_point=-10, activation="relu6")),
+        compile_conv2d(cfg, x, i8(1, 1, 8, 32), 1, 0, name="pointwise_8_to_32",
+                       requant=Requant(scale=0.002)),
+    ]

@@ -173,9 +173,10 @@ def test_verilog_has_no_comb_process_that_icarus_would_leave_at_x(dataflow):
     X when a PE's first weight was 0).  Combinational logic must stay in expressions."""
     import re
 
-    from hdl.verilog import array_verilog
+    from hdl.verilog import array_verilog, core_verilog
 
-    text = array_verilog(NPUConfig(rows=2, cols=3, dataflow=dataflow))
+    cfg = NPUConfig(rows=2, cols=3, dataflow=dataflow, sp_lines=64, acc_lines=16)
+    text = array_verilog(cfg) + core_verilog(cfg)
     blocks = re.findall(r"always @\* begin(.*?)\n  end\n", text, re.S)
     assert blocks, "expected Yosys' next-state processes"
     assert [b for b in blocks if "rst" not in b] == []
