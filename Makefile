@@ -62,7 +62,7 @@ isa-doc: bootstrap
 	$(PY) -m hdl.isa > docs/isa.md
 
 waves: bootstrap
-	$(PY) scripts/sim.py --rows 4 --cols 4 --dataflow $(DATAFLOW) --sim $(SIM) --waves
+	$(PY) scripts/sim.py --rows 4 --cols 4 --dataflow $(DATAFLOW) --sim icarus --waves
 
 clean:
 	rm -rf build

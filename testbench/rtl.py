@@ -107,14 +107,17 @@ def build(sim: str, cfg: NPUConfig, top=None, name: str | None = None, waves: bo
     # Icarus dumps FST.
     args = VERILATOR_ARGS + (["--trace-structs"] if waves else []) if sim == "verilator" else []
     runner = get_runner(sim)
-    key = hashlib.sha256(source.read_bytes() + repr((args, waves, opt)).encode()).hexdigest()
+    key = hashlib.sha256(source.read_bytes() + repr((args, waves, opt, "slow-O0")).encode()
+                         ).hexdigest()
     stamp = build_dir / ".knpu_stamp"
     with _locked(build_dir.with_suffix(".lock")):
         if not (stamp.exists() and stamp.read_text() == key):
             if build_dir.exists():
                 shutil.rmtree(build_dir)
             flags = os.environ.get("MAKEFLAGS", "")
-            os.environ["MAKEFLAGS"] = f"{flags} OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}"
+            # OPT_SLOW files run once at start-up; one of them registers every public signal
+            # and takes minutes to optimise for a large core, so it is never optimised.
+            os.environ["MAKEFLAGS"] = f"{flags} OPT_FAST={opt} OPT_SLOW=-O0 OPT_GLOBAL={opt}"
             try:
                 runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir,
                              build_args=args, timescale=TIMESCALE, waves=waves, always=True,
