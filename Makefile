@@ -11,13 +11,15 @@ ROWS     ?= 8
 COLS     ?= 8
 DATAFLOW ?= ws
 SIM      ?= verilator
+GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim test test-fast bench verilog verilog-core isa-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array test test-fast bench verilog verilog-core isa-doc waves clean distclean help
 
 all: help
 
 help:
 	@echo "make sim      build the default core ($(ROWS)x$(COLS) $(DATAFLOW)), run GEMM + conv layers on the RTL, report"
+	@echo "make sim-array  the bare array: one random GEMM (GEMM=\"M K N\"), match, cycles, MACs/cycle"
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
 	@echo "make verilog  generate Verilog for ROWS/COLS/DATAFLOW into build/ (array; verilog-core: whole core)"
@@ -42,6 +44,9 @@ bootstrap: $(STAMP)
 
 sim: bootstrap
 	$(PY) scripts/sim.py --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --sim $(SIM)
+
+sim-array: bootstrap
+	$(PY) scripts/sim.py --array --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --sim $(SIM) --gemm $(GEMM)
 
 test: bootstrap
 	$(PY) -m pytest -n $(JOBS) --dist loadgroup

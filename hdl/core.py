@@ -144,8 +144,10 @@ class NPUCore(wiring.Component):
         # Errors: the first one wins and stops everything; the core then waits for the bus
         # to go quiet and reports.
         error = Signal(8)
+        deadlock = self._deadlock_detector(m, fetch, queues, (load, compute, store),
+                                           reader.idle & writer.idle)
         sources = [fetch.error, load.error, compute.error, store.error, reader.error,
-                   writer.error]
+                   writer.error, Mux(deadlock, isa.ErrorCode.DEADLOCK, 0)]
         first = 0
         for src in reversed(sources):
             first = Mux(src != 0, src, first)
@@ -159,7 +161,10 @@ class NPUCore(wiring.Component):
         units_idle = queues_empty & load.idle & compute.idle & store.idle
         dma_idle = reader.idle & writer.idle
         m.d.comb += fetch.units_idle.eq(units_idle & dma_idle)
-        busy = fetch.running | (abort & ~(units_idle & dma_idle))
+        # After an error the queues may still hold instructions nobody will run (a soft reset
+        # drops them): the core is quiet once no unit is working and the bus is idle.
+        quiet = load.idle & compute.idle & store.idle & dma_idle
+        busy = fetch.running | (abort & ~quiet)
         m.d.comb += [fetch.start.eq(regs.start & ~abort), fetch.prog_addr.eq(regs.prog_addr),
                      fetch.prog_len.eq(regs.prog_len)]
 
@@ -191,9 +196,23 @@ class NPUCore(wiring.Component):
             with m.Elif(event & busy):
                 m.d.sync += counter.eq(counter + 1)
             m.d.comb += getattr(regs, name).eq(counter)
-        read_base, write_base = Signal(32), Signal(32)
+        read_base, write_base = Signal(32), Signal(32)  # DMA byte counters at START
         with m.If(regs.start):
             m.d.sync += [read_base.eq(reader.bytes_read), write_base.eq(writer.bytes_written)]
         m.d.comb += [regs.dma_bytes_read.eq((reader.bytes_read - read_base)[:32]),
                      regs.dma_bytes_written.eq((writer.bytes_written - write_base)[:32])]
         return m
+
+    @staticmethod
+    def _deadlock_detector(m, fetch, queues, units, dma_idle):
+        """A program whose tokens do not match would wait forever.  That state is exact:
+        every unit is idle with an empty queue or waits for a token, at least one waits,
+        the bus is quiet and fetch can do nothing.  Nothing can change it, so it is reported
+        (after a few cycles, to let a token pushed in the last cycle be seen)."""
+        stuck = [unit.idle & (unit.wait_token | (q.level == 0))
+                 for unit, q in zip(units, queues.values())]
+        waiting = Cat(*[unit.wait_token for unit in units]).any()
+        candidate = fetch.stuck & dma_idle & Cat(*stuck).all() & waiting
+        count = Signal(3)
+        m.d.sync += count.eq(Mux(candidate, Mux(count == 7, 7, count + 1), 0))
+        return count == 7

@@ -62,6 +62,7 @@ class ErrorCode(enum.IntEnum):
     DMA_RANGE = 3        #: a DMA access outside the DRAM window (DRAM_BASE, DRAM_SIZE)
     AXI_SLVERR = 4       #: the bus answered SLVERR
     AXI_DECERR = 5       #: the bus answered DECERR
+    DEADLOCK = 6         #: every unit waits for a token no instruction will push
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,8 @@ _ERRDOC = {
     ErrorCode.DMA_RANGE: "a DMA access falls outside [DRAM_BASE, DRAM_BASE + DRAM_SIZE)",
     ErrorCode.AXI_SLVERR: "an AXI read or write response was SLVERR",
     ErrorCode.AXI_DECERR: "an AXI read or write response was DECERR",
+    ErrorCode.DEADLOCK: "the program's dependency tokens do not match: units wait for tokens "
+                        "that nothing still to run will push, and the fetch unit cannot help",
 }
 
 

@@ -54,7 +54,9 @@ def insn_stream() -> stream.Signature:
 
 
 class TokenCounter(wiring.Component):
-    """Dependency tokens from one unit to another: pushes add, a pop takes one."""
+    """Dependency tokens from one unit to another: pushes add, a pop takes one.  Saturates at
+    ``limit`` rather than wrapping, so a program that pushes more than it ever pops cannot
+    turn a full count into none."""
 
     def __init__(self, limit: int = 255):
         self.limit = limit
@@ -63,8 +65,10 @@ class TokenCounter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.sync += self.count.eq(self.count + self.push - (self.pop & self.avail))
-        m.d.comb += self.avail.eq(self.count != 0)
+        nxt = Signal(range(self.limit + 3))
+        m.d.comb += [nxt.eq(self.count + self.push - (self.pop & self.avail)),
+                     self.avail.eq(self.count != 0)]
+        m.d.sync += self.count.eq(Mux(nxt > self.limit, self.limit, nxt))
         return m
 
 
@@ -91,6 +95,7 @@ class FetchUnit(wiring.Component):
             "units_idle": In(1),  # every queue empty and every unit idle
             "running": Out(1), "done": Out(1), "error": Out(3), "pc": Out(32),
             "stall_queue_full": Out(1),
+            "stuck": Out(1),  # can neither fetch nor dispatch, and nothing is on its way
         })
 
     def elaborate(self, platform):
@@ -151,6 +156,8 @@ class FetchUnit(wiring.Component):
             m.d.sync += [self.done.eq(1), self.running.eq(0)]
         with m.If(head & ~legal):
             m.d.sync += [self.error.eq(ErrorCode.ILLEGAL_OPCODE), self.running.eq(0)]
+        m.d.comb += self.stuck.eq(self.running & ~self.rd_cmd.valid & (inflight == 0) &
+                                  ~ibuf.r_en)
         with m.If(ibuf.r_en):
             m.d.sync += self.pc.eq(self.pc + 1)
         with m.If(self.running & program_over & self.units_idle):

@@ -76,8 +76,9 @@ def _program_image(words, data_at=0x400, payload=b""):
 
 @cocotb.test()
 async def faults_stop_cleanly_and_recover(dut):
-    """Illegal opcode, DMA outside the window, SLVERR and DECERR each stop the core with
-    their own code and raise irq (no hang); after a soft reset a good program runs."""
+    """Illegal opcode, bad operand, DMA outside the window, SLVERR, DECERR and a token
+    deadlock each stop the core with their own code and raise irq (no hang); after a soft
+    reset a good program runs."""
     bench = CoreBench(dut, CFG, MEM_SIZE)
     await bench.reset()
     line = CFG.sp_width
@@ -95,6 +96,9 @@ async def faults_stop_cleanly_and_recover(dut):
         ("read DECERR", [load(0x9040), isa.encode(Opcode.HALT)], ErrorCode.AXI_DECERR),
         ("bad operand", [isa.encode(Opcode.LOAD, sp_addr=CFG.sp_lines - 1, nrows=2, ncols=1,
                                     dram_addr=0, dram_stride=0)], ErrorCode.BAD_OPERAND),
+        ("token deadlock", [isa.encode(Opcode.LOAD, sp_addr=0, nrows=1, ncols=1, dram_addr=0,
+                                       dram_stride=0, pop_next=1), isa.encode(Opcode.HALT)],
+         ErrorCode.DEADLOCK),
     ]
     good = regression_layers(CFG, stimulus_seed())[1]
     for label, words, code in cases:

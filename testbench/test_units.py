@@ -180,3 +180,29 @@ def test_verilog_has_no_comb_process_that_icarus_would_leave_at_x(dataflow):
     blocks = re.findall(r"always @\* begin(.*?)\n  end\n", text, re.S)
     assert blocks, "expected Yosys' next-state processes"
     assert [b for b in blocks if "rst" not in b] == []
+
+
+def test_token_counter_counts_and_saturates():
+    from hdl.units import TokenCounter
+
+    dut = TokenCounter(limit=3)
+
+    async def bench(ctx):
+        assert ctx.get(dut.avail) == 0
+        ctx.set(dut.pop, 1)                  # popping nothing takes nothing
+        await ctx.tick()
+        assert ctx.get(dut.count) == 0
+        ctx.set(dut.pop, 0)
+        ctx.set(dut.push, 2)
+        await ctx.tick()
+        await ctx.tick()
+        assert ctx.get(dut.count) == 3       # 4 pushed, saturated at the limit
+        ctx.set(dut.push, 1)
+        ctx.set(dut.pop, 1)
+        await ctx.tick()
+        assert ctx.get(dut.count) == 3
+        ctx.set(dut.push, 0)
+        await ctx.tick()
+        assert ctx.get(dut.count) == 2 and ctx.get(dut.avail) == 1
+
+    simulate(dut, bench)
