@@ -48,6 +48,8 @@ class NPUConfig:
     bus_bits: int = 128        #: AXI4 master data width
     sp_lines: int = 16384      #: scratchpad depth, in lines of ``sp_width`` bytes
     acc_lines: int = 1024      #: accumulator depth, in lines of ``cols`` int32
+    sp_banks: int = 2          #: scratchpad banks (1R1W each, contiguous address slices)
+    acc_banks: int = 2         #: accumulator banks
     queue_depth: int = 16      #: entries in each of the load/compute/store queues
 
     def __post_init__(self):
@@ -70,6 +72,15 @@ class NPUConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or not lo <= value <= hi:
                 raise ConfigError(f"{name}={value!r} is out of range: must be {lo}..{hi}")
+        for name in ("sp_lines", "acc_lines"):
+            value = getattr(self, name)
+            if value & (value - 1):
+                raise ConfigError(f"{name}={value} must be a power of two")
+        for name, lines in (("sp_banks", self.sp_lines), ("acc_banks", self.acc_lines)):
+            value = getattr(self, name)
+            if value not in (1, 2, 4, 8) or lines // value < 8:
+                raise ConfigError(f"{name}={value!r} must be 1, 2, 4 or 8, with at least 8 "
+                                  f"lines per bank")
         if self.acc_lines < 2 * self.rows:
             raise ConfigError(f"acc_lines={self.acc_lines} must hold at least two tiles "
                               f"(2 x rows = {2 * self.rows})")
@@ -95,8 +106,10 @@ class NPUConfig:
     @property
     def core_name(self) -> str:
         """Verilog module name of the whole core."""
+        banks = "" if (self.sp_banks, self.acc_banks) == (2, 2) else \
+            f"_bk{self.sp_banks}x{self.acc_banks}"
         return (f"knpu_core_{self.dataflow}_{self.rows}x{self.cols}_b{self.bus_bits}"
-                f"_sp{self.sp_lines}_acc{self.acc_lines}")
+                f"_sp{self.sp_lines}_acc{self.acc_lines}{banks}")
 
     @property
     def name(self) -> str:

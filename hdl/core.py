@@ -102,7 +102,7 @@ class NPUCore(wiring.Component):
             m.d.sync += prefer_load.eq(~pick_load)
         to_fetch = reader.rsp.payload.tag == TAG_FETCH
         m.d.comb += [
-            reader.rsp.ready.eq(1),
+            reader.rsp.ready.eq(to_fetch | load.rd_rsp.ready),
             fetch.rd_rsp.payload.eq(reader.rsp.payload), load.rd_rsp.payload.eq(reader.rsp.payload),
             fetch.rd_rsp.valid.eq(reader.rsp.valid & to_fetch),
             load.rd_rsp.valid.eq(reader.rsp.valid & ~to_fetch),

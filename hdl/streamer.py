@@ -53,10 +53,13 @@ class LineStreamer(wiring.Component):
                          issuing.eq(self.cmd.payload.total != 0)]
 
         room = (q.level + inflight) < self.FIFO_DEPTH
-        issue = issuing & room & ~self.abort
+        want = issuing & room & ~self.abort
+        zero_line = issued >= count
+        # A memory line needs its bank this cycle; a zero line needs nothing.
+        issue = want & (zero_line | self.port.ready)
         is_last = issued == total - 1
-        m.d.comb += [self.port.addr.eq(base + issued), self.port.en.eq(issue & (issued < count))]
-        m.d.sync += [inflight.eq(issue), inflight_zero.eq(issued >= count),
+        m.d.comb += [self.port.addr.eq(base + issued), self.port.en.eq(want & ~zero_line)]
+        m.d.sync += [inflight.eq(issue), inflight_zero.eq(zero_line),
                      inflight_last.eq(is_last)]
         with m.If(issue):
             m.d.sync += issued.eq(issued + 1)

@@ -237,13 +237,15 @@ class LoadUnit(wiring.Component):
         with m.If(self.rd_cmd.valid & self.rd_cmd.ready):
             m.d.sync += [issued.eq(issued + 1), r_addr.eq(r_addr + r_stride)]
 
-        m.d.comb += self.rd_rsp.ready.eq(1)
-        rsp = self.rd_rsp.valid
+        # A response is taken when its memory bank is free (always, outside an instruction:
+        # stray responses after an abort are dropped).
+        m.d.comb += self.rd_rsp.ready.eq(~busy | Mux(r_acc, self.acc.ready, self.sp.ready))
+        rsp = self.rd_rsp.valid & self.rd_rsp.ready
         m.d.comb += [
             self.sp.addr.eq(r_base + written), self.sp.data.eq(self.rd_rsp.payload.data),
-            self.sp.en.eq(rsp & busy & ~r_acc),
+            self.sp.en.eq(self.rd_rsp.valid & busy & ~r_acc),
             self.acc.addr.eq(r_base + written), self.acc.data.eq(self.rd_rsp.payload.data),
-            self.acc.en.eq(rsp & busy & r_acc),
+            self.acc.en.eq(self.rd_rsp.valid & busy & r_acc),
         ]
         last_row = rsp & busy & (written == r_rows - 1)
         m.d.comb += self.l2c_push.eq(last_row & r_push)
@@ -488,8 +490,9 @@ class StoreUnit(wiring.Component):
         out = m.submodules.out = fifo.SyncFIFOBuffered(width=32 * C, depth=self.OUT_FIFO)
         inflight = Signal(range(self.OUT_FIFO + 1))
         room = (out.level + inflight) < self.OUT_FIFO
-        issue = busy & ~draining & (issued != r_rows) & room & ~self.abort
-        m.d.comb += [self.acc.addr.eq(r_base + issued), self.acc.en.eq(issue)]
+        want = busy & ~draining & (issued != r_rows) & room & ~self.abort
+        issue = want & self.acc.ready     # the compute unit has the bank this cycle otherwise
+        m.d.comb += [self.acc.addr.eq(r_base + issued), self.acc.en.eq(want)]
         with m.If(issue):
             m.d.sync += issued.eq(issued + 1)
         read_valid = Signal()

@@ -222,9 +222,11 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     k_tiles = a_src.k_tiles(R)
     n_tiles = [(n0, min(C, N - n0)) for n0 in range(0, N, C)]
     Kt = len(k_tiles)
-    w_slot = [0, R]                                  # two weight tiles
-    a_base = 2 * R
-    room = cfg.sp_lines - a_base
+    # Weight tiles at the top of the scratchpad and activations from line 0: with two
+    # banks they stream from different banks whenever the activations fit the lower half.
+    w_slot = [cfg.sp_lines - 2 * R, cfg.sp_lines - R]
+    a_base = 0
+    room = cfg.sp_lines - 2 * R
     Mb = min(M, cfg.acc_lines // 2)
     resident = Kt >= 2 and Kt * Mb <= room
     if not resident:
@@ -236,7 +238,7 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
             mb_resident = room // Kt
             if mb_resident >= max(1, min(M, cfg.acc_lines // 2) // 2):
                 Mb, resident = mb_resident, True
-    acc_slot = [0, Mb]
+    acc_slot = [0, cfg.acc_lines // 2]               # one accumulator bank each
     per_lane = params is not None and _per_lane(params, N)
     if params is not None and not per_lane:
         _emit_config(prog, params, 0, C, per_lane=False)
@@ -299,11 +301,12 @@ def _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params,
                  acc_bias_addr=None):
     """Output-stationary: A^T (K x M) and B (K x N) in DRAM, one R x C tile at a time."""
     R, C = cfg.rows, cfg.cols
-    Kc = min(K, (cfg.sp_lines // 4))                # 2 slots each for A^T and B chunks
+    half = cfg.sp_lines // 2
+    Kc = min(K, half // 2)        # A^T chunks in the lower half, B chunks in the upper half
     if Kc < 1:
         raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
-    a_slot, b_slot = [0, Kc], [2 * Kc, 3 * Kc]
-    acc_slot = [0, R]
+    a_slot, b_slot = [0, Kc], [half, half + Kc]
+    acc_slot = [0, cfg.acc_lines // 2]
     per_lane = params is not None and _per_lane(params, N)
     if params is not None and not per_lane:
         _emit_config(prog, params, 0, C, per_lane=False)
