@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import os
 import subprocess
 import sys
@@ -67,15 +68,19 @@ UseRamulatorTrace: False
 
 
 def scalesim_python() -> Path:
-    """The SCALE-Sim venv's interpreter, creating the venv on first use."""
+    """The SCALE-Sim venv's interpreter, creating the venv on first use (under a lock, so
+    parallel test workers build it once)."""
     python = VENV / "bin" / "python"
     stamp = VENV / ".knpu-installed"
-    if not stamp.exists():
-        print(f"creating {VENV} with {SCALESIM} and numpy<2.4 (once) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", SCALESIM, "numpy<2.4"],
-                       check=True)
-        stamp.write_text(SCALESIM)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / "scalesim-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists():
+            print(f"creating {VENV} with {SCALESIM} and numpy<2.4 (once) ...", flush=True)
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", SCALESIM, "numpy<2.4"],
+                           check=True)
+            stamp.write_text(SCALESIM)
     return python
 
 
