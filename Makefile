@@ -11,9 +11,11 @@ ROWS     ?= 8
 COLS     ?= 8
 DATAFLOW ?= ws
 SIM      ?= verilator
+AREA_SIZES ?= 1x1 2x2 4x4 8x8
+WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array test test-fast bench verilog verilog-core isa-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area scalesim test test-fast bench verilog verilog-core isa-doc waves clean distclean help
 
 all: help
 
@@ -22,6 +24,8 @@ help:
 	@echo "make sim-array  the bare array: one random GEMM (GEMM=\"M K N\"), match, cycles, MACs/cycle"
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
+	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
+	@echo "make scalesim SCALE-Sim 3.0.0 vs our compatible model on WORKLOAD for ROWS x COLS"
 	@echo "make verilog  generate Verilog for ROWS/COLS/DATAFLOW into build/ (array; verilog-core: whole core)"
 	@echo "make waves    run the sim with an FST waveform dump and say where it is"
 	@echo "make clean    remove build/ (simulator builds, Verilog, reports)"
@@ -56,6 +60,12 @@ test-fast: bootstrap
 
 bench: bootstrap
 	$(PY) scripts/bench.py
+
+area: bootstrap
+	$(PY) scripts/area.py --sizes $(AREA_SIZES)
+
+scalesim: bootstrap
+	$(PY) scripts/scalesim_compare.py --workload $(WORKLOAD) --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)
 
 verilog: bootstrap
 	$(PY) -m hdl --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)
