@@ -14,7 +14,7 @@ from amaranth.hdl import ResetInserter
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import isa, regmap
+from . import isa
 from .axi import axi4_lite_signature, axi4_signature
 from .config import ConfigError, NPUConfig
 from .dma import RowReader, RowWriter

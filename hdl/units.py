@@ -127,18 +127,16 @@ class FetchUnit(wiring.Component):
 
         word = ibuf.r_data
         opcode = word[:4]
-        queues = {Opcode.LOAD: self.load_q, Opcode.LOAD_ACC: self.load_q,
-                  Opcode.PRELOAD: self.compute_q, Opcode.COMPUTE: self.compute_q,
-                  Opcode.STORE: self.store_q, Opcode.CONFIG: self.store_q}
         for q in (self.load_q, self.compute_q, self.store_q):
             m.d.comb += q.payload.eq(word)
         head = ibuf.r_rdy & self.running & ~self.abort
         program_over = (self.pc == self.prog_len) & (inflight == 0) & (ibuf.level == 0)
 
         # Routing is plain logic (no comb processes: see test_verilog_has_no_comb_process...).
-        routes = [(self.load_q, (Opcode.LOAD, Opcode.LOAD_ACC)),
-                  (self.compute_q, (Opcode.PRELOAD, Opcode.COMPUTE)),
-                  (self.store_q, (Opcode.STORE, Opcode.CONFIG))]
+        targets = {isa.Queue.LOAD: self.load_q, isa.Queue.COMPUTE: self.compute_q,
+                   isa.Queue.STORE: self.store_q}
+        routes = [(q, [op for op, queue in isa.QUEUE_OF.items() if queue == which])
+                  for which, q in targets.items()]
         taken, stalled = [], []
         for q, ops in routes:
             mine = Cat(*[opcode == op for op in ops]).any()

@@ -15,7 +15,6 @@ fit the scratchpad, operands double-buffered the same way.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path

@@ -8,8 +8,8 @@ import pytest
 from hdl import isa
 from hdl.config import NPUConfig
 from hdl.isa import ErrorCode, Opcode
-from sim_models.compiler import (LayerError, Requant, compile_conv2d, compile_gemm, im2col,
-                                 conv2d_reference)
+from sim_models.compiler import (Requant, compile_conv2d, compile_gemm, conv2d_reference,
+                                 im2col)
 from sim_models.isa_sim import FunctionalNPU
 
 from .stimulus import stimulus_seed

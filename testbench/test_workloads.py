@@ -1,7 +1,5 @@
 """Workload tables, SCALE-Sim topology import/export, and the SCALE-Sim-compatible model."""
 
-from pathlib import Path
-
 import pytest
 
 from sim_models import analytical, workloads
