@@ -309,24 +309,31 @@ def _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params,
     per_lane = params is not None and _per_lane(params, N)
     if params is not None and not per_lane:
         _emit_config(prog, params, 0, C, per_lane=False)
+    chunks = [(k0, min(Kc, K - k0)) for k0 in range(0, K, Kc)]
+    # With K in one chunk, an M-tile's A^T stays in the scratchpad for all its N-tiles (two
+    # slots alternate by M-tile); otherwise both operands stream per chunk.
+    a_resident = len(chunks) == 1
     step = tile = 0
-    for m0 in range(0, M, R):
+    for mi, m0 in enumerate(range(0, M, R)):
         mt = min(R, M - m0)
-        for n0 in range(0, N, C):
+        for ni, n0 in enumerate(range(0, N, C)):
             nt = min(C, N - n0)
-            chunks = [(k0, min(Kc, K - k0)) for k0 in range(0, K, Kc)]
             slot = acc_slot[tile % 2]
             for j, (k0, kc) in enumerate(chunks):
                 s = step % 2
+                a_line = a_slot[mi % 2] if a_resident else a_slot[s]
                 if j == 0 and acc_bias_addr is not None:
                     _load_acc_bias(prog, tile, slot, R, nt, acc_bias_addr + 4 * n0)
-                prog.emit(Opcode.LOAD, sp_addr=a_slot[s], nrows=kc, ncols=mt,
-                          dram_addr=at_addr + k0 * M + m0, dram_stride=M,
-                          pop_next=int(step >= 2))
+                load_a = not a_resident or ni == 0
+                if load_a:
+                    prog.emit(Opcode.LOAD, sp_addr=a_line, nrows=kc, ncols=mt,
+                              dram_addr=at_addr + k0 * M + m0, dram_stride=M,
+                              pop_next=int(step >= 2))
                 prog.emit(Opcode.LOAD, sp_addr=b_slot[s], nrows=kc, ncols=nt,
-                          dram_addr=b_addr + k0 * N + n0, dram_stride=N, push_next=1)
+                          dram_addr=b_addr + k0 * N + n0, dram_stride=N, push_next=1,
+                          pop_next=int(step >= 2 and not load_a))
                 last = j == len(chunks) - 1
-                prog.emit(Opcode.COMPUTE, a_addr=a_slot[s], b_addr=b_slot[s], acc_addr=slot,
+                prog.emit(Opcode.COMPUTE, a_addr=a_line, b_addr=b_slot[s], acc_addr=slot,
                           nrows=kc, accumulate=int(j > 0 or acc_bias_addr is not None),
                           pop_prev=1, push_prev=1,
                           push_next=int(last), pop_next=int(j == 0 and tile >= 2))
@@ -334,7 +341,7 @@ def _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params,
             _emit_store(prog, params, per_lane, slot, m0, mt, n0, nt, N, out_addr, esize)
             tile += 1
     prog.emit(Opcode.HALT)
-    return {"steps": step, "tiles": tile, "Kc": Kc}
+    return {"steps": step, "tiles": tile, "Kc": Kc, "a_resident": a_resident}
 
 
 def _finish(cfg, name, image, prog, out_addr, out_shape, params, acc, macs, meta):
