@@ -13,8 +13,7 @@ import math
 import sys
 
 from hdl.config import NPUConfig
-from hdl.core import NPUCore
-from testbench.rtl import BUILD, run_cocotb
+from testbench.rtl import BUILD, fresh_report, run_cocotb
 from testbench.stimulus import stimulus_seed
 
 DEFAULT_CASES = [
@@ -39,13 +38,11 @@ def main(argv=None) -> int:
     records = []
     for R, C, df, bus, M, K, N in cases:
         cfg = NPUConfig(rows=R, cols=C, dataflow=df, bus_bits=bus)
-        report = BUILD / "reports" / f"bench-{cfg.core_name}-{M}x{K}x{N}.json"
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.unlink(missing_ok=True)
+        report = fresh_report(f"bench-{cfg.core_name}-{M}x{K}x{N}.json")
         seed = stimulus_seed()
         print(f"running {M}x{K}x{N} on {cfg.core_name} (seed {seed}) ...", flush=True)
-        tests, failed = run_cocotb("verilator", cfg, "testbench.cocotb_bench", top=NPUCore,
-                                   name=cfg.core_name, seed=seed, opt="-O1",
+        tests, failed = run_cocotb("verilator", cfg, "testbench.cocotb_bench", core=True,
+                                   seed=seed, opt="-O1",
                                    extra_env={"KNPU_GEMM": f"{M},{K},{N}",
                                               "KNPU_REPORT": str(report)})
         if not report.exists():

@@ -13,8 +13,7 @@ import sys
 import time
 
 from hdl.config import ConfigError, NPUConfig
-from hdl.core import NPUCore
-from testbench.rtl import BUILD, run_cocotb
+from testbench.rtl import BUILD, fresh_report, run_cocotb
 from testbench.stimulus import stimulus_seed
 
 
@@ -26,13 +25,11 @@ def _waveform(sim: str, name: str) -> str:
 
 def run_core(cfg: NPUConfig, sim: str, waves: bool) -> int:
     seed = stimulus_seed()
-    report = BUILD / "reports" / "sim.json"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.unlink(missing_ok=True)
+    report = fresh_report("sim.json")
     print(f"knpu sim: {cfg.core_name} on {sim}, seed {seed} (replay with KNPU_SEED={seed})")
     t0 = time.monotonic()
-    tests, failed = run_cocotb(sim, cfg, "testbench.cocotb_demo", top=NPUCore,
-                               name=cfg.core_name, seed=seed, waves=waves,
+    tests, failed = run_cocotb(sim, cfg, "testbench.cocotb_demo", core=True, seed=seed,
+                               waves=waves,
                                extra_env={"KNPU_REPORT": str(report)})
     wall = time.monotonic() - t0
     records = json.loads(report.read_text()) if report.exists() else []
@@ -56,9 +53,7 @@ def run_core(cfg: NPUConfig, sim: str, waves: bool) -> int:
 def run_array(cfg: NPUConfig, sim: str, gemm, waves: bool) -> int:
     M, K, N = gemm
     seed = stimulus_seed()
-    report = BUILD / "reports" / "sim_array.json"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.unlink(missing_ok=True)
+    report = fresh_report("sim_array.json")
     print(f"knpu sim: {cfg.name} on {sim}, GEMM {M}x{K}x{N}, seed {seed}")
     tests, failed = run_cocotb(sim, cfg, "testbench.cocotb_gemm", seed=seed, waves=waves,
                                extra_env={"KNPU_GEMM": f"{M},{K},{N}",

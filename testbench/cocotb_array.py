@@ -6,7 +6,6 @@ Run through pytest (``testbench/test_array_rtl.py``), which passes the configura
 
 from __future__ import annotations
 
-import os
 import random
 
 import cocotb
@@ -14,13 +13,13 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from hdl.config import NPUConfig
 from hdl.layout import a_payload, b_payload, c_payload
 
-from .stimulus import ArrayTile, make_beats, random_tiles, special_tiles, stimulus_seed
+from .stimulus import (ArrayTile, env_config, make_beats, random_tiles, special_tiles,
+                       stimulus_seed)
 from .streams import StreamMonitor, StreamSource
 
-CFG = NPUConfig.from_json(os.environ["KNPU_CONFIG"]) if "KNPU_CONFIG" in os.environ else None
+CFG = env_config()
 
 
 class ArrayBench:

@@ -12,13 +12,12 @@ import time
 import cocotb
 import numpy as np
 
-from hdl.config import NPUConfig
 from sim_models.compiler import Requant, compile_gemm
 
 from .core_bench import CoreBench
-from .stimulus import stimulus_seed
+from .stimulus import env_config, stimulus_seed
 
-CFG = NPUConfig.from_json(os.environ["KNPU_CONFIG"]) if "KNPU_CONFIG" in os.environ else None
+CFG = env_config()
 
 
 @cocotb.test()

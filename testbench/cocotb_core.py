@@ -14,14 +14,13 @@ import numpy as np
 from cocotb.triggers import ClockCycles
 
 from hdl import isa
-from hdl.config import NPUConfig
 from hdl.isa import ErrorCode, Opcode
 
 from .core_bench import CoreBench
 from .core_layers import regression_layers
-from .stimulus import stimulus_seed
+from .stimulus import env_config, stimulus_seed
 
-CFG = NPUConfig.from_json(os.environ["KNPU_CONFIG"]) if "KNPU_CONFIG" in os.environ else None
+CFG = env_config()
 MEM_SIZE = 1 << 20
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from hdl.config import NPUConfig
 
-__all__ = ["SIMULATORS", "REPO", "BUILD", "setup_simulator_env", "verilog_for", "build",
-           "run_cocotb"]
+__all__ = ["SIMULATORS", "REPO", "BUILD", "setup_simulator_env", "verilog_for", "fresh_report",
+           "build", "run_cocotb"]
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("KNPU_BUILD", REPO / "build"))
@@ -69,28 +69,31 @@ def _hdl_digest() -> str:
     return h.hexdigest()
 
 
-def verilog_for(cfg: NPUConfig, top=None, name: str | None = None) -> Path:
-    """Generated Verilog for ``cfg`` (the array, or ``top(cfg)`` when given), cached under
+def verilog_for(cfg: NPUConfig, core: bool = False) -> Path:
+    """Generated Verilog for ``cfg`` (the array, or the whole core), cached under
     ``build/verilog`` and keyed by the configuration and the HDL sources."""
-    from amaranth.back import verilog
+    from hdl.verilog import write_verilog
 
-    name = name or cfg.name
+    name = cfg.core_name if core else cfg.name
     path = BUILD / "verilog" / f"{name}.v"
     stamp = path.with_suffix(".stamp")
     key = hashlib.sha256((cfg.to_json() + name + _hdl_digest()).encode()).hexdigest()
     with _locked(path.with_suffix(".lock")):
-        if path.exists() and stamp.exists() and stamp.read_text() == key:
-            return path
-        from hdl.verilog import write_verilog
-        if top is None:
-            write_verilog(cfg, path)
-        else:
-            path.write_text(verilog.convert(top(cfg), name=name, emit_src=False))
-        stamp.write_text(key)
+        if not (path.exists() and stamp.exists() and stamp.read_text() == key):
+            write_verilog(cfg, path, core=core)
+            stamp.write_text(key)
     return path
 
 
-def build(sim: str, cfg: NPUConfig, top=None, name: str | None = None, waves: bool = False,
+def fresh_report(name: str) -> Path:
+    """``build/reports/<name>``, with any previous copy removed, for a run to fill in."""
+    path = BUILD / "reports" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    return path
+
+
+def build(sim: str, cfg: NPUConfig, core: bool = False, waves: bool = False,
           opt: str | None = None):
     """Build (or reuse) the simulator model; returns ``(runner, build_dir, toplevel)``."""
     from cocotb_tools.runner import get_runner
@@ -98,8 +101,8 @@ def build(sim: str, cfg: NPUConfig, top=None, name: str | None = None, waves: bo
     if sim not in SIMULATORS:
         raise ValueError(f"unknown simulator {sim!r}: must be one of {SIMULATORS}")
     setup_simulator_env()
-    name = name or cfg.name
-    source = verilog_for(cfg, top, name)
+    name = cfg.core_name if core else cfg.name
+    source = verilog_for(cfg, core)
     opt = opt or DEFAULT_OPT
     suffix = ("_waves" if waves else "") + (opt.replace("-", "_") if sim == "verilator" else "")
     build_dir = BUILD / "sim" / sim / (name + suffix)
@@ -131,13 +134,13 @@ def build(sim: str, cfg: NPUConfig, top=None, name: str | None = None, waves: bo
     return runner, build_dir, name
 
 
-def run_cocotb(sim: str, cfg: NPUConfig, module: str, *, top=None, name: str | None = None,
-               seed: int, waves: bool = False, extra_env: dict | None = None,
-               testcase: str | None = None, opt: str | None = None) -> tuple[int, int]:
+def run_cocotb(sim: str, cfg: NPUConfig, module: str, *, core: bool = False, seed: int,
+               waves: bool = False, extra_env: dict | None = None, testcase: str | None = None,
+               opt: str | None = None) -> tuple[int, int]:
     """Run the cocotb tests of ``module`` against ``cfg``; returns ``(tests, failed)``."""
     from cocotb_tools.check_results import get_results
 
-    runner, build_dir, toplevel = build(sim, cfg, top, name, waves, opt)
+    runner, build_dir, toplevel = build(sim, cfg, core, waves, opt)
     test_dir = build_dir.parent / f"{build_dir.name}.run" / module.rsplit(".", 1)[-1]
     if testcase:
         test_dir = test_dir / testcase

@@ -15,7 +15,14 @@ import numpy as np
 from hdl.config import NPUConfig
 from sim_models import golden
 
-__all__ = ["ArrayTile", "Beats", "make_beats", "random_tiles", "special_tiles", "stimulus_seed"]
+__all__ = ["ArrayTile", "Beats", "make_beats", "random_tiles", "special_tiles", "stimulus_seed",
+           "env_config", "gemm_tiles", "assemble_gemm"]
+
+
+def env_config() -> NPUConfig | None:
+    """The configuration a pytest runner handed to a cocotb module (``KNPU_CONFIG``)."""
+    text = os.environ.get("KNPU_CONFIG")
+    return NPUConfig.from_json(text) if text else None
 
 
 def stimulus_seed(default: int | None = None) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from hdl.config import NPUConfig
-from hdl.core import NPUCore
 
 from .rtl import run_cocotb
 from .stimulus import stimulus_seed
@@ -26,6 +25,5 @@ CASES += [pytest.param("verilator", NPUConfig(rows=8, cols=4, dataflow="ws", bus
 def test_core_rtl(sim, cfg):
     seed = stimulus_seed()
     print(f"KNPU_SEED={seed} {sim} {cfg.to_json()}")
-    tests, failed = run_cocotb(sim, cfg, "testbench.cocotb_core", top=NPUCore,
-                               name=cfg.core_name, seed=seed)
+    tests, failed = run_cocotb(sim, cfg, "testbench.cocotb_core", core=True, seed=seed)
     assert (tests, failed) == (3, 0), f"{failed} of {tests} failed (replay KNPU_SEED={seed})"

@@ -6,7 +6,7 @@ import pytest
 
 from hdl.config import NPUConfig
 
-from .rtl import BUILD, run_cocotb
+from .rtl import fresh_report, run_cocotb
 from .stimulus import stimulus_seed
 
 SHAPES = [(1, 1, 1), (37, 53, 29)]
@@ -19,8 +19,7 @@ SHAPES = [(1, 1, 1), (37, 53, 29)]
 def test_gemm_rtl(sim, dataflow, shape):
     cfg = NPUConfig(rows=4, cols=4, dataflow=dataflow)
     seed = stimulus_seed()
-    report = BUILD / "reports" / f"gemm-{sim}-{cfg.name}-{'x'.join(map(str, shape))}.json"
-    report.parent.mkdir(parents=True, exist_ok=True)
+    report = fresh_report(f"gemm-{sim}-{cfg.name}-{'x'.join(map(str, shape))}.json")
     print(f"KNPU_SEED={seed} {sim} {cfg.to_json()} GEMM {shape}")
     tests, failed = run_cocotb(sim, cfg, "testbench.cocotb_gemm", seed=seed, extra_env={
         "KNPU_GEMM": ",".join(map(str, shape)), "KNPU_REPORT": str(report)})
