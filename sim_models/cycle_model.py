@@ -383,7 +383,12 @@ class CycleNPU:
         return (not self.l_busy) and self._compute_idle() and (not self.st_busy) and dma_idle
 
     def _busy(self) -> bool:
-        return self.running or (self.error != 0 and not self._quiet(self._dma_idle()))
+        """Counting cycles, or a unit's error not yet taken by the core (fetch stops the
+        cycle before the core's error register is set; that cycle is not counted)."""
+        unit_errors = (self.f_error, self.l_error, self.c_error, self.st_error, self.r_error,
+                       self.w_error, self.deadlock_count == 7)
+        return (self.running or (self.error != 0 and not self._quiet(self._dma_idle()))
+                or (self.error == 0 and any(unit_errors)))
 
     # ---- combinational helpers ---------------------------------------------------------
     def _fetch_cmd_valid(self):

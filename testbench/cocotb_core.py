@@ -16,12 +16,30 @@ from cocotb.triggers import ClockCycles
 from hdl import isa
 from hdl.isa import ErrorCode, Opcode
 
+from sim_models.cycle_model import AxiRamTiming, CycleNPU
+
 from .core_bench import CoreBench
 from .core_layers import regression_layers
 from .stimulus import env_config, stimulus_seed
 
 CFG = env_config()
 MEM_SIZE = 1 << 20
+# Counters that do not depend on when the bus answers (the same with AXI pauses).
+VOLUME_COUNTERS = ("array_busy", "dma_bytes_read", "dma_bytes_written")
+
+
+def check_model(name: str, rtl: dict, model, exact: bool):
+    """The cycle model's counters against the RTL's: all of them equal (``exact``), or,
+    when the testbench's DRAM pauses at random, the volume counters equal and the RTL no
+    faster than the model's pause-free run."""
+    got = model.counters
+    if exact:
+        diff = {k: (got[k], rtl[k]) for k in got if got[k] != rtl[k]}
+        assert not diff, f"{name}: cycle model != RTL (model, rtl): {diff}"
+    else:
+        diff = {k: (got[k], rtl[k]) for k in VOLUME_COUNTERS if got[k] != rtl[k]}
+        assert not diff, f"{name}: cycle model != RTL (model, rtl): {diff}"
+        assert rtl["cycles"] >= got["cycles"], f"{name}: RTL beat the pause-free model"
 
 
 async def run_layers(dut, pause_probability: float, layers=regression_layers):
@@ -30,11 +48,15 @@ async def run_layers(dut, pause_probability: float, layers=regression_layers):
                   CFG.to_json(), seed, seed, 100 * pause_probability)
     bench = CoreBench(dut, CFG, MEM_SIZE, seed=seed, pause_probability=pause_probability)
     await bench.reset()
+    model = CycleNPU(CFG)     # lives as long as the RTL core: state carries between layers
     records = []
     for layer in layers(CFG, seed):
         assert len(layer.dram) <= MEM_SIZE
         status = await bench.run(layer.program_addr, len(layer.program), layer.dram)
         assert status["done"] and not status["error"], f"{layer.name}: {status}"
+        predicted = model.run(layer.program, layer.program_addr, 0, MEM_SIZE)
+        assert predicted.done
+        check_model(layer.name, status["counters"], predicted, exact=not pause_probability)
         out = layer.output(bench.read_dram(0, len(layer.dram)))
         _, functional = layer.run_functional()
         assert np.array_equal(functional, layer.expected), f"{layer.name}: functional model"
@@ -47,6 +69,7 @@ async def run_layers(dut, pause_probability: float, layers=regression_layers):
                       layer.name, c["cycles"], layer.macs, c["array_busy"],
                       c["dma_bytes_read"], c["dma_bytes_written"])
         records.append({"layer": layer.name, **c, "macs": layer.macs, "matches_golden": True,
+                        "model_cycles": predicted.cycles,
                         "utilization": layer.macs / (CFG.rows * CFG.cols * c["cycles"])})
         if os.environ.get("KNPU_REPORT"):   # rewritten per layer: a failure keeps the rest
             with open(os.environ["KNPU_REPORT"], "w") as f:
@@ -100,15 +123,23 @@ async def faults_stop_cleanly_and_recover(dut):
          ErrorCode.DEADLOCK),
     ]
     good = regression_layers(CFG, stimulus_seed())[1]
+    model = CycleNPU(CFG, AxiRamTiming(CFG.bus_bytes, slverr=bench.slverr, decerr=bench.decerr))
     for label, words, code in cases:
         status = await bench.run(0, len(words), _program_image(words), timeout_cycles=20000)
         assert status["error"] and status["code"] == code and not status["busy"], \
             f"{label}: expected {code.name}, status {status}"
+        predicted = model.run(words, 0, 0, MEM_SIZE)
+        assert (predicted.error, predicted.err_pc) == (code, status["err_pc"]), \
+            f"{label}: cycle model stopped with {predicted.error.name} at {predicted.err_pc}"
+        check_model(label, status["counters"], predicted, exact=True)
         dut._log.info("%s: stopped with %s after %d instructions", label, code.name,
                       status["err_pc"])
         await bench.soft_reset()
+        model.soft_reset()
         status = await bench.run(good.program_addr, len(good.program), good.dram)
         assert status["done"] and not status["error"], f"after {label}: {status}"
+        check_model(f"after {label}", status["counters"],
+                    model.run(good.program, good.program_addr, 0, MEM_SIZE), exact=True)
         out = good.output(bench.read_dram(0, len(good.dram)))
         assert np.array_equal(out, good.expected), f"after {label}: wrong results"
     await ClockCycles(dut.clk, 2)
