@@ -14,10 +14,15 @@ column), so our numbers can be put side by side with the tool architects already
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+from hdl import isa
+from hdl.config import NPUConfig
+
+from .energy import Events
 from .workloads import Layer
 
-__all__ = ["SCALESIM_DATAFLOWS", "scalesim_spatiotemporal", "scalesim_layer_cycles",
+__all__ = ["core_estimate", "CoreEstimate", "SCALESIM_DATAFLOWS", "scalesim_spatiotemporal", "scalesim_layer_cycles",
            "scalesim_cycles"]
 
 SCALESIM_DATAFLOWS = ("ws", "os", "is")
@@ -58,3 +63,147 @@ def scalesim_layer_cycles(layer: Layer, rows: int, cols: int, dataflow: str) -> 
 
 def scalesim_cycles(layers: list[Layer], rows: int, cols: int, dataflow: str) -> int:
     return sum(sum(scalesim_layer_cycles(l, rows, cols, dataflow)) for l in layers)
+
+
+# --- our core: the fast analytical mode ------------------------------------------------
+
+@dataclass
+class CoreEstimate:
+    """A layer on the core, estimated from its shape: cycles and the events energy prices."""
+    cycles: int
+    macs: int
+    events: "Events"
+
+
+# Overheads of the decoupled pipeline, fitted once against the cycle-exact model
+# (testbench/test_cycle_model.py): a LOAD's DMA round trip (the load unit runs one LOAD at
+# a time), and a step's streamer start-up and token hand-offs.
+LOAD_LATENCY = 6
+STEP_WS, READ_WS, STEP_OS, READ_OS = 12, 4, 12, 4
+
+
+def _beats(nbytes: int, bus_bytes: int) -> int:
+    return max(1, -(-nbytes // bus_bytes))
+
+
+def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize):
+    """The compiler's WS schedule (``compiler._schedule_ws``), step by step, costed.
+
+    A step is PRELOAD + COMPUTE of one weight tile: the array needs max(mb, R) cycles (the
+    next tile's weights stream in while this one computes); the read DMA needs a cycle per
+    beat (and per row) for the A chunk, if loaded, the weight tile and the instructions.
+    A tile's store overlaps the next tile's steps.  The slower of the two sets the pace."""
+    R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
+    Kt = len(k_tiles)
+    room = cfg.sp_lines - 2 * R
+    Mb = min(M, cfg.acc_lines // 2)
+    resident = Kt >= 2 and Kt * Mb <= room
+    if not resident:
+        Mb = min(Mb, room // 2)
+        if Kt >= 2 and Kt * min(M, cfg.acc_lines // 2) > room:
+            mb_res = room // Kt
+            if mb_res >= max(1, min(M, cfg.acc_lines // 2) // 2):
+                Mb, resident = mb_res, True
+    ev = Events()
+    cycles = 0
+    for m0 in range(0, M, Mb):
+        mb = min(Mb, M - m0)
+        for ni, n0 in enumerate(range(0, N, C)):
+            nt = min(C, N - n0)
+            live = live_of(n0, nt) or [0]
+            tile_cycles = 0
+            for ki in live:
+                kt = k_tiles[ki]
+                load_a = not resident or ni == 0
+                read = kt * _beats(nt, B) + LOAD_LATENCY      # one LOAD of weights
+                if load_a:                                    # A: one LOAD per segment
+                    read += mb * _beats(kt, B) + a_segments(mb) * LOAD_LATENCY
+                    ev.dram_bytes += mb * kt
+                    ev.sp_write_bytes += mb * cfg.sp_width
+                ev.dram_bytes += kt * nt + 3 * isa.INSN_BYTES
+                ev.sp_write_bytes += kt * cfg.sp_width
+                ev.sp_read_bytes += (kt + mb) * cfg.sp_width
+                ev.array_reg_bits += R * C * cfg.input_width + \
+                    mb * R * C * (cfg.input_width + cfg.acc_width)
+                ev.acc_write_bytes += 4 * mb * C
+                ev.acc_read_bytes += 4 * mb * C * (ki != live[0])
+                ev.macs += mb * R * C
+                tile_cycles += max(mb + STEP_WS, R + STEP_WS, read + READ_WS)
+            store = mb * max(2, _beats(nt * esize, B) + 1)
+            ev.acc_read_bytes += 4 * mb * C
+            ev.dram_bytes += mb * nt * esize
+            cycles += max(tile_cycles, store)
+    return cycles, ev
+
+
+def _os_gemm(cfg: NPUConfig, M, K, N, esize):
+    """The compiler's OS schedule (``compiler._schedule_os``): per output tile, K beats of
+    A^T and B join in the array while the DMA brings the next chunks."""
+    R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
+    Kc = min(K, cfg.sp_lines // 4)
+    chunks = [min(Kc, K - k0) for k0 in range(0, K, Kc)]
+    resident = len(chunks) == 1
+    ev = Events()
+    cycles = 0
+    for m0 in range(0, M, R):
+        mt = min(R, M - m0)
+        for ni, n0 in enumerate(range(0, N, C)):
+            nt = min(C, N - n0)
+            tile = 0
+            for j, kc in enumerate(chunks):
+                read = kc * _beats(nt, B) + LOAD_LATENCY
+                ev.dram_bytes += kc * nt + 3 * isa.INSN_BYTES
+                if not resident or ni == 0:
+                    read += kc * _beats(mt, B) + LOAD_LATENCY
+                    ev.dram_bytes += kc * mt
+                    ev.sp_write_bytes += kc * cfg.sp_width
+                ev.sp_write_bytes += kc * cfg.sp_width
+                ev.sp_read_bytes += 2 * kc * cfg.sp_width
+                ev.array_reg_bits += kc * R * C * (2 * cfg.input_width + cfg.acc_width)
+                ev.acc_write_bytes += 4 * R * C
+                ev.acc_read_bytes += 4 * R * C * (j > 0)
+                ev.macs += kc * R * C
+                tile += max(kc + STEP_OS, R + STEP_OS, read + READ_OS)
+            store = mt * max(2, _beats(nt * esize, B) + 1)
+            ev.acc_read_bytes += 4 * mt * C
+            ev.dram_bytes += mt * nt * esize
+            cycles += max(tile, store)
+    return cycles, ev
+
+
+def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1) -> CoreEstimate:
+    """Fast analytical mode: cycles and events of ``layer`` on the core ``cfg`` from its
+    shape alone (no tensors, no program), following the compiler's tiling.  Validated
+    against the cycle-exact model in ``testbench/test_cycle_model.py``; the error bound is
+    stated there."""
+    R, C = cfg.rows, cfg.cols
+    fixed = 60 + 4 * (cfg.rows + cfg.cols)         # fetch start, array and requantizer latency, drain
+    if cfg.dataflow == "os":
+        total, ev = 0, Events()
+        for count, M, K, N in layer.gemms():
+            cyc, e = _os_gemm(cfg, M, K, N, out_bytes)
+            total, ev = total + count * cyc, ev + Events(**{
+                f: count * getattr(e, f) for f in e.__dataclass_fields__})
+        ev.cycles = total + fixed
+        return CoreEstimate(ev.cycles, layer.macs, ev)
+    if layer.kind == "gemm":
+        M, K, N = layer.M, layer.K, layer.N
+        k_tiles = [min(R, K - k0) for k0 in range(0, K, R)]
+        cyc, ev = _ws_gemm(cfg, M, N, k_tiles, lambda n0, nt: list(range(len(k_tiles))),
+                           lambda mb: 1, out_bytes)
+    else:
+        ho, wo = layer.out_hw
+        cin, taps = layer.c, layer.kh * layer.kw
+        chunks = [(c0, min(R, cin - c0)) for c0 in range(0, cin, R)]
+        k_tiles = [kt for _ in range(taps) for _, kt in chunks]
+        if layer.depthwise:
+            def live_of(n0, nt):
+                return [t * len(chunks) + i for t in range(taps)
+                        for i, (c0, kt) in enumerate(chunks) if c0 < n0 + nt and n0 < c0 + kt]
+        else:
+            def live_of(n0, nt):
+                return list(range(len(k_tiles)))
+        cyc, ev = _ws_gemm(cfg, ho * wo, layer.n, k_tiles, live_of,
+                           lambda mb: -(-mb // wo) + 1, out_bytes)
+    ev.cycles = cyc + fixed
+    return CoreEstimate(ev.cycles, layer.macs, ev)
