@@ -15,7 +15,7 @@ AREA_SIZES ?= 1x1 2x2 4x4 8x8
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area scalesim test test-fast bench verilog verilog-core isa-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area scalesim sweep notebooks test test-fast bench verilog verilog-core isa-doc waves clean distclean help
 
 all: help
 
@@ -25,6 +25,7 @@ help:
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
+	@echo "make sweep    design-space sweep (sizes x dataflow x workload): build/sweep/sweep.csv + charts"
 	@echo "make scalesim SCALE-Sim 3.0.0 vs our compatible model on WORKLOAD for ROWS x COLS"
 	@echo "make verilog  generate Verilog for ROWS/COLS/DATAFLOW into build/ (array; verilog-core: whole core)"
 	@echo "make waves    run the sim with an FST waveform dump and say where it is"
@@ -63,6 +64,9 @@ bench: bootstrap
 
 area: bootstrap
 	$(PY) scripts/area.py --sizes $(AREA_SIZES)
+
+sweep: bootstrap
+	$(PY) scripts/sweep.py $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 scalesim: bootstrap
 	$(PY) scripts/scalesim_compare.py --workload $(WORKLOAD) --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)
