@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import fcntl
 import os
 import subprocess
@@ -140,18 +141,27 @@ def main(argv=None) -> int:
     p.add_argument("--cols", type=int, default=32)
     p.add_argument("--dataflow", choices=SCALESIM_DATAFLOWS, default="ws")
     p.add_argument("--first", type=int, default=0, help="only the first N layers")
+    p.add_argument("--rtl-max-macs", type=float, default=0,
+                   help="also simulate layers of at most this many MACs on the RTL "
+                        "(Verilator) and the cycle-exact model (ws/os only)")
     args = p.parse_args(argv)
     layers = build(args.workload) if args.workload in WORKLOADS else load(args.workload)
     if args.first:
         layers = layers[:args.first]
     workdir = BUILD / "scalesim" / f"{Path(args.workload).stem}_{args.rows}x{args.cols}"
     result = compare(layers, args.rows, args.cols, args.dataflow, workdir)
-    head = f"{'layer':<28} {'SCALE-Sim':>12} {'ours':>12} {'ratio':>7}"
+    core = knpu_columns(layers, args, result) if args.dataflow in ("ws", "os") else {}
+    head = (f"{'layer':<28} {'SCALE-Sim':>12} {'compat':>12} {'ratio':>7} "
+            f"{'knpu model':>11} {'ratio':>7} {'knpu exact':>11} {'knpu RTL':>10}")
     print(head)
     print("-" * len(head))
     for r in result["records"]:
+        c = core.get(r["layer"], {})
+        est = c.get("analytical")
         print(f"{r['layer']:<28} {r['scalesim']:>12} {r['ours']:>12} "
-              f"{r['ours'] / r['scalesim']:>7.4f}")
+              f"{r['ours'] / r['scalesim']:>7.4f} "
+              f"{est if est else '-':>11} {est / r['scalesim'] if est else 0:>7.3f} "
+              f"{c.get('exact', '-'):>11} {c.get('rtl', '-'):>10}")
     total_s = sum(r["scalesim"] for r in result["records"])
     total_o = sum(r["ours"] for r in result["records"])
     exact = all(r["scalesim"] == r["ours"] for r in result["records"])
@@ -159,7 +169,65 @@ def main(argv=None) -> int:
     print(f"exact agreement: {exact}; wall time SCALE-Sim {result['scalesim_wall_s']:.2f} s, "
           f"ours {result['ours_wall_s'] * 1e3:.3f} ms "
           f"({result['scalesim_wall_s'] / max(result['ours_wall_s'], 1e-9):.0f}x faster)")
+    if core:
+        print(f"knpu core model (analytical, {args.rows}x{args.cols} {args.dataflow}, "
+              f"bus 128 b): {sum(c['analytical'] for c in core.values())} cycles in "
+              f"{result['knpu_wall_s'] * 1e3:.1f} ms")
+        sims = [c for c in core.values() if "rtl" in c]
+        if sims:
+            print(f"RTL (Verilator) on {len(sims)} layers took {result['rtl_wall_s']:.1f} s; "
+                  f"exact model == RTL on all: {all(c['rtl'] == c['exact'] for c in sims)}")
     return 0 if exact else 1
+
+
+def knpu_columns(layers, args, result) -> dict:
+    """Our core on the same layers: the analytical mode for all; for small layers, the
+    cycle-exact model and the RTL itself (random int8 tensors, seed 0)."""
+    import pickle
+
+    import numpy as np
+
+    from scripts.sweep import config_for
+    from sim_models.analytical import core_estimate
+    from sim_models.compiler import compile_conv2d, compile_gemm
+    from sim_models.cycle_model import CycleNPU
+    from testbench.rtl import fresh_report, run_cocotb
+
+    cfg = config_for(args.rows, args.cols, args.dataflow)
+    out = {}
+    t0 = time.perf_counter()
+    for layer in layers:
+        out[layer.name] = {"analytical": core_estimate(cfg, layer).cycles}
+    result["knpu_wall_s"] = time.perf_counter() - t0
+    small = [l for l in layers if args.rtl_max_macs and l.macs <= args.rtl_max_macs and
+             not (l.depthwise and args.dataflow == "os")]
+    if not small:
+        return out
+    rng = np.random.default_rng(0)
+    i8 = lambda *shape: rng.integers(-128, 128, shape)  # noqa: E731
+    compiled = []
+    for l in small:
+        if l.kind == "gemm":
+            compiled.append(compile_gemm(cfg, i8(l.M, l.K), i8(l.K, l.N), name=l.name))
+        else:
+            w = i8(l.kh, l.kw, l.c) if l.depthwise else i8(l.kh, l.kw, l.c, l.n)
+            compiled.append(compile_conv2d(cfg, i8(l.h, l.w, l.c), w, l.stride, l.pad,
+                                           depthwise=l.depthwise, name=l.name))
+    model = CycleNPU(cfg)
+    for c in compiled:
+        out[c.name]["exact"] = model.run(c.program, c.program_addr, 0, 1 << 20).cycles
+    blob = BUILD / "scalesim" / "rtl_layers.pkl"
+    blob.write_bytes(pickle.dumps(compiled))
+    report = fresh_report("scalesim_rtl.json")
+    t0 = time.perf_counter()
+    tests, failed = run_cocotb("verilator", cfg, "testbench.cocotb_layers", core=True, seed=0,
+                               extra_env={"KNPU_LAYERS": str(blob), "KNPU_REPORT": str(report)})
+    result["rtl_wall_s"] = time.perf_counter() - t0
+    if failed:
+        raise RuntimeError("the RTL run failed: see the simulator log above")
+    for rec in json.loads(report.read_text()):
+        out[rec["layer"]]["rtl"] = rec["cycles"]
+    return out
 
 
 if __name__ == "__main__":
