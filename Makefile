@@ -15,7 +15,7 @@ AREA_SIZES ?= 1x1 2x2 4x4 8x8
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area scalesim sweep notebooks test test-fast bench verilog verilog-core isa-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area scalesim sweep bench-model test test-fast bench verilog verilog-core isa-doc waves clean distclean help
 
 all: help
 
@@ -24,6 +24,7 @@ help:
 	@echo "make sim-array  the bare array: one random GEMM (GEMM=\"M K N\"), match, cycles, MACs/cycle"
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
+	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
 	@echo "make sweep    design-space sweep (sizes x dataflow x workload): build/sweep/sweep.csv + charts"
 	@echo "make scalesim SCALE-Sim 3.0.0 vs our compatible model on WORKLOAD for ROWS x COLS"
@@ -61,6 +62,9 @@ test-fast: bootstrap
 
 bench: bootstrap
 	$(PY) scripts/bench.py
+
+bench-model: bootstrap
+	$(PY) scripts/model_bench.py
 
 area: bootstrap
 	$(PY) scripts/area.py --sizes $(AREA_SIZES)

@@ -13,6 +13,7 @@ import cocotb
 import numpy as np
 
 from sim_models.compiler import Requant, compile_gemm
+from sim_models.cycle_model import CycleNPU
 
 from .core_bench import CoreBench
 from .stimulus import env_config, stimulus_seed
@@ -36,12 +37,17 @@ async def gemm_benchmark(dut):
     wall = time.monotonic() - t0
     out = layer.output(bench.read_dram(0, len(layer.dram)))
     c = status["counters"]
+    t1 = time.monotonic()
+    predicted = CycleNPU(CFG).run(layer.program, layer.program_addr, 0, mem)
+    model_wall = time.monotonic() - t1
     report = {
         "rows": CFG.rows, "cols": CFG.cols, "dataflow": CFG.dataflow, "bus_bits": CFG.bus_bits,
         "M": M, "K": K, "N": N, "cycles": c["cycles"], "macs": layer.macs,
         "utilization": layer.macs / (CFG.rows * CFG.cols * c["cycles"]),
         "matches_golden": bool(status["done"] and np.array_equal(out, layer.expected)),
         "instructions": len(layer.program), "seed": seed, "sim_wall_s": round(wall, 2),
+        "model_cycles": predicted.cycles, "model_wall_s": round(model_wall, 2),
+        "model_counters_equal": predicted.counters == c,
         "counters": c, "schedule": {k: v for k, v in layer.meta.items()
                                     if isinstance(v, (int, bool, str))},
     }
@@ -49,3 +55,4 @@ async def gemm_benchmark(dut):
         json.dump(report, f, indent=1)
     dut._log.info("%s", report)
     assert report["matches_golden"], f"results differ from the golden model: {status}"
+    assert report["model_counters_equal"], f"cycle model {predicted.counters} != RTL {c}"
