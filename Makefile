@@ -12,10 +12,11 @@ COLS     ?= 8
 DATAFLOW ?= ws
 SIM      ?= verilator
 AREA_SIZES ?= 1x1 2x2 4x4 8x8
+FMAX_SIZES ?= 2x2 4x4 8x8
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area scalesim sweep bench-model test test-fast bench verilog verilog-core isa-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area scalesim sweep bench-model fmax test test-fast bench verilog verilog-core isa-doc waves clean distclean help
 
 all: help
 
@@ -27,6 +28,7 @@ help:
 	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
 	@echo "make sweep    design-space sweep (sizes x dataflow x workload): build/sweep/sweep.csv + charts"
+	@echo "make fmax     ECP5 (LFE5U-85F) place-and-route fmax per array size (FMAX_SIZES): build/fmax.json"
 	@echo "make scalesim SCALE-Sim 3.0.0 vs our compatible model on WORKLOAD for ROWS x COLS"
 	@echo "make verilog  generate Verilog for ROWS/COLS/DATAFLOW into build/ (array; verilog-core: whole core)"
 	@echo "make waves    run the sim with an FST waveform dump and say where it is"
@@ -71,6 +73,9 @@ area: bootstrap
 
 sweep: bootstrap
 	$(PY) scripts/sweep.py $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+
+fmax: bootstrap
+	$(PY) scripts/fmax.py --sizes $(FMAX_SIZES)
 
 scalesim: bootstrap
 	$(PY) scripts/scalesim_compare.py --workload $(WORKLOAD) --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)
