@@ -132,14 +132,17 @@ class AxiRamTiming:
     """
 
     LIMIT = 2
+    CHANNELS = ("ar", "r", "aw", "w", "b")
 
     def __init__(self, bus_bytes: int, pauses: dict | None = None,
                  slverr=(), decerr=()):
         self.B = bus_bytes
         self.slverr, self.decerr = list(slverr), list(decerr)
-        pauses = pauses or {}
-        self._pause = {ch: _pause_stream(pauses.get(ch)) for ch in ("ar", "r", "aw", "w", "b")}
-        self._paused = {ch: False for ch in self._pause}
+        self._pause = {ch: _pause_stream(None) for ch in self.CHANNELS}
+        self._paused = {ch: False for ch in self.CHANNELS}     # value set at this edge
+        self._before = {ch: False for ch in self.CHANNELS}     # value set at the edge before
+        if pauses:
+            self.set_pauses(pauses)
         self.ar_q, self.r_q, self.aw_q, self.w_q, self.b_q = (deque() for _ in range(5))
         self.arready = self.awready = self.wready = False
         self.rvalid, self.r_beat = False, None     # r_beat: (last, resp)
@@ -148,10 +151,32 @@ class AxiRamTiming:
         self._wr = None    # [word address, beats left, resp]
         self._rd_decerr = self._wr_decerr = False
 
+    def set_pauses(self, values: dict, first: dict | int = 0):
+        """Pause the channels as cocotbext's pause generators do: ``values[ch][i]`` is the
+        value set at the generator's i-th clock edge; ``first[ch]`` is the index that falls on
+        the edge ending the START cycle.  A generator is advanced before the sinks and sources
+        run at an edge, so a sink's ``ready`` follows the value of the edge before (its
+        sample is taken before it waits), a source's drive the value of this edge."""
+        for ch in self.CHANNELS:
+            seq = list(values.get(ch, ()))
+            i = first[ch] if isinstance(first, dict) else first
+            at = lambda k: bool(seq[k]) if 0 <= k < len(seq) else False  # noqa: E731
+            self._pause[ch] = _pause_stream(iter(seq[i:]) if seq else None)
+            self._paused[ch] = at(i - 1)
+            # Idle before START: ready is "queue below the limit and not paused".
+            ready = at(i - 2) is False
+            if ch == "ar":
+                self.arready = ready and len(self.ar_q) < self.LIMIT
+            elif ch == "aw":
+                self.awready = ready and len(self.aw_q) < self.LIMIT
+            elif ch == "w":
+                self.wready = ready and len(self.w_q) < self.LIMIT
+
     def advance_pauses(self):
         """The pause generators' values for the coming edge (they step once per edge)."""
         for ch, gen in self._pause.items():
-            self._paused[ch] = next(gen)
+            self._before[ch] = self._paused[ch]
+            self._paused[ch] = bool(next(gen, False))
 
     def _fault(self, addr: int, nbytes: int):
         if any(a in r for r in self.slverr for a in range(addr, addr + nbytes)):
@@ -162,7 +187,7 @@ class AxiRamTiming:
 
     def edge(self, arvalid, ar, rready, awvalid, aw, wvalid, w_bytes, bready):
         """One rising edge, given the core's outputs in the cycle before it."""
-        paused = self._paused
+        paused, before = self._paused, self._before
         # Sinks: pause is sampled before the edge (the value set at the previous edge).
         if self.arready and arvalid:
             self.ar_q.append(ar)
@@ -181,9 +206,9 @@ class AxiRamTiming:
                 self.b_resp, self.bvalid = self.b_q.popleft(), True
             else:
                 self.bvalid = False
-        self.arready = len(self.ar_q) < self.LIMIT and not paused["ar"]
-        self.awready = len(self.aw_q) < self.LIMIT and not paused["aw"]
-        self.wready = len(self.w_q) < self.LIMIT and not paused["w"]
+        self.arready = len(self.ar_q) < self.LIMIT and not before["ar"]
+        self.awready = len(self.aw_q) < self.LIMIT and not before["aw"]
+        self.wready = len(self.w_q) < self.LIMIT and not before["w"]
         self._run_read()
         self._run_write()
 

@@ -21,9 +21,13 @@ from hdl.isa import ErrorCode
 __all__ = ["CoreBench"]
 
 
-def _pauses(rng: random.Random, probability: float):
+def _pauses(rng: random.Random, probability: float, log: list):
+    """A pause generator that also logs every value it gives (one per clock edge), so the
+    cycle model can replay the DRAM's pauses."""
     while True:
-        yield rng.random() < probability
+        value = rng.random() < probability
+        log.append(value)
+        yield value
 
 
 class CoreBench:
@@ -38,15 +42,21 @@ class CoreBench:
         self.slverr: list[range] = []
         self.decerr: list[range] = []
         self._install_fault_hooks()
+        self.pause_log: dict[str, list] = {}     # DRAM channel -> pause value per edge
         if pause_probability:
             rng = random.Random(seed)
-            channels = [self.ram.write_if.aw_channel, self.ram.write_if.w_channel,
-                        self.ram.write_if.b_channel, self.ram.read_if.ar_channel,
-                        self.ram.read_if.r_channel, self.host.write_if.aw_channel,
-                        self.host.write_if.w_channel, self.host.write_if.b_channel,
-                        self.host.read_if.ar_channel, self.host.read_if.r_channel]
-            for ch in channels:
-                ch.set_pause_generator(_pauses(random.Random(rng.random()), pause_probability))
+            channels = {"aw": self.ram.write_if.aw_channel, "w": self.ram.write_if.w_channel,
+                        "b": self.ram.write_if.b_channel, "ar": self.ram.read_if.ar_channel,
+                        "r": self.ram.read_if.r_channel,
+                        "host_aw": self.host.write_if.aw_channel,
+                        "host_w": self.host.write_if.w_channel,
+                        "host_b": self.host.write_if.b_channel,
+                        "host_ar": self.host.read_if.ar_channel,
+                        "host_r": self.host.read_if.r_channel}
+            for name, ch in channels.items():
+                log = self.pause_log.setdefault(name, [])
+                ch.set_pause_generator(_pauses(random.Random(rng.random()), pause_probability,
+                                               log))
 
     def _install_fault_hooks(self):
         bench = self
@@ -114,6 +124,8 @@ class CoreBench:
         timeout = ClockCycles(self.dut.clk, timeout_cycles)
         if not int(self.dut.irq.value):
             fired = await First(RisingEdge(self.dut.irq), timeout)
+            # Pause values given so far, the one for this (irq) edge included.
+            irq_marks = {name: len(log) for name, log in self.pause_log.items()}
             if fired is timeout:
                 status = regmap.decode_status(await self.read_reg(regmap.STATUS))
                 raise AssertionError(f"core hung: no irq after {timeout_cycles} cycles, "
@@ -122,6 +134,8 @@ class CoreBench:
         status["error_name"] = ErrorCode(status["code"]).name
         status["err_pc"] = await self.read_reg(regmap.ERR_PC)
         status["counters"] = await self.counters()
+        if self.pause_log:
+            status["pause_marks"] = irq_marks
         return status
 
     def read_dram(self, addr: int, nbytes: int) -> bytes:
