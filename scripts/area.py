@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 
 from hdl.config import NPUConfig
-from testbench.rtl import verilog_for
+from scripts.cli import parse_size
+from testbench.rtl import BUILD, REPO, verilog_for
 
-REPO = Path(__file__).resolve().parent.parent
-BUILD = Path(os.environ.get("KNPU_BUILD", REPO / "build"))
 TECH = BUILD / "tech"
 LIB_IN_PACKAGE = "usr/share/qflow/tech/osu018/osu018_stdcells.lib"
 
@@ -84,18 +83,15 @@ def synthesize(cfg: NPUConfig, lib: Path) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", nargs="+", default=["1x1", "2x2", "4x4", "8x8"])
+    p.add_argument("--sizes", nargs="+", type=parse_size,
+                   default=[parse_size(s) for s in ("1x1", "2x2", "4x4", "8x8",)])
     p.add_argument("--dataflow", nargs="+", default=["ws", "os"], choices=["ws", "os"])
     p.add_argument("-o", "--output", type=Path, default=BUILD / "area.json")
     args = p.parse_args(argv)
     lib = liberty()
     records = []
     print(f"{'array':>7} {'df':>3} {'cells':>8} {'area um2':>12} {'per PE':>10} {'seq %':>6}")
-    for size in args.sizes:
-        try:
-            rows, cols = (int(x) for x in size.lower().split("x"))
-        except ValueError:
-            p.error(f"bad size {size!r}: use RxC, e.g. 8x8")
+    for rows, cols in args.sizes:
         for df in args.dataflow:
             r = synthesize(NPUConfig(rows=rows, cols=cols, dataflow=df), lib)
             records.append(r)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -26,10 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hdl.config import NPUConfig  # noqa: E402
-from testbench.rtl import verilog_for  # noqa: E402
+from scripts.cli import parse_size  # noqa: E402
+from testbench.rtl import BUILD, verilog_for  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-BUILD = Path(os.environ.get("KNPU_BUILD", REPO / "build"))
 BIN = Path(sys.executable).parent
 DEVICE = ["--85k", "--package", "CABGA756"]
 
@@ -73,7 +71,8 @@ def place_and_route(cfg: NPUConfig, core: bool = False, seed: int = 1) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", nargs="+", default=["2x2", "4x4", "8x8"])
+    p.add_argument("--sizes", nargs="+", type=parse_size,
+                   default=[parse_size(s) for s in ("2x2", "4x4", "8x8",)])
     p.add_argument("--dataflow", nargs="+", default=["ws", "os"], choices=["ws", "os"])
     p.add_argument("--core", action="store_true",
                    help="the whole core (AXI ports only: larger arrays fit the pins) with "
@@ -82,11 +81,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     records = []
     print(f"{'array':>7} {'df':>3} {'fmax MHz':>9} {'LUT4':>7} {'FF':>7} {'MULT18':>7} {'wall s':>7}")
-    for size in args.sizes:
-        try:
-            rows, cols = (int(x) for x in size.lower().split("x"))
-        except ValueError:
-            p.error(f"bad size {size!r}: use RxC, e.g. 8x8")
+    for rows, cols in args.sizes:
         for df in args.dataflow:
             cfg = NPUConfig(rows=rows, cols=cols, dataflow=df,
                             **({"bus_bits": 64} if args.core else {}))

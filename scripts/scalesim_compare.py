@@ -14,7 +14,6 @@ import argparse
 import csv
 import json
 import fcntl
-import os
 import subprocess
 import sys
 import time
@@ -22,9 +21,8 @@ from pathlib import Path
 
 from sim_models.analytical import SCALESIM_DATAFLOWS, scalesim_layer_cycles
 from sim_models.workloads import WORKLOADS, Layer, build, load, to_scalesim_csv
+from testbench.rtl import BUILD, fresh_report, run_cocotb
 
-REPO = Path(__file__).resolve().parent.parent
-BUILD = Path(os.environ.get("KNPU_BUILD", REPO / "build"))
 VENV = BUILD / "scalesim-venv"
 SCALESIM = "scalesim==3.0.0"
 
@@ -191,7 +189,6 @@ def knpu_columns(layers, args, result) -> dict:
     from sim_models.analytical import core_estimate
     from sim_models.compiler import compile_conv2d, compile_gemm
     from sim_models.cycle_model import CycleNPU
-    from testbench.rtl import fresh_report, run_cocotb
 
     cfg = config_for(args.rows, args.cols, args.dataflow)
     out = {}

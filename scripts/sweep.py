@@ -32,9 +32,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from hdl.config import NPUConfig  # noqa: E402
+from scripts.cli import parse_size  # noqa: E402
 from sim_models import workloads  # noqa: E402
 from sim_models.analytical import core_estimate  # noqa: E402
 from sim_models.energy import EnergyModel  # noqa: E402
+from testbench.rtl import BUILD  # noqa: E402
 
 DEFAULT_SIZES = ["2x2", "4x4", "8x8", "16x16", "32x32", "64x64", "4x16", "16x4", "8x32",
                  "32x8", "16x64", "64x16"]
@@ -42,14 +44,6 @@ DEFAULT_WORKLOADS = ["resnet18", "resnet50", "mobilenet_v2", "bert_base_block", 
 CLOCK_HZ = 1e9
 MODEL_VERSION = 1      # bump when a model changes: cached points are then recomputed
 AREA_DATA = REPO / "sim_models" / "area_osu018.json"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        rows, cols = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} is not ROWSxCOLS (e.g. 16x16)")
-    return rows, cols
 
 
 def config_for(rows: int, cols: int, dataflow: str) -> NPUConfig:
@@ -70,8 +64,8 @@ def area_model() -> dict:
     return fit
 
 
-def evaluate(point: dict) -> dict:
-    """One sweep point (runs on a Dask worker)."""
+def evaluate(point: dict, area_fit: dict) -> dict:
+    """One sweep point (runs on a Dask worker); ``area_fit`` is :func:`area_model`'s."""
     t0 = time.perf_counter()
     rows, cols, df, name = point["rows"], point["cols"], point["dataflow"], point["workload"]
     cfg = config_for(rows, cols, df)
@@ -85,7 +79,7 @@ def evaluate(point: dict) -> dict:
         events = est.events if events is None else events + est.events
     band = EnergyModel(cfg, clock_hz=CLOCK_HZ).estimate(events)
     seconds = cycles / CLOCK_HZ
-    intercept, per_pe = area_model()[df]
+    intercept, per_pe = area_fit[df]
     out = dict(point)
     out.update(
         status="ok", error="", cycles=cycles, macs=macs,
@@ -109,9 +103,9 @@ def _key(point: dict) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def safe_evaluate(point: dict) -> dict:
+def safe_evaluate(point: dict, area_fit: dict) -> dict:
     try:
-        return evaluate(point)
+        return evaluate(point, area_fit)
     except Exception as exc:  # a failed point is reported, the sweep goes on
         return {**point, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
@@ -131,6 +125,7 @@ def run_points(points: list[dict], scheduler: str | None, workers: int, cache: P
     if not todo:
         return results
     bar = tqdm(total=len(todo), disable=not progress, unit="pt", file=sys.stdout)
+    area_fit = area_model()
 
     def keep(res):
         if res.get("status") == "ok":
@@ -140,7 +135,7 @@ def run_points(points: list[dict], scheduler: str | None, workers: int, cache: P
 
     if scheduler == "synchronous":
         for p in todo:
-            keep(safe_evaluate(p))
+            keep(safe_evaluate(p, area_fit))
     else:
         from dask.distributed import Client, LocalCluster, as_completed
         cluster = None
@@ -151,7 +146,7 @@ def run_points(points: list[dict], scheduler: str | None, workers: int, cache: P
                                    dashboard_address=None)
             client = Client(cluster)
         try:
-            futures = client.map(safe_evaluate, todo, pure=False)
+            futures = client.map(safe_evaluate, todo, area_fit=area_fit, pure=False)
             for fut in as_completed(futures):
                 keep(fut.result())
         finally:
@@ -325,7 +320,7 @@ def main(argv=None) -> int:
                     help="tcp://HOST:PORT of a Dask scheduler; 'synchronous' for no Dask; "
                          "default: a local cluster of --workers processes")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=REPO / "build" / "sweep")
+    ap.add_argument("--out", type=Path, default=BUILD / "sweep")
     ap.add_argument("--fresh", action="store_true", help="ignore cached points")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
