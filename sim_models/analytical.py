@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from hdl import isa
 from hdl.config import NPUConfig
 
+from .compiler import os_chunk, ws_blocking
 from .energy import Events
 from .workloads import Layer
 
@@ -86,6 +87,14 @@ def _beats(nbytes: int, bus_bytes: int) -> int:
     return max(1, -(-nbytes // bus_bytes))
 
 
+def _store(cfg: NPUConfig, ev: Events, rows: int, nt: int, esize: int) -> int:
+    """A tile's STORE: its events, and its cycles (a row at a time through the
+    requantizer and the write DMA, at least two cycles a row)."""
+    ev.acc_read_bytes += 4 * rows * cfg.cols
+    ev.dram_bytes += rows * nt * esize
+    return rows * max(2, _beats(nt * esize, cfg.bus_bytes) + 1)
+
+
 def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize):
     """The compiler's WS schedule (``compiler._schedule_ws``), step by step, costed.
 
@@ -94,16 +103,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize):
     beat (and per row) for the A chunk, if loaded, the weight tile and the instructions.
     A tile's store overlaps the next tile's steps.  The slower of the two sets the pace."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
-    Kt = len(k_tiles)
-    room = cfg.sp_lines - 2 * R
-    Mb = min(M, cfg.acc_lines // 2)
-    resident = Kt >= 2 and Kt * Mb <= room
-    if not resident:
-        Mb = min(Mb, room // 2)
-        if Kt >= 2 and Kt * min(M, cfg.acc_lines // 2) > room:
-            mb_res = room // Kt
-            if mb_res >= max(1, min(M, cfg.acc_lines // 2) // 2):
-                Mb, resident = mb_res, True
+    Mb, resident = ws_blocking(cfg, M, len(k_tiles))
     ev = Events()
     cycles = 0
     for m0 in range(0, M, Mb):
@@ -129,10 +129,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize):
                 ev.acc_read_bytes += 4 * mb * C * (ki != live[0])
                 ev.macs += mb * R * C
                 tile_cycles += max(mb + STEP_WS, R + STEP_WS, read + READ_WS)
-            store = mb * max(2, _beats(nt * esize, B) + 1)
-            ev.acc_read_bytes += 4 * mb * C
-            ev.dram_bytes += mb * nt * esize
-            cycles += max(tile_cycles, store)
+            cycles += max(tile_cycles, _store(cfg, ev, mb, nt, esize))
     return cycles, ev
 
 
@@ -140,7 +137,7 @@ def _os_gemm(cfg: NPUConfig, M, K, N, esize):
     """The compiler's OS schedule (``compiler._schedule_os``): per output tile, K beats of
     A^T and B join in the array while the DMA brings the next chunks."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
-    Kc = min(K, cfg.sp_lines // 4)
+    Kc = os_chunk(cfg, K)
     chunks = [min(Kc, K - k0) for k0 in range(0, K, Kc)]
     resident = len(chunks) == 1
     ev = Events()
@@ -164,10 +161,7 @@ def _os_gemm(cfg: NPUConfig, M, K, N, esize):
                 ev.acc_read_bytes += 4 * R * C * (j > 0)
                 ev.macs += kc * R * C
                 tile += max(kc + STEP_OS, R + STEP_OS, read + READ_OS)
-            store = mt * max(2, _beats(nt * esize, B) + 1)
-            ev.acc_read_bytes += 4 * mt * C
-            ev.dram_bytes += mt * nt * esize
-            cycles += max(tile, store)
+            cycles += max(tile, _store(cfg, ev, mt, nt, esize))
     return cycles, ev
 
 
@@ -176,14 +170,13 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1) -> CoreEstim
     shape alone (no tensors, no program), following the compiler's tiling.  Validated
     against the cycle-exact model in ``testbench/test_cycle_model.py``; the error bound is
     stated there."""
-    R, C = cfg.rows, cfg.cols
-    fixed = 60 + 4 * (cfg.rows + cfg.cols)         # fetch start, array and requantizer latency, drain
+    R = cfg.rows
+    fixed = 60 + 4 * (cfg.rows + cfg.cols)   # fetch start, array and requantizer latency, drain
     if cfg.dataflow == "os":
         total, ev = 0, Events()
         for count, M, K, N in layer.gemms():
             cyc, e = _os_gemm(cfg, M, K, N, out_bytes)
-            total, ev = total + count * cyc, ev + Events(**{
-                f: count * getattr(e, f) for f in e.__dataclass_fields__})
+            total, ev = total + count * cyc, ev + e * count
         ev.cycles = total + fixed
         return CoreEstimate(ev.cycles, layer.macs, ev)
     if layer.kind == "gemm":

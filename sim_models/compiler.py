@@ -214,18 +214,10 @@ def _per_lane(params, n):
                 np.all(bias == bias[0]))
 
 
-def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_dense,
-                 acc_bias_addr=None):
-    """Emit the weight-stationary schedule (see module doc).  Returns the step count."""
-    R, C = cfg.rows, cfg.cols
-    k_tiles = a_src.k_tiles(R)
-    n_tiles = [(n0, min(C, N - n0)) for n0 in range(0, N, C)]
-    Kt = len(k_tiles)
-    # Weight tiles at the top of the scratchpad and activations from line 0: with two
-    # banks they stream from different banks whenever the activations fit the lower half.
-    w_slot = [cfg.sp_lines - 2 * R, cfg.sp_lines - R]
-    a_base = 0
-    room = cfg.sp_lines - 2 * R
+def ws_blocking(cfg: NPUConfig, M: int, Kt: int) -> tuple[int, bool]:
+    """WS: rows of A per M-block, and whether the block's ``Kt`` A chunks all stay in the
+    scratchpad (below the two weight slots) for every N-tile."""
+    room = cfg.sp_lines - 2 * cfg.rows
     Mb = min(M, cfg.acc_lines // 2)
     resident = Kt >= 2 and Kt * Mb <= room
     if not resident:
@@ -237,6 +229,29 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
             mb_resident = room // Kt
             if mb_resident >= max(1, min(M, cfg.acc_lines // 2) // 2):
                 Mb, resident = mb_resident, True
+    return Mb, resident
+
+
+def os_chunk(cfg: NPUConfig, K: int) -> int:
+    """OS: K rows per chunk -- A^T chunks in the scratchpad's lower half, B chunks in the
+    upper half, two slots each."""
+    Kc = min(K, cfg.sp_lines // 2 // 2)
+    if Kc < 1:
+        raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
+    return Kc
+
+
+def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_dense,
+                 acc_bias_addr=None):
+    """Emit the weight-stationary schedule (see module doc).  Returns the step count."""
+    R, C = cfg.rows, cfg.cols
+    k_tiles = a_src.k_tiles(R)
+    n_tiles = [(n0, min(C, N - n0)) for n0 in range(0, N, C)]
+    # Weight tiles at the top of the scratchpad and activations from line 0: with two
+    # banks they stream from different banks whenever the activations fit the lower half.
+    w_slot = [cfg.sp_lines - 2 * R, cfg.sp_lines - R]
+    a_base = 0
+    Mb, resident = ws_blocking(cfg, M, len(k_tiles))
     acc_slot = [0, cfg.acc_lines // 2]               # one accumulator bank each
     per_lane = params is not None and _per_lane(params, N)
     if params is not None and not per_lane:
@@ -301,9 +316,7 @@ def _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params,
     """Output-stationary: A^T (K x M) and B (K x N) in DRAM, one R x C tile at a time."""
     R, C = cfg.rows, cfg.cols
     half = cfg.sp_lines // 2
-    Kc = min(K, half // 2)        # A^T chunks in the lower half, B chunks in the upper half
-    if Kc < 1:
-        raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
+    Kc = os_chunk(cfg, K)
     a_slot, b_slot = [0, Kc], [half, half + Kc]
     acc_slot = [0, cfg.acc_lines // 2]
     per_lane = params is not None and _per_lane(params, N)

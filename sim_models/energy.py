@@ -106,6 +106,10 @@ class Events:
         return Events(**{f.name: getattr(self, f.name) + getattr(other, f.name)
                          for f in fields(Events)})
 
+    def __mul__(self, count: int) -> "Events":
+        """The events of ``count`` repeats."""
+        return Events(**{f.name: count * getattr(self, f.name) for f in fields(Events)})
+
 
 def events_from_program(cfg: NPUConfig, program: list[int], cycles: int = 0) -> Events:
     """Count events from the instructions themselves (each says exactly what it moves)."""
