@@ -105,9 +105,6 @@ class _Delay:
             self.line.popleft()
             self.line.append(i)
 
-    def any(self) -> bool:
-        return self.line is not None and any(self.line)
-
 
 def _pause_stream(gen):
     """One value per clock edge from a pause generator; False when there is none."""
@@ -343,7 +340,7 @@ class CycleNPU:
         self.preloads = 0
         self.c_error = 0
         self.row = 0
-        self.s_valid, self.s_acc, self.s_push, self.s_addr = False, False, False, 0
+        self.s_valid, self.s_push, self.s_addr = False, False, 0
         if cfg.dataflow == "ws":
             self.full = [False, False]
             self.load_bank = self.comp_bank = 0
@@ -404,16 +401,19 @@ class CycleNPU:
                            err_pc=self.err_pc, counters=dict(self.counters),
                            events=dict(self.events))
 
-    def _quiet(self, dma_idle):
-        return (not self.l_busy) and self._compute_idle() and (not self.st_busy) and dma_idle
+    def _quiet(self, compute_idle: bool, dma_idle: bool) -> bool:
+        """No unit working and the bus idle (the core reports an error only then)."""
+        return not self.l_busy and compute_idle and not self.st_busy and dma_idle
 
     def _busy(self) -> bool:
         """Counting cycles, or a unit's error not yet taken by the core (fetch stops the
         cycle before the core's error register is set; that cycle is not counted)."""
-        unit_errors = (self.f_error, self.l_error, self.c_error, self.st_error, self.r_error,
-                       self.w_error, self.deadlock_count == 7)
-        return (self.running or (self.error != 0 and not self._quiet(self._dma_idle()))
-                or (self.error == 0 and any(unit_errors)))
+        if self.running:
+            return True
+        if self.error:
+            return not self._quiet(self._compute_idle(), self._dma_idle())
+        return any((self.f_error, self.l_error, self.c_error, self.st_error, self.r_error,
+                    self.w_error, self.deadlock_count == 7))
 
     # ---- combinational helpers ---------------------------------------------------------
     def _fetch_cmd_valid(self):
@@ -423,15 +423,16 @@ class CycleNPU:
     def _load_cmd_valid(self):
         return self.l_busy and self.l_issued != self.l_rows and not self.error
 
-    def _reader_idle(self):
-        return not (self.pending.r_rdy or self.arvalid or self.out_valid or
-                    self._load_cmd_valid() or self._fetch_cmd_valid())
+    def _reader_idle(self, cmd_valid: bool) -> bool:
+        """RowReader.idle; ``cmd_valid``: fetch or load asks for a row this cycle."""
+        return not (self.pending.r_rdy or self.arvalid or self.out_valid or cmd_valid)
 
     def _writer_idle(self):
         return not (self.aw_busy or self.w_busy or self.outstanding or self.st_out.r_rdy)
 
     def _dma_idle(self):
-        return self._reader_idle() and self._writer_idle()
+        cmd_valid = self._load_cmd_valid() or self._fetch_cmd_valid()
+        return self._reader_idle(cmd_valid) and self._writer_idle()
 
     def _array_signals(self):
         """The array's handshakes this cycle: (a_valid, a_ready, b_ready, fire, last_fire)."""
@@ -554,12 +555,13 @@ class CycleNPU:
         l_word = lq.out if lq.r_rdy else None
         l_ready_to_start = l_ok = False
         if l_word is not None:
-            to_acc = (l_word & 0xF) == Opcode.LOAD_ACC
-            mem_addr = _f(l_word, Opcode.LOAD_ACC, "acc_addr") if to_acc else \
+            l_to_acc = (l_word & 0xF) == Opcode.LOAD_ACC
+            l_mem_addr = _f(l_word, Opcode.LOAD_ACC, "acc_addr") if l_to_acc else \
                 _f(l_word, Opcode.LOAD, "sp_addr")
-            nrows, ncols = _f(l_word, Opcode.LOAD, "nrows"), _f(l_word, Opcode.LOAD, "ncols")
-            depth, width = (cfg.acc_lines, C) if to_acc else (cfg.sp_lines, cfg.sp_width)
-            l_ok = nrows != 0 and ncols != 0 and ncols <= width and mem_addr + nrows <= depth
+            l_nrows, l_ncols = _f(l_word, Opcode.LOAD, "nrows"), _f(l_word, Opcode.LOAD, "ncols")
+            depth, width = (cfg.acc_lines, C) if l_to_acc else (cfg.sp_lines, cfg.sp_width)
+            l_ok = l_nrows != 0 and l_ncols != 0 and l_ncols <= width and \
+                l_mem_addr + l_nrows <= depth
             l_need = _flag(l_word, "pop_next")
             l_ready_to_start = (not l_need) or self.tokens["c2l"] != 0
         l_start = l_word is not None and not self.l_busy and not abort and l_ready_to_start
@@ -585,31 +587,32 @@ class CycleNPU:
         c_word = cq.out if cq.r_rdy else None
         c_go = c_accept = c_wait_token = False
         if c_word is not None:
-            is_pre = (c_word & 0xF) == Opcode.PRELOAD
+            c_is_pre = (c_word & 0xF) == Opcode.PRELOAD
             need_l2c, need_s2c = _flag(c_word, "pop_prev"), _flag(c_word, "pop_next")
             tokens_ok = ((not need_l2c) or self.tokens["l2c"] != 0) and \
                 ((not need_s2c) or self.tokens["s2c"] != 0)
             c_wait_token = not tokens_ok
-            nrows = _f(c_word, Opcode.COMPUTE, "nrows")
-            a_addr = _f(c_word, Opcode.COMPUTE, "a_addr")
-            b_addr = _f(c_word, Opcode.COMPUTE, "b_addr")
-            acc_addr = _f(c_word, Opcode.COMPUTE, "acc_addr")
-            pre_addr = _f(c_word, Opcode.PRELOAD, "sp_addr")
-            pre_rows = _f(c_word, Opcode.PRELOAD, "nrows")
+            c_nrows = _f(c_word, Opcode.COMPUTE, "nrows")
+            c_a_addr = _f(c_word, Opcode.COMPUTE, "a_addr")
+            c_b_addr = _f(c_word, Opcode.COMPUTE, "b_addr")
+            c_acc_addr = _f(c_word, Opcode.COMPUTE, "acc_addr")
+            c_pre_addr = _f(c_word, Opcode.PRELOAD, "sp_addr")
+            c_pre_rows = _f(c_word, Opcode.PRELOAD, "nrows")
             a_free = not self.streams["a"]["busy"]
             b_free = not self.streams["b"]["busy"]
             if cfg.dataflow == "ws":
-                if is_pre:
-                    ops_ok = pre_rows <= R and pre_addr + pre_rows <= cfg.sp_lines and \
+                if c_is_pre:
+                    ops_ok = c_pre_rows <= R and c_pre_addr + c_pre_rows <= cfg.sp_lines and \
                         self.preloads != 2
                     res_ok = b_free
                 else:
-                    ops_ok = nrows != 0 and a_addr + nrows <= cfg.sp_lines and \
-                        acc_addr + nrows <= cfg.acc_lines and self.preloads != 0
+                    ops_ok = c_nrows != 0 and c_a_addr + c_nrows <= cfg.sp_lines and \
+                        c_acc_addr + c_nrows <= cfg.acc_lines and self.preloads != 0
                     res_ok = a_free and self.results.w_rdy
             else:
-                ops_ok = (not is_pre) and nrows != 0 and a_addr + nrows <= cfg.sp_lines and \
-                    b_addr + nrows <= cfg.sp_lines and acc_addr + R <= cfg.acc_lines
+                ops_ok = (not c_is_pre) and c_nrows != 0 and \
+                    c_a_addr + c_nrows <= cfg.sp_lines and c_b_addr + c_nrows <= cfg.sp_lines and \
+                    c_acc_addr + R <= cfg.acc_lines
                 res_ok = a_free and b_free and self.results.w_rdy
             c_go = (not abort) and tokens_ok and (res_ok or not ops_ok)
             c_accept = c_go and ops_ok
@@ -624,9 +627,11 @@ class CycleNPU:
                 lane = _f(s_word, Opcode.CONFIG, "lane")
                 s_ok = lane == isa.CONFIG_ALL_LANES or lane < C
             else:
-                nrows, ncols = _f(s_word, Opcode.STORE, "nrows"), _f(s_word, Opcode.STORE, "ncols")
-                s_ok = nrows != 0 and ncols != 0 and ncols <= C and \
-                    _f(s_word, Opcode.STORE, "acc_addr") + nrows <= cfg.acc_lines
+                s_nrows = _f(s_word, Opcode.STORE, "nrows")
+                s_ncols = _f(s_word, Opcode.STORE, "ncols")
+                s_acc_addr = _f(s_word, Opcode.STORE, "acc_addr")
+                s_ok = s_nrows != 0 and s_ncols != 0 and s_ncols <= C and \
+                    s_acc_addr + s_nrows <= cfg.acc_lines
             tokens_ok = (not _flag(s_word, "pop_prev")) or self.tokens["c2s"] != 0
             s_wait_token = not self.st_busy and not tokens_ok
             s_go = not self.st_busy and not abort and (tokens_ok or not s_ok)
@@ -649,12 +654,11 @@ class CycleNPU:
         wr_addr = self.st_addr
         aw_fire = self.awvalid and mem.awready
         bresp_fire = mem.bvalid
-        writer_idle = not (self.aw_busy or self.w_busy or self.outstanding or wr_valid)
+        writer_idle = self._writer_idle()
         st_finished = self.st_busy and self.draining and writer_idle
 
         # -- fetch: dispatch, SYNC/HALT --
-        reader_idle = not (self.pending.r_rdy or self.arvalid or self.out_valid or r_cmd_valid)
-        dma_idle = reader_idle and writer_idle
+        dma_idle = self._reader_idle(r_cmd_valid) and writer_idle
         compute_idle = self._compute_idle()
         queues_empty = all(q.level == 0 for q in self.queues.values())
         units_idle = (queues_empty and not self.l_busy and compute_idle and not self.st_busy
@@ -679,8 +683,7 @@ class CycleNPU:
             (l_wait_token or c_wait_token or s_wait_token)
         sources = [self.f_error, self.l_error, self.c_error, self.st_error, self.r_error,
                    self.w_error, ErrorCode.DEADLOCK if self.deadlock_count == 7 else 0]
-        quiet = not self.l_busy and compute_idle and not self.st_busy and dma_idle
-        busy = self.running or (abort and not quiet)
+        busy = self.running or (abort and not self._quiet(compute_idle, dma_idle))
         if busy and not start:
             cnt = self.counters
             cnt["cycles"] += 1
@@ -757,15 +760,11 @@ class CycleNPU:
         pop_c2l = False
         if l_start:
             if l_ok:
-                to_acc = (l_word & 0xF) == Opcode.LOAD_ACC
-                pop_c2l = bool(_flag(l_word, "pop_next"))
-                self.l_busy, self.l_acc = True, to_acc
+                pop_c2l = bool(l_need)
+                self.l_busy, self.l_acc = True, l_to_acc
                 self.l_push = bool(_flag(l_word, "push_next"))
-                self.l_base = _f(l_word, Opcode.LOAD_ACC, "acc_addr") if to_acc else \
-                    _f(l_word, Opcode.LOAD, "sp_addr")
-                self.l_rows = _f(l_word, Opcode.LOAD, "nrows")
-                ncols = _f(l_word, Opcode.LOAD, "ncols")
-                self.l_nbytes = 4 * ncols if to_acc else ncols
+                self.l_base, self.l_rows = l_mem_addr, l_nrows
+                self.l_nbytes = 4 * l_ncols if l_to_acc else l_ncols
                 self.l_addr = _f(l_word, Opcode.LOAD, "dram_addr")
                 self.l_stride = _f(l_word, Opcode.LOAD, "dram_stride")
                 self.l_issued = self.l_written = 0
@@ -806,28 +805,23 @@ class CycleNPU:
             self.sp_turn = not self.sp_turn
         entry = None
         if c_accept:
-            is_pre = (c_word & 0xF) == Opcode.PRELOAD
-            pop_l2c, pop_s2c = bool(_flag(c_word, "pop_prev")), bool(_flag(c_word, "pop_next"))
+            pop_l2c, pop_s2c = bool(need_l2c), bool(need_s2c)
             push_prev = bool(_flag(c_word, "push_prev"))
-            nrows = _f(c_word, Opcode.COMPUTE, "nrows")
             cmds = []
             if cfg.dataflow == "ws":
-                self.preloads += 1 if is_pre else -1
-                if is_pre:
-                    cmds.append(("b", _f(c_word, Opcode.PRELOAD, "sp_addr"),
-                                 _f(c_word, Opcode.PRELOAD, "nrows"), R, push_prev))
+                self.preloads += 1 if c_is_pre else -1
+                if c_is_pre:
+                    cmds.append(("b", c_pre_addr, c_pre_rows, R, push_prev))
                 else:
-                    cmds.append(("a", _f(c_word, Opcode.COMPUTE, "a_addr"), nrows, nrows,
-                                 push_prev))
+                    cmds.append(("a", c_a_addr, c_nrows, c_nrows, push_prev))
             else:
-                cmds.append(("b", _f(c_word, Opcode.COMPUTE, "b_addr"), nrows, nrows, False))
-                cmds.append(("a", _f(c_word, Opcode.COMPUTE, "a_addr"), nrows, nrows,
-                             push_prev))
+                cmds.append(("b", c_b_addr, c_nrows, c_nrows, False))
+                cmds.append(("a", c_a_addr, c_nrows, c_nrows, push_prev))
             for name, base, count, total, push in cmds:
                 self.streams[name].update(base=base, count=count, total=total, push=push,
                                           issued=0, busy=total != 0, issuing=total != 0)
-            if not is_pre:
-                entry = (_f(c_word, Opcode.COMPUTE, "acc_addr"),
+            if not c_is_pre:
+                entry = (c_acc_addr,
                          bool(_f(c_word, Opcode.COMPUTE, "accumulate")),
                          bool(_flag(c_word, "push_next")))
         self.results.step(entry is not None, entry, c_valid and c_last)
@@ -851,9 +845,7 @@ class CycleNPU:
             elif not s_is_config:
                 pop_c2s = bool(_flag(s_word, "pop_prev"))
                 self.st_busy, self.draining = True, False
-                self.st_base = _f(s_word, Opcode.STORE, "acc_addr")
-                self.st_rows = _f(s_word, Opcode.STORE, "nrows")
-                self.st_ncols = _f(s_word, Opcode.STORE, "ncols")
+                self.st_base, self.st_rows, self.st_ncols = s_acc_addr, s_nrows, s_ncols
                 self.st_raw = bool(_f(s_word, Opcode.STORE, "raw"))
                 self.st_push = bool(_flag(s_word, "push_prev"))
                 self.st_addr = _f(s_word, Opcode.STORE, "dram_addr")
