@@ -30,14 +30,15 @@ def replay_pauses(model, bench, status):
     """Give the model's DRAM the pauses the AxiRam had during this run.  When the host's
     START landed is outside the core (host bus timing), so it is located from the end: irq
     rises at the edge after the last of ``cycles`` busy cycles, which follow START's cycle."""
+    assert "pause_marks" in status, "irq rose before the bench watched it: no pause alignment"
     cycles = status["counters"]["cycles"]
     first = {ch: status["pause_marks"][ch] - 1 - cycles for ch in AxiRamTiming.CHANNELS}
     model.mem.set_pauses({ch: bench.pause_log[ch] for ch in AxiRamTiming.CHANNELS}, first)
 
 
-def check_model(name: str, rtl: dict, model):
-    """The cycle model's counters against the RTL's: every one equal."""
-    got = model.counters
+def check_model(name: str, rtl: dict, predicted):
+    """The cycle model's counters (a ``CycleResult``) against the RTL's: every one equal."""
+    got = predicted.counters
     diff = {k: (got[k], rtl[k]) for k in got if got[k] != rtl[k]}
     assert not diff, f"{name}: cycle model != RTL (model, rtl): {diff}"
 

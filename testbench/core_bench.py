@@ -122,6 +122,7 @@ class CoreBench:
         await self.write_reg(regmap.CTRL, regmap.CTRL_START)
         await RisingEdge(self.dut.clk)
         timeout = ClockCycles(self.dut.clk, timeout_cycles)
+        irq_marks = None     # pause values given up to irq's edge (None: irq was already up)
         if not int(self.dut.irq.value):
             fired = await First(RisingEdge(self.dut.irq), timeout)
             # Pause values given so far, the one for this (irq) edge included.
@@ -134,7 +135,7 @@ class CoreBench:
         status["error_name"] = ErrorCode(status["code"]).name
         status["err_pc"] = await self.read_reg(regmap.ERR_PC)
         status["counters"] = await self.counters()
-        if self.pause_log:
+        if self.pause_log and irq_marks is not None:
             status["pause_marks"] = irq_marks
         return status
 
