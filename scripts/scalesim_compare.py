@@ -187,7 +187,7 @@ def knpu_columns(layers, args, result) -> dict:
 
     from scripts.sweep import config_for
     from sim_models.analytical import core_estimate
-    from sim_models.compiler import compile_conv2d, compile_gemm
+    from sim_models.compiler import compile_random
     from sim_models.cycle_model import CycleNPU
 
     cfg = config_for(args.rows, args.cols, args.dataflow)
@@ -201,15 +201,7 @@ def knpu_columns(layers, args, result) -> dict:
     if not small:
         return out
     rng = np.random.default_rng(0)
-    i8 = lambda *shape: rng.integers(-128, 128, shape)  # noqa: E731
-    compiled = []
-    for l in small:
-        if l.kind == "gemm":
-            compiled.append(compile_gemm(cfg, i8(l.M, l.K), i8(l.K, l.N), name=l.name))
-        else:
-            w = i8(l.kh, l.kw, l.c) if l.depthwise else i8(l.kh, l.kw, l.c, l.n)
-            compiled.append(compile_conv2d(cfg, i8(l.h, l.w, l.c), w, l.stride, l.pad,
-                                           depthwise=l.depthwise, name=l.name))
+    compiled = [compile_random(cfg, layer, rng) for layer in small]
     model = CycleNPU(cfg)
     for c in compiled:
         out[c.name]["exact"] = model.run(c.program, c.program_addr, 0, 1 << 20).cycles

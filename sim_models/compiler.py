@@ -499,3 +499,15 @@ def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
     macs = M * KH * KW * (1 if depthwise else Cin) * Cout
     return _finish(cfg, name, image, prog, out_addr, (Ho, Wo, Cout), params, acc, macs,
                    {**meta, "M": M, "K": K, "N": N})
+
+
+def compile_random(cfg: NPUConfig, layer, rng: np.random.Generator) -> Layer:
+    """A workload layer (``sim_models.workloads.Layer``: its shape only) compiled with random
+    int8 tensors from ``rng``: for runs where timing matters and values do not."""
+    i8 = lambda *shape: rng.integers(-128, 128, shape)  # noqa: E731
+    if layer.kind == "gemm":
+        return compile_gemm(cfg, i8(layer.M, layer.K), i8(layer.K, layer.N), name=layer.name)
+    w = i8(layer.kh, layer.kw, layer.c) if layer.depthwise else \
+        i8(layer.kh, layer.kw, layer.c, layer.n)
+    return compile_conv2d(cfg, i8(layer.h, layer.w, layer.c), w, layer.stride, layer.pad,
+                          depthwise=layer.depthwise, name=layer.name)

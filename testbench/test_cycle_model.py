@@ -11,7 +11,7 @@ import pytest
 
 from hdl.config import NPUConfig
 from sim_models.analytical import core_estimate
-from sim_models.compiler import compile_conv2d, compile_gemm
+from sim_models.compiler import compile_random
 from sim_models.cycle_model import CycleNPU
 from sim_models.workloads import Layer
 
@@ -33,16 +33,6 @@ CONFIGS = [NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=1024, acc_lines=256
 MAX_ERROR, MAX_MEAN_ERROR = 0.30, 0.12   # measured: worst 20.2%, mean 6.8% (20 cases)
 
 
-def _compiled(cfg, layer, rng):
-    i8 = lambda *shape: rng.integers(-128, 128, shape)  # noqa: E731
-    if layer.kind == "gemm":
-        return compile_gemm(cfg, i8(layer.M, layer.K), i8(layer.K, layer.N))
-    w = i8(layer.kh, layer.kw, layer.c) if layer.depthwise else \
-        i8(layer.kh, layer.kw, layer.c, layer.n)
-    return compile_conv2d(cfg, i8(layer.h, layer.w, layer.c), w, layer.stride, layer.pad,
-                          depthwise=layer.depthwise)
-
-
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.dataflow}-{c.rows}x{c.cols}")
 def test_analytical_mode_tracks_exact_mode(cfg):
     seed = stimulus_seed()
@@ -52,7 +42,7 @@ def test_analytical_mode_tracks_exact_mode(cfg):
     for layer in LAYERS:
         if cfg.dataflow == "os" and layer.depthwise:
             continue
-        compiled = _compiled(cfg, layer, rng)
+        compiled = compile_random(cfg, layer, rng)
         exact = CycleNPU(cfg).run(compiled.program, compiled.program_addr)
         estimate = core_estimate(cfg, layer, out_bytes=4)   # these layers store int32
         assert estimate.macs == compiled.macs
@@ -66,7 +56,7 @@ def test_analytical_mode_tracks_exact_mode(cfg):
 def test_exact_mode_counts_events():
     """Events the energy model needs come out of the exact run and agree with the program."""
     cfg = CONFIGS[0]
-    compiled = _compiled(cfg, LAYERS[1], np.random.default_rng(1))
+    compiled = compile_random(cfg, LAYERS[1], np.random.default_rng(1))
     result = CycleNPU(cfg).run(compiled.program, compiled.program_addr)
     assert result.done and result.counters["array_busy"] == result.events["array_beats"]
     assert result.events["array_beats"] * cfg.rows * cfg.cols >= compiled.macs  # padded tiles
