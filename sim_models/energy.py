@@ -22,10 +22,11 @@ from hdl.config import NPUConfig
 from hdl.isa import Opcode
 
 __all__ = ["EnergyTable", "load_table", "TABLES", "Events", "events_from_program", "Band",
-           "EnergyModel"]
+           "EnergyModel", "TechScaling", "load_scaling"]
 
 TABLE_DIR = Path(__file__).resolve().parent / "energy_tables"
 TABLES = ("horowitz_45nm", "aladdin_40nm")
+SCALING = "stillmaker_baas_2017"
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,13 @@ class EnergyTable:
     voltage_v: float | None
     energy_pj: dict
     leakage_mw: dict = field(default_factory=dict)
+    scaled_from: str | None = None
 
     @property
     def label(self) -> str:
         volts = f"{self.voltage_v} V" if self.voltage_v else "voltage not stated"
-        return f"{self.name} ({self.node_nm} nm, {volts})"
+        moved = f", scaled from {self.scaled_from}" if self.scaled_from else ""
+        return f"{self.name} ({self.node_nm} nm, {volts}{moved})"
 
     def op(self, kind: str, width: int) -> tuple[float, float] | None:
         """Energy of an integer ``add`` or ``mult`` of ``width`` bits, scaled from the nearest
@@ -75,6 +78,87 @@ class EnergyTable:
                 t = math.log(size_bytes / s0) / math.log(s1 / s0)
                 return l0 + t * (l1 - l0), h0 + t * (h1 - h0)
         raise AssertionError("unreachable")
+
+
+    def scaled(self, node_nm: int, voltage_v: float, scaling: "TechScaling",
+               flavours=("HP", "LP")) -> "EnergyTable":
+        """This table moved to another node and supply voltage.  The published node's device
+        flavour is unknown, and the target's may be chosen: the band spans every pairing.
+        Leakage is not carried over (the fits are for switching energy), and DRAM stays as
+        published: it is another chip, whatever node the NPU is built in."""
+        if self.voltage_v is None:
+            raise ValueError(f"energy table {self.name}: cannot scale, its source states no "
+                             f"supply voltage")
+        lo, hi = scaling.energy_factor(self.node_nm, self.voltage_v, node_nm, voltage_v,
+                                       flavours)
+        energy = {k: v if k.startswith("dram") else [v[0] * lo, v[1] * hi]
+                  for k, v in self.energy_pj.items()}
+        return EnergyTable(
+            name=self.name, version=self.version,
+            source=f"{self.source}; scaled by {scaling.source}",
+            node_nm=node_nm, voltage_v=voltage_v, energy_pj=energy,
+            scaled_from=f"{self.node_nm} nm {self.voltage_v} V, x{lo:.3g}-{hi:.3g} "
+                        f"({'/'.join(flavours)})")
+
+
+@dataclass(frozen=True)
+class TechScaling:
+    """Stillmaker & Baas (2017) technology scaling: energy and delay as polynomial fits in
+    supply voltage per node (bulk 180-65 nm, HP and LP devices 45-7 nm), and area ratios.
+
+    Only ratios of the fits mean anything: energy moves from (node a, Va) to (node b, Vb)
+    by E_b(Vb) / E_a(Va)."""
+    name: str
+    version: int
+    source: str
+    energy_fit: dict
+    delay_fit: dict
+    area_nodes_nm: list
+    area_ratio: list
+
+    def _keys(self, node_nm: int, flavours) -> list[str]:
+        if str(node_nm) in self.energy_fit:
+            return [str(node_nm)]
+        keys = [f"{node_nm}{f}" for f in flavours if f"{node_nm}{f}" in self.energy_fit]
+        if not keys:
+            nodes = sorted({int(k.rstrip("HPL")) for k in self.energy_fit}, reverse=True)
+            raise ValueError(f"technology node {node_nm} nm not covered by {self.name} "
+                             f"(nodes: {', '.join(map(str, nodes))} nm; flavours HP, LP)")
+        return keys
+
+    def energy(self, key: str, voltage_v: float) -> float:
+        c2, c1, c0 = self.energy_fit[key]
+        e = c2 * voltage_v ** 2 + c1 * voltage_v + c0
+        if not 0.3 <= voltage_v <= 2.0 or e <= 0:
+            raise ValueError(f"supply voltage {voltage_v} V is outside the {key} energy fit")
+        return e
+
+    def energy_factor(self, src_nm: int, src_v: float, dst_nm: int, dst_v: float,
+                      flavours=("HP", "LP")) -> tuple[float, float]:
+        """(low, high) energy multiplier over the source's possible flavours and the
+        chosen target flavours."""
+        bad = [f for f in flavours if f not in ("HP", "LP")]
+        if bad or not flavours:
+            raise ValueError(f"device flavour must be HP or LP, got {list(flavours)}")
+        factors = [self.energy(d, dst_v) / self.energy(s, src_v)
+                   for s in self._keys(src_nm, ("HP", "LP"))
+                   for d in self._keys(dst_nm, flavours)]
+        return min(factors), max(factors)
+
+    def area_factor(self, src_nm: int, dst_nm: int) -> float:
+        """Area at ``dst_nm`` per unit area at ``src_nm``."""
+        nodes = self.area_nodes_nm
+        for n in (src_nm, dst_nm):
+            if n not in nodes:
+                raise ValueError(f"technology node {n} nm not covered by {self.name} area "
+                                 f"scaling (nodes: {', '.join(map(str, nodes))} nm)")
+        return self.area_ratio[nodes.index(src_nm)][nodes.index(dst_nm)]
+
+
+def load_scaling(name: str = SCALING) -> TechScaling:
+    raw = json.loads((TABLE_DIR / f"{name}.json").read_text())
+    keep = {f.name for f in fields(TechScaling)}
+    return TechScaling(**{k: v for k, v in raw.items() if k in keep})
 
 
 def load_table(name: str) -> EnergyTable:
@@ -149,18 +233,48 @@ class Band:
     high_pj: float
     breakdown: dict           # component -> (low_pj, high_pj)
     label: str
+    not_priced: list = field(default_factory=list)
 
     def per_mac(self, macs: int) -> tuple[float, float]:
         return self.low_pj / macs, self.high_pj / macs
 
 
 class EnergyModel:
-    """Prices :class:`Events` with every table that covers an event; the band spans them."""
+    """Prices :class:`Events` with every table that covers an event; the band spans them.
 
-    def __init__(self, cfg: NPUConfig, tables=TABLES, clock_hz: float = 1e9):
+    ``node_nm``/``voltage_v`` move every table to that node and supply by Stillmaker &
+    Baas; a table that cannot be moved (no stated voltage) is left out and named in
+    ``left_out``.  ``mac_activity`` scales the MAC and array-register energy by the data's
+    switching activity relative to uniform random operands (measured on the RTL by
+    ``scripts/activity.py``; 1.0 is the tables' own random-data figure)."""
+
+    def __init__(self, cfg: NPUConfig, tables=TABLES, clock_hz: float = 1e9,
+                 node_nm: int | None = None, voltage_v: float | None = None,
+                 flavours=("HP", "LP"), mac_activity: float = 1.0):
         self.cfg = cfg
-        self.tables = [load_table(t) if isinstance(t, str) else t for t in tables]
         self.clock_hz = clock_hz
+        if not mac_activity > 0:
+            raise ValueError(f"mac_activity must be positive, got {mac_activity}")
+        self.mac_activity = mac_activity
+        tables = [load_table(t) if isinstance(t, str) else t for t in tables]
+        self.left_out = {}
+        if node_nm is not None or voltage_v is not None:
+            if node_nm is None or voltage_v is None:
+                raise ValueError("technology scaling needs both node_nm and voltage_v")
+            scaling = load_scaling()
+            moved = []
+            for t in tables:
+                try:
+                    moved.append(t.scaled(node_nm, voltage_v, scaling, flavours))
+                except ValueError as e:
+                    if "states no supply voltage" not in str(e):
+                        raise
+                    self.left_out[t.name] = str(e)
+            if not moved:
+                raise ValueError(f"no energy table can be scaled to {node_nm} nm "
+                                 f"{voltage_v} V: {self.left_out}")
+            tables = moved
+        self.tables = tables
 
     def _span(self, prices) -> tuple[float, float]:
         prices = [p for p in prices if p is not None]
@@ -178,27 +292,33 @@ class EnergyModel:
         return self._span(prices)
 
     def estimate(self, ev: Events) -> Band:
+        """The band for ``ev``.  A component no table prices (array registers once the
+        Aladdin table is left out of a scaled model) is named in ``Band.not_priced``."""
         cfg = self.cfg
         sp_bytes = cfg.sp_lines * cfg.sp_width
         acc_bytes = cfg.acc_lines * cfg.cols * 4
-        per_bit_reg = self._span([(t.energy_pj["reg_bit"][0], t.energy_pj["reg_bit"][1])
-                                  for t in self.tables if "reg_bit" in t.energy_pj])
-        sp = self._span([t.sram_read_64b(sp_bytes) for t in self.tables])
-        acc = self._span([t.sram_read_64b(acc_bytes) for t in self.tables])
-        dram = self._span([tuple(t.energy_pj["dram_64b"]) for t in self.tables
-                           if "dram_64b" in t.energy_pj])
-        mac = self.mac_energy()
-        parts = {
-            "mac": (ev.macs * mac[0], ev.macs * mac[1]),
-            "array_registers": (ev.array_reg_bits * per_bit_reg[0],
-                                ev.array_reg_bits * per_bit_reg[1]),
-            # SRAM writes priced as reads (the tables give reads only).
-            "scratchpad": ((ev.sp_read_bytes + ev.sp_write_bytes) / 8 * sp[0],
-                           (ev.sp_read_bytes + ev.sp_write_bytes) / 8 * sp[1]),
-            "accumulator": ((ev.acc_read_bytes + ev.acc_write_bytes) / 8 * acc[0],
-                            (ev.acc_read_bytes + ev.acc_write_bytes) / 8 * acc[1]),
-            "dram": (ev.dram_bytes / 8 * dram[0], ev.dram_bytes / 8 * dram[1]),
+        act = self.mac_activity
+        sram_bytes = lambda rd, wr: (rd + wr) / 8  # noqa: E731  writes priced as reads
+        # component -> (count, per-unit prices from every table that has one)
+        priced = {
+            "mac": (ev.macs * act, [self.mac_energy()]),
+            "array_registers": (ev.array_reg_bits * act,
+                                [tuple(t.energy_pj["reg_bit"]) for t in self.tables
+                                 if "reg_bit" in t.energy_pj]),
+            "scratchpad": (sram_bytes(ev.sp_read_bytes, ev.sp_write_bytes),
+                           [t.sram_read_64b(sp_bytes) for t in self.tables]),
+            "accumulator": (sram_bytes(ev.acc_read_bytes, ev.acc_write_bytes),
+                            [t.sram_read_64b(acc_bytes) for t in self.tables]),
+            "dram": (ev.dram_bytes / 8, [tuple(t.energy_pj["dram_64b"]) for t in self.tables
+                                         if "dram_64b" in t.energy_pj]),
         }
+        parts, not_priced = {}, []
+        for part, (count, prices) in priced.items():
+            if any(p is not None for p in prices):
+                lo, hi = self._span(prices)
+                parts[part] = (count * lo, count * hi)
+            else:
+                not_priced.append(part)
         leak = [t.leakage_mw for t in self.tables if t.leakage_mw]
         if leak and ev.cycles:
             pes = cfg.rows * cfg.cols
@@ -212,4 +332,9 @@ class EnergyModel:
             parts["array_leakage"] = (lo, hi)
         low = sum(p[0] for p in parts.values())
         high = sum(p[1] for p in parts.values())
-        return Band(low, high, parts, " + ".join(t.label for t in self.tables))
+        label = " + ".join(t.label for t in self.tables)
+        if act != 1.0:
+            label += f"; MAC activity x{act:.3g}"
+        if not_priced:
+            label += f"; not priced: {', '.join(not_priced)}"
+        return Band(low, high, parts, label, not_priced)

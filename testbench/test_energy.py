@@ -5,7 +5,8 @@ import pytest
 
 from hdl.config import NPUConfig
 from sim_models.compiler import Requant, compile_gemm
-from sim_models.energy import EnergyModel, Events, events_from_program, load_table
+from sim_models.energy import (EnergyModel, Events, events_from_program, load_scaling,
+                               load_table)
 
 
 def test_tables_reproduce_their_sources():
@@ -53,3 +54,62 @@ def test_unknown_table_is_named():
     with pytest.raises(ValueError, match="no energy table 'tsmc7'"):
         load_table("tsmc7")
     assert (Events(macs=2) + Events(macs=3, dram_bytes=8)).dram_bytes == 8
+
+
+def test_stillmaker_baas_scaling_tables_are_consistent():
+    """The area ratios are a transcribed matrix: a->b->a must come back to 1 within the
+    paper's two-significant-figure rounding, and a smaller node is always smaller."""
+    s = load_scaling()
+    nodes = s.area_nodes_nm
+    for a in nodes:
+        assert s.area_factor(a, a) == 1
+        for b in nodes:
+            assert s.area_factor(a, b) * s.area_factor(b, a) == pytest.approx(1, rel=0.09)
+            if b < a:
+                assert s.area_factor(a, b) < 1
+    # Energy rises with supply voltage around every node's operating range ...
+    for key in s.energy_fit:
+        v = 1.8 if key == "180" else 0.8
+        assert s.energy(key, v + 0.1) > s.energy(key, v) > 0
+    # ... and falls with the node at a fixed 0.9 V, HP and LP alike.
+    for flavour in ("HP", "LP"):
+        chain = [s.energy(k, 0.9) for k in ("130", "90", "65")] + \
+            [s.energy(f"{n}{flavour}", 0.9) for n in (45, 32, 20, 16, 14, 10, 7)]
+        assert chain == sorted(chain, reverse=True)
+
+
+def test_scaling_moves_a_table_and_keeps_dram_and_the_band_honest():
+    s = load_scaling()
+    h = load_table("horowitz_45nm")
+    assert s.energy_factor(180, 1.8, 180, 1.8) == (1.0, 1.0)
+    # Same node, unknown flavour at the source: the band straddles 1.
+    same = s.energy_factor(45, 0.9, 45, 0.9)
+    assert same[0] < 1 < same[1]
+    lo, hi = s.energy_factor(45, 0.9, 7, 0.7)
+    assert 0 < lo < hi < 0.1                      # 7 nm at 0.7 V: over 10x less energy
+    h7 = h.scaled(7, 0.7, s)
+    assert h7.op("mult", 8) == pytest.approx((0.2 * lo, 0.2 * hi))
+    assert h7.energy_pj["dram_64b"] == h.energy_pj["dram_64b"]
+    assert "7 nm, 0.7 V, scaled from 45 nm 0.9 V" in h7.label
+    # A bulk node has one fit: only the source's HP/LP doubt remains in the band.
+    lo180, hi180 = s.energy_factor(45, 0.9, 180, 1.8)
+    assert 10 < lo180 < hi180 < 100
+    model = EnergyModel(NPUConfig(rows=4, cols=4), node_nm=7, voltage_v=0.7)
+    assert "aladdin_40nm" in model.left_out       # no stated voltage: cannot be moved
+    band = model.estimate(Events(macs=1000, array_reg_bits=8000))
+    assert band.not_priced == ["array_registers"] and "not priced" in band.label
+    assert band.low_pj >= 1000 * model.mac_energy()[0]
+
+
+def test_bad_scaling_requests_are_named():
+    s = load_scaling()
+    with pytest.raises(ValueError, match="node 40 nm not covered"):
+        s.energy_factor(40, 0.9, 7, 0.7)
+    with pytest.raises(ValueError, match="outside the 7HP energy fit"):
+        s.energy_factor(45, 0.9, 7, 5.0, ("HP",))
+    with pytest.raises(ValueError, match="flavour must be HP or LP"):
+        s.energy_factor(45, 0.9, 7, 0.7, ("GP",))
+    with pytest.raises(ValueError, match="needs both node_nm and voltage_v"):
+        EnergyModel(NPUConfig(rows=2, cols=2), node_nm=7)
+    with pytest.raises(ValueError, match="mac_activity must be positive"):
+        EnergyModel(NPUConfig(rows=2, cols=2), mac_activity=0)
