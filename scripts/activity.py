@@ -67,9 +67,30 @@ def operands(profile: str, M: int, K: int, N: int, rng: np.random.Generator):
 
 @dataclass
 class BitActivity:
+    """One signal's switching inside a window, bit by bit (bit 0 first)."""
     width: int
-    toggles: int = 0          # bit flips inside the window, all bits
-    ones_time: float = 0.0    # bit-time at 1 inside the window (for the duty cycle)
+    bit_toggles: list = None      # flips per bit
+    bit_ones: list = None         # time at 1 per bit, ns (for the duty cycle)
+
+    def __post_init__(self):
+        self.bit_toggles = self.bit_toggles or [0] * self.width
+        self.bit_ones = self.bit_ones or [0.0] * self.width
+
+    @property
+    def toggles(self) -> int:
+        return sum(self.bit_toggles)
+
+    @property
+    def ones_time(self) -> float:
+        return sum(self.bit_ones)
+
+
+def _bits(x: int):
+    """Indices of the set bits of ``x``."""
+    while x:
+        low = x & -x
+        yield low.bit_length() - 1
+        x ^= low
 
 
 def read_vcd(path: Path, window: tuple[float, float], keep=lambda name: True
@@ -92,12 +113,13 @@ def read_vcd(path: Path, window: tuple[float, float], keep=lambda name: True
         if old is None or old == new or ident not in ids:
             return
         lo, hi = max(since.get(ident, t0), t0), min(now, t1)
-        flips, ones = bin(old ^ new).count("1"), bin(old).count("1")
         for a in ids[ident]:
             if t0 <= now <= t1:
-                a.toggles += flips
+                for bit in _bits(old ^ new):
+                    a.bit_toggles[bit] += 1
             if hi > lo:
-                a.ones_time += ones * (hi - lo)
+                for bit in _bits(old):
+                    a.bit_ones[bit] += hi - lo
         since[ident] = now
 
     with open(path) as f:
@@ -115,7 +137,7 @@ def read_vcd(path: Path, window: tuple[float, float], keep=lambda name: True
                 elif words[0] == "$upscope":
                     scope.pop()
                 elif words[0] == "$var":
-                    name = ".".join(scope + [words[4]])
+                    name = ".".join(scope + [words[4].lstrip("\\")])
                     if keep(name):
                         acts[name] = BitActivity(int(words[2]))
                         ids.setdefault(words[3], []).append(acts[name])
@@ -137,7 +159,8 @@ def read_vcd(path: Path, window: tuple[float, float], keep=lambda name: True
         lo = max(since.get(ident, t0), t0)
         if t1 > lo and ident in value:
             for a in group:
-                a.ones_time += bin(value[ident]).count("1") * (t1 - lo)
+                for bit in _bits(value[ident]):
+                    a.bit_ones[bit] += t1 - lo
     return acts
 
 
@@ -188,7 +211,7 @@ def measure(cfg: NPUConfig, profile: str, gemm=(32, 32, 32), seed: int = 1) -> d
         raise RuntimeError(f"no PE registers found in {vcd}")
     return {"profile": profile, "description": PROFILES[profile], "seed": seed,
             "gemm": [M, K, N], "macs": macs, "cycles": r["cycles"],
-            "window_ns": list(window), "vcd": str(vcd),
+            "window_ns": list(window), "vcd": str(vcd), "operands": str(npz),
             "toggles": groups, "toggles_per_mac": sum(groups.values()) / macs,
             "registers": registers}
 

