@@ -13,10 +13,11 @@ DATAFLOW ?= ws
 SIM      ?= verilator
 AREA_SIZES ?= 1x1 2x2 4x4 8x8
 FMAX_SIZES ?= 2x2 4x4 8x8
+POWER_SIZE ?= 4x4
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area scalesim sweep bench-model fmax test test-fast bench verilog verilog-core isa-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model fmax test test-fast bench verilog verilog-core isa-doc waves clean distclean help
 
 all: help
 
@@ -27,6 +28,8 @@ help:
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
 	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
+	@echo "make activity RTL switching activity per operand profile -> MAC-energy factors: build/activity.json"
+	@echo "make gate-power  gate-level power (Yosys + Icarus + OpenSTA, 180 nm) vs the energy model (POWER_SIZE)"
 	@echo "make sweep    design-space sweep (sizes x dataflow x workload): build/sweep/sweep.csv + charts"
 	@echo "make fmax     ECP5 (LFE5U-85F) place-and-route fmax per array size (FMAX_SIZES): build/fmax.json"
 	@echo "make scalesim SCALE-Sim 3.0.0 vs our compatible model on WORKLOAD for ROWS x COLS"
@@ -70,6 +73,12 @@ bench-model: bootstrap
 
 area: bootstrap
 	$(PY) scripts/area.py --sizes $(AREA_SIZES)
+
+activity: bootstrap
+	$(PY) scripts/activity.py --size $(POWER_SIZE)
+
+gate-power: bootstrap
+	$(PY) scripts/gate_power.py --size $(POWER_SIZE) --profiles relu_cnn sparse_relu_cnn zeros
 
 sweep: bootstrap
 	$(PY) scripts/sweep.py $(if $(SCHEDULER),--scheduler $(SCHEDULER))

@@ -4,11 +4,14 @@ area and energy breakdown, as a CSV and charts (PNG and SVG).
     python scripts/sweep.py                          # default grid, local Dask cluster
     python scripts/sweep.py --scheduler tcp://host:8786   # an existing Dask cluster
     python scripts/sweep.py --sizes 4x4 8x16 --workloads mlp --dataflows ws
+    python scripts/sweep.py --node 7 --vdd 0.7 --mac-activity relu_cnn
 
 Each point is the fast analytical mode of the cycle model (``analytical.core_estimate``,
 validated against the cycle-exact model) priced by the energy model's two tables, giving a
 low/high band.  Array area comes from a linear fit (per dataflow) to the Yosys/OSU 180 nm
-synthesis points in ``sim_models/area_osu018.json``.
+synthesis points in ``sim_models/area_osu018.json``.  ``--node``/``--vdd`` move energy and
+area to another node by Stillmaker & Baas; ``--mac-activity`` applies the data activity
+measured on the RTL (``make activity``).
 
 Points are cached one file each under ``<out>/points``: a re-run (or a run after an
 interruption) computes only what is missing.  A point that fails is recorded with its
@@ -35,7 +38,7 @@ from hdl.config import NPUConfig  # noqa: E402
 from scripts.cli import parse_size  # noqa: E402
 from sim_models import workloads  # noqa: E402
 from sim_models.analytical import core_estimate  # noqa: E402
-from sim_models.energy import EnergyModel  # noqa: E402
+from sim_models.energy import EnergyModel, load_scaling  # noqa: E402
 from testbench.rtl import BUILD  # noqa: E402
 
 DEFAULT_SIZES = ["2x2", "4x4", "8x8", "16x16", "32x32", "64x64", "4x16", "16x4", "8x32",
@@ -44,6 +47,7 @@ DEFAULT_WORKLOADS = ["resnet18", "resnet50", "mobilenet_v2", "bert_base_block", 
 CLOCK_HZ = 1e9
 MODEL_VERSION = 1      # bump when a model changes: cached points are then recomputed
 AREA_DATA = REPO / "sim_models" / "area_osu018.json"
+AREA_NODE_NM = 180     # the OSU liberty the area points were synthesized on
 
 
 def config_for(rows: int, cols: int, dataflow: str) -> NPUConfig:
@@ -77,9 +81,12 @@ def evaluate(point: dict, area_fit: dict) -> dict:
         cycles += est.cycles
         macs += est.macs
         events = est.events if events is None else events + est.events
-    band = EnergyModel(cfg, clock_hz=CLOCK_HZ).estimate(events)
+    node, volts = point.get("node_nm"), point.get("voltage_v")
+    band = EnergyModel(cfg, clock_hz=CLOCK_HZ, node_nm=node, voltage_v=volts,
+                       mac_activity=point.get("mac_activity", 1.0)).estimate(events)
     seconds = cycles / CLOCK_HZ
     intercept, per_pe = area_fit[df]
+    area_scale = load_scaling().area_factor(AREA_NODE_NM, node) if node else 1.0
     out = dict(point)
     out.update(
         status="ok", error="", cycles=cycles, macs=macs,
@@ -90,7 +97,8 @@ def evaluate(point: dict, area_fit: dict) -> dict:
         # ops per joule = throughput per watt; the band's low energy is the high TOPS/W
         tops_per_w_low=2 * macs / band.high_pj, tops_per_w_high=2 * macs / band.low_pj,
         power_low_w=band.low_pj * 1e-12 / seconds, power_high_w=band.high_pj * 1e-12 / seconds,
-        area_mm2=(intercept + per_pe * rows * cols) / 1e6,
+        area_mm2=(intercept + per_pe * rows * cols) * area_scale / 1e6,
+        area_node_nm=node or AREA_NODE_NM,
         energy_label=band.label, wall_s=time.perf_counter() - t0,
     )
     for part, (lo, hi) in band.breakdown.items():
@@ -263,11 +271,13 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     for df in dataflows:
         pts = sorted({(r["rows"] * r["cols"], r["area_mm2"]) for r in ok if r["dataflow"] == df})
         ax.plot([p[0] for p in pts], [p[1] for p in pts], styles.get(df, ":"), marker="s",
-                label=f"{df}: linear fit to OSU 180 nm synthesis")
+                label=f"{df}: linear fit to OSU 180 nm synthesis"
+                      + (f", scaled to {ok[0]['area_node_nm']} nm" if ok and
+                         ok[0]["area_node_nm"] != AREA_NODE_NM else ""))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("processing elements")
-    ax.set_ylabel("array area (mm^2, 180 nm)")
+    ax.set_ylabel(f"array area (mm^2, {ok[0]['area_node_nm'] if ok else 180} nm)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     save(fig, "area_vs_size")
@@ -310,6 +320,31 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     return files
 
 
+def energy_options(node: int | None, vdd: float | None, mac_activity: str) -> dict:
+    """The energy settings every point carries, checked before any work starts."""
+    try:
+        activity = float(mac_activity)
+    except ValueError:
+        measured = BUILD / "activity.json"
+        if not measured.exists():
+            raise SystemExit(f"--mac-activity {mac_activity}: no {measured} (run make activity)")
+        runs = json.loads(measured.read_text())["runs"]
+        if mac_activity not in runs:
+            raise SystemExit(f"--mac-activity: profile {mac_activity!r} not in {measured} "
+                             f"(have: {', '.join(runs)})")
+        activity = runs[mac_activity]["mac_activity"]
+    options = {"mac_activity": activity}
+    if node is not None or vdd is not None:
+        options.update(node_nm=node, voltage_v=vdd)
+    try:  # a bad node, voltage or activity fails here, before the cluster starts
+        EnergyModel(config_for(2, 2, "ws"), node_nm=node, voltage_v=vdd, mac_activity=activity)
+        if node is not None:
+            load_scaling().area_factor(AREA_NODE_NM, node)
+    except ValueError as exc:
+        raise SystemExit(f"bad energy options: {exc}")
+    return options
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", nargs="+", type=parse_size,
@@ -323,7 +358,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=BUILD / "sweep")
     ap.add_argument("--fresh", action="store_true", help="ignore cached points")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--node", type=int, default=None,
+                    help="technology node (nm) to move energy and area to (Stillmaker & Baas)")
+    ap.add_argument("--vdd", type=float, default=None, help="supply voltage at --node")
+    ap.add_argument("--mac-activity", default="1.0",
+                    help="MAC/array-register activity vs uniform random data: a number, or an "
+                         "operand profile measured by 'make activity' (e.g. relu_cnn)")
     args = ap.parse_args(argv)
+    energy = energy_options(args.node, args.vdd, args.mac_activity)
 
     for wl in args.workloads:
         workloads.load(wl)            # a bad workload name fails here, before any work
@@ -332,7 +374,7 @@ def main(argv=None) -> int:
     if args.fresh and cache.exists():
         for f in cache.glob("*.json"):
             f.unlink()
-    points = [{"rows": r, "cols": c, "dataflow": df, "workload": wl}
+    points = [{"rows": r, "cols": c, "dataflow": df, "workload": wl, **energy}
               for wl in args.workloads for df in args.dataflows for r, c in args.sizes]
     t0 = time.perf_counter()
     results = run_points(points, args.scheduler, args.workers, cache,

@@ -40,6 +40,7 @@ b0000 !
 
 
 @pytest.mark.rtl
+@pytest.mark.xdist_group("array_activity")   # shares build/activity and a VCD
 def test_relu_operands_switch_the_array_less_than_random_ones():
     from scripts.activity import activity_factors
 

@@ -54,3 +54,21 @@ def test_pareto_frontier():
     assert pareto(pts) == [1, 3]     # (1, 5) and (0.5, 4.5) lose to (2, 4)
     assert pareto([(1, 1), (2, 2)]) == [0, 1]
     assert pareto([(2, 1), (1, 2)]) == [0]
+
+
+def test_a_point_moved_to_7nm_with_measured_activity_costs_less_energy_and_area():
+    from scripts.sweep import area_model, energy_options, evaluate
+
+    fit = area_model()
+    base = {"rows": 8, "cols": 8, "dataflow": "ws", "workload": "mlp"}
+    at_180 = evaluate({**base, **energy_options(None, None, "1.0")}, fit)
+    at_7 = evaluate({**base, **energy_options(7, 0.7, "0.6")}, fit)
+    assert at_7["cycles"] == at_180["cycles"]
+    assert at_7["area_mm2"] == pytest.approx(at_180["area_mm2"] * 0.0032)   # 180 -> 7 nm
+    assert at_7["e_mac_uj"] < 0.1 * at_180["e_mac_uj"]
+    assert at_7["e_dram_uj"] == at_180["e_dram_uj"]          # another chip: not scaled
+    assert "7 nm, 0.7 V" in at_7["energy_label"] and "activity x0.6" in at_7["energy_label"]
+    with pytest.raises(SystemExit, match="node 40 nm not covered"):
+        energy_options(40, 0.9, "1.0")
+    with pytest.raises(SystemExit, match="needs both node_nm and voltage_v"):
+        energy_options(7, None, "1.0")
