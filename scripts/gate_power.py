@@ -1,14 +1,13 @@
 """Gate-level power of a small array, as a cross-check of the energy model.
 
-    python scripts/gate_power.py --size 2x2 --profiles uniform relu_cnn
+    python scripts/gate_power.py --size 4x4 --profiles relu_cnn zeros
 
-The array is synthesized with Yosys to OSU's 180 nm cells (``scripts/area.py``), a GEMM runs
-on the RTL under Verilator with a VCD (``scripts/activity.py``), and every flip-flop of the
-netlist and every input port gets the toggle rate and duty cycle its RTL signal had in the
-GEMM's window (flip-flop outputs keep their RTL names through synthesis).  OpenSTA
-(Debian's ``opensta``, unpacked under ``build/tech``, nothing installed) propagates those
-activities through the gates and reports power at the liberty's 1.8 V; power times the
-window gives energy per MAC.
+The array is synthesized with Yosys to OSU's 180 nm cells (``scripts/area.py``).  For each
+operand profile (``scripts/activity.py``) the netlist runs the same GEMM as the RTL under
+Icarus with OSU's cell models, checked by the same cocotb bench against the golden model;
+every net's toggles and time at one are read from that VCD and set on every cell pin in
+OpenSTA (Debian's ``opensta``, unpacked under ``build/tech``, nothing installed), whose
+``report_power`` at the liberty's 1.8 V, times the GEMM's window, gives energy per MAC.
 
 Beside it: the energy model's MAC band, Horowitz 45 nm / 0.9 V moved to 180 nm / 1.8 V by
 Stillmaker & Baas and corrected by the profile's RTL-measured activity.  Results go to
@@ -163,7 +162,7 @@ def run_opensta(sta: Path, script: str, work: Path) -> dict:
     return groups
 
 
-def gate_power(cfg: NPUConfig, profiles, gemm=(16, 16, 16), seed: int = 1) -> dict:
+def gate_power(cfg: NPUConfig, profiles, gemm=(32, 32, 32), seed: int = 1) -> dict:
     """Gate-level energy per MAC per operand profile, beside the energy model's band."""
     lib, sta = liberty(), opensta()
     work = BUILD / "gate_power"
@@ -199,7 +198,7 @@ def gate_power(cfg: NPUConfig, profiles, gemm=(16, 16, 16), seed: int = 1) -> di
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=parse_size, default=(2, 2), help="ROWSxCOLS (default 2x2)")
-    p.add_argument("--gemm", type=int, nargs=3, default=[16, 16, 16], metavar=("M", "K", "N"))
+    p.add_argument("--gemm", type=int, nargs=3, default=[32, 32, 32], metavar=("M", "K", "N"))
     p.add_argument("--profiles", nargs="+", default=["relu_cnn"], choices=list(PROFILES))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=BUILD / "gate_power.json")

@@ -137,7 +137,8 @@ def run_points(points: list[dict], scheduler: str | None, workers: int, cache: P
 
     def keep(res):
         if res.get("status") == "ok":
-            (cache / f"{_key({k: res[k] for k in POINT_KEYS})}.json").write_text(json.dumps(res))
+            point = {k: res[k] for k in POINT_KEYS if k in res}
+            (cache / f"{_key(point)}.json").write_text(json.dumps(res))
         results.append(res)
         bar.update()
 
@@ -165,7 +166,7 @@ def run_points(points: list[dict], scheduler: str | None, workers: int, cache: P
     return results
 
 
-POINT_KEYS = ("rows", "cols", "dataflow", "workload")
+POINT_KEYS = ("rows", "cols", "dataflow", "workload", "node_nm", "voltage_v", "mac_activity")
 
 
 def write_csv(results: list[dict], path: Path):
@@ -243,7 +244,7 @@ def charts(results: list[dict], out: Path) -> list[Path]:
                        marker="x" if df == "ws" else "+", color=f"C{i}", s=25)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("processing elements (rows x cols)")
-    ax.set_ylabel("TOPS/W (band: two energy tables; x/+ non-square ws/os)")
+    ax.set_ylabel("TOPS/W (shaded: energy band; x/+ non-square ws/os)")
     ax.set_title(f"Throughput per watt vs array size ({ok[0]['energy_label'] if ok else ''})",
                  fontsize=9)
     ax.legend(fontsize=7, ncol=2)
