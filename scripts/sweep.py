@@ -247,7 +247,7 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     ax.set_ylabel("TOPS/W (shaded: energy band; x/+ non-square ws/os)")
     ax.set_title(f"Throughput per watt vs array size ({ok[0]['energy_label'] if ok else ''})",
                  fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, handlelength=4)   # long enough to show os dashes
     ax.grid(alpha=0.3)
     save(fig, "tops_per_w_vs_size")
 
@@ -264,7 +264,7 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("processing elements")
     ax.set_ylabel("utilization (MACs / (PEs x cycles))")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, handlelength=4)   # long enough to show os dashes
     ax.grid(alpha=0.3)
     save(fig, "utilization_vs_size")
 
