@@ -12,6 +12,7 @@ exactly how many lines, rows and bytes it moves and how many MACs the array does
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field, fields
@@ -155,7 +156,9 @@ class TechScaling:
         return self.area_ratio[nodes.index(src_nm)][nodes.index(dst_nm)]
 
 
+@functools.lru_cache(maxsize=None)
 def load_scaling(name: str = SCALING) -> TechScaling:
+    """The scaling data (read once: every scaled model and sweep point asks for it)."""
     raw = json.loads((TABLE_DIR / f"{name}.json").read_text())
     keep = {f.name for f in fields(TechScaling)}
     return TechScaling(**{k: v for k, v in raw.items() if k in keep})
@@ -264,12 +267,10 @@ class EnergyModel:
             scaling = load_scaling()
             moved = []
             for t in tables:
-                try:
+                if t.voltage_v is None:
+                    self.left_out[t.name] = "its source states no supply voltage"
+                else:
                     moved.append(t.scaled(node_nm, voltage_v, scaling, flavours))
-                except ValueError as e:
-                    if "states no supply voltage" not in str(e):
-                        raise
-                    self.left_out[t.name] = str(e)
             if not moved:
                 raise ValueError(f"no energy table can be scaled to {node_nm} nm "
                                  f"{voltage_v} V: {self.left_out}")
