@@ -86,7 +86,7 @@ def simulate_gates(cfg: NPUConfig, netlist: Path, operands: Path, seed: int) -> 
     tests, failed = run_cocotb(
         "icarus", cfg, "testbench.cocotb_gemm", seed=seed, testcase="gemm_matches_golden",
         sources=[netlist, unpack("qflow-tech-osu018", CELLS_IN_PACKAGE), dump],
-        tag="_gates_vcd", extra_args=["-s", "knpu_vcd_dump"], plusargs=[f"+vcd={vcd}"],
+        tag="_gates", design_vcd=True, extra_args=["-s", "knpu_vcd_dump"], plusargs=[f"+vcd={vcd}"],
         extra_env={"KNPU_OPERANDS": str(operands), "KNPU_REPORT": str(report)})
     r = json.loads(report.read_text()) if report.exists() else {}
     if failed or not r.get("matches_golden"):
@@ -107,10 +107,11 @@ def _net_activity(acts, top: str, net: str):
     return None
 
 
-def tcl_script(cfg: NPUConfig, lib: Path, netlist: Path, acts, window_ns, cycles: int
+def tcl_script(cfg: NPUConfig, lib: Path, netlist: Path, pins, acts, window_ns, cycles: int
                ) -> tuple[str, dict]:
-    """OpenSTA commands giving every cell pin the activity of its net in the simulation
-    (nothing is left to OpenSTA's probabilistic propagation); and what was annotated."""
+    """OpenSTA commands giving every cell pin (``pins``: :func:`instance_pins` of
+    ``netlist``) the activity of its net in the simulation (nothing is left to OpenSTA's
+    probabilistic propagation); and what was annotated."""
     rel = lambda p: os.path.relpath(p, netlist.parent)  # noqa: E731
     span = window_ns[1] - window_ns[0]
     lines = [f"read_liberty {rel(lib)}", f"read_verilog {rel(netlist)}",
@@ -118,7 +119,7 @@ def tcl_script(cfg: NPUConfig, lib: Path, netlist: Path, acts, window_ns, cycles
              f"create_clock -name clk -period {CLOCK_NS} [get_ports clk]",
              "set_power_activity -input -activity 0 -duty 0"]
     stats = {"pins": 0, "pins_annotated": 0, "unmatched": []}
-    for cell, inst, pin, net in instance_pins(netlist):
+    for cell, inst, pin, net in pins:
         if net == "clk":
             continue                       # OpenSTA knows the clock
         stats["pins"] += 1
@@ -173,12 +174,13 @@ def gate_power(cfg: NPUConfig, profiles, gemm=(32, 32, 32), seed: int = 1) -> di
     measured = activity_factors(cfg, profiles, gemm, seed)
     model = EnergyModel(cfg, node_nm=LIB_NODE_NM, voltage_v=LIB_VOLTAGE_V)
     mac_lo, mac_hi = model.mac_energy()
+    pins = instance_pins(netlist)
     results = {}
     for profile, run in measured["runs"].items():
         vcd, r = simulate_gates(cfg, netlist, Path(run["operands"]), seed)
         window = tuple(r["window_ns"])
         acts = read_vcd(vcd, window)
-        script, stats = tcl_script(cfg, lib, netlist, acts, window, r["cycles"])
+        script, stats = tcl_script(cfg, lib, netlist, pins, acts, window, r["cycles"])
         groups = run_opensta(sta, script, work)
         joules = lambda w: w * r["cycles"] * CLOCK_NS * 1e-9  # noqa: E731
         act = run["mac_activity"]

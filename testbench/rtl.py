@@ -95,12 +95,12 @@ def fresh_report(name: str) -> Path:
 
 def build(sim: str, cfg: NPUConfig, core: bool = False, waves: bool = False,
           opt: str | None = None, sources: list[Path] | None = None, tag: str = "",
-          extra_args: list[str] | None = None):
+          extra_args: list[str] | None = None, design_vcd: bool = False):
     """Build (or reuse) the simulator model; returns ``(runner, build_dir, toplevel)``.
 
     ``sources`` replaces the generated Verilog (a gate-level netlist and its cell models, say;
-    ``tag`` then names the build apart; a tag ending in ``_vcd`` lets the design's own
-    ``$dumpvars`` write VCD under Icarus) and ``extra_args`` go to the simulator's compiler."""
+    ``tag`` then names the build apart) and ``extra_args`` go to the simulator's compiler.
+    ``design_vcd`` lets the design's own ``$dumpvars`` write VCD under Icarus."""
     from cocotb_tools.runner import get_runner
 
     if sim not in SIMULATORS:
@@ -115,7 +115,7 @@ def build(sim: str, cfg: NPUConfig, core: bool = False, waves: bool = False,
     # Icarus dumps FST.
     args = VERILATOR_ARGS + (["--trace-structs"] if waves else []) if sim == "verilator" else []
     args = args + (extra_args or [])
-    runner = _IcarusVcd() if sim == "icarus" and tag.endswith("_vcd") else get_runner(sim)
+    runner = _IcarusVcd() if sim == "icarus" and design_vcd else get_runner(sim)
     key = hashlib.sha256(b"".join(s.read_bytes() for s in sources)
                          + repr((args, waves, opt, "slow-O0")).encode()).hexdigest()
     stamp = build_dir / ".knpu_stamp"
@@ -156,13 +156,14 @@ def _IcarusVcd():
 def run_cocotb(sim: str, cfg: NPUConfig, module: str, *, core: bool = False, seed: int,
                waves: bool = False, extra_env: dict | None = None, testcase: str | None = None,
                opt: str | None = None, sources: list[Path] | None = None, tag: str = "",
-               extra_args: list[str] | None = None, plusargs: list[str] | None = None
-               ) -> tuple[int, int]:
+               extra_args: list[str] | None = None, plusargs: list[str] | None = None,
+               design_vcd: bool = False) -> tuple[int, int]:
     """Run the cocotb tests of ``module`` against ``cfg``; returns ``(tests, failed)``.
-    ``sources``/``tag``/``extra_args`` as for :func:`build`."""
+    ``sources``/``tag``/``extra_args``/``design_vcd`` as for :func:`build`."""
     from cocotb_tools.check_results import get_results
 
-    runner, build_dir, toplevel = build(sim, cfg, core, waves, opt, sources, tag, extra_args)
+    runner, build_dir, toplevel = build(sim, cfg, core, waves, opt, sources, tag, extra_args,
+                                        design_vcd)
     test_dir = build_dir.parent / f"{build_dir.name}.run" / module.rsplit(".", 1)[-1]
     if testcase:
         test_dir = test_dir / testcase
