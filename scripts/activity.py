@@ -1,7 +1,7 @@
 """Switching activity of the systolic array, measured on the RTL, and the MAC-energy correction
 it gives.
 
-    python scripts/activity.py --rows 4 --cols 4 --gemm 32 32 32
+    python scripts/activity.py --size 4x4 --gemm 32 32 32
 
 The energy tables price a MAC as if its operands were uniform random bits.  Real layers are
 not: post-ReLU activations are half zeros and small, trained weights cluster near zero, so the
@@ -12,8 +12,8 @@ last result, and divides by the same count for uniform random operands of the sa
 That ratio is :class:`sim_models.energy.EnergyModel`'s ``mac_activity``.
 
 Results go to ``build/activity.json`` (per profile: toggles per MAC per register group, the
-factor, and every register's toggle rate and duty cycle, which ``scripts/gate_power.py`` hands
-to OpenSTA).
+factor, and every PE register's toggles and duty cycle).  ``scripts/gate_power.py`` reuses the
+runs' operands for its gate-level simulation.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from hdl.config import NPUConfig  # noqa: E402
 from scripts.cli import parse_size  # noqa: E402
 from testbench.rtl import BUILD, fresh_report, run_cocotb  # noqa: E402
 
-#: Operand profiles: name -> (description, generator of (a, b) for an MxK by KxN GEMM).
+#: Operand profiles: name -> description (:func:`operands` generates them).
 PROFILES = {
     "uniform": "a and b uniform random int8 (what the energy tables assume)",
     "relu_cnn": "a = ReLU(N(0, 40)) in 0..127 (half zeros), b = N(0, 20) in -127..127 "
