@@ -32,7 +32,7 @@ from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import NPUConfig
+from .config import WEIGHT_BANKS, NPUConfig
 from .layout import a_payload, b_payload, c_payload
 from .pe import (OutputStationaryPE, WeightStationaryPE, os_row_link, ws_activation_link,
                  ws_weight_port)
@@ -86,7 +86,7 @@ class SystolicArray(wiring.Component):
         m = Module()
 
         # Weight-bank bookkeeping: ``full[b]`` says bank b holds a complete tile.
-        full = Signal(2)
+        full = Signal(WEIGHT_BANKS)
         load_bank, comp_bank = Signal(), Signal()
         load_row = Signal(range(R))
         b_fire = self.b.valid & self.b.ready

@@ -11,7 +11,8 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-__all__ = ["NPUConfig", "ConfigError", "DATAFLOWS", "MAX_ARRAY_DIM", "BUS_WIDTHS"]
+__all__ = ["NPUConfig", "ConfigError", "DATAFLOWS", "MAX_ARRAY_DIM", "BUS_WIDTHS", "WEIGHT_BANKS",
+           "os_drain_row"]
 
 #: Dataflows the array implements.  ``ws``: weight-stationary (TPU-style, weights held in
 #: the PEs, activations flow right, partial sums flow down).  ``os``: output-stationary
@@ -20,6 +21,18 @@ DATAFLOWS = ("ws", "os")
 
 #: AXI data widths the DMA supports.
 BUS_WIDTHS = (64, 128, 256)
+
+#: Weight tiles a weight-stationary array holds: the one computing and the one loading.
+WEIGHT_BANKS = 2
+
+
+def os_drain_row(beat, rows: int):
+    """The row of an output-stationary tile that drain beat ``beat`` carries: the array
+    drains **bottom row first** (beat 0 is row ``rows - 1``).  ``beat`` may be an int,
+    an array or an Amaranth value; the array, the compute unit, the golden and cycle
+    models and the testbench all take the order from here."""
+    return (rows - 1) - beat
+
 
 #: Largest row or column count we accept.  64x64 is exercised by elaboration tests;
 #: beyond 256 the skew buffers and fan-out stop being a sensible single array.

@@ -27,6 +27,10 @@ __all__ = ["NPUCore"]
 
 
 class NPUCore(wiring.Component):
+    #: Cycles the deadlock condition must hold before it is reported (a token pushed in the
+    #: last cycle needs a few cycles to be seen by the unit waiting for it).
+    DEADLOCK_CYCLES = 7
+
     def __init__(self, cfg: NPUConfig):
         if cfg.acc_width != 32 or cfg.input_width != 8:
             raise ConfigError("the NPU core needs input_width=8 and acc_width=32 "
@@ -213,6 +217,7 @@ class NPUCore(wiring.Component):
                  for unit, q in zip(units, queues.values())]
         waiting = Cat(*[unit.wait_token for unit in units]).any()
         candidate = fetch.stuck & dma_idle & Cat(*stuck).all() & waiting
-        count = Signal(3)
-        m.d.sync += count.eq(Mux(candidate, Mux(count == 7, 7, count + 1), 0))
-        return count == 7
+        limit = NPUCore.DEADLOCK_CYCLES
+        count = Signal(range(limit + 1))
+        m.d.sync += count.eq(Mux(candidate, Mux(count == limit, limit, count + 1), 0))
+        return count == limit

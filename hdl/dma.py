@@ -11,7 +11,9 @@ fault can always be followed by a clean soft reset.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from dataclasses import dataclass
+
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,9 +21,12 @@ from .axi import BURST_INCR, RESP_DECERR, RESP_OKAY, RESP_SLVERR
 from .isa import ErrorCode
 
 __all__ = ["RowReader", "RowWriter", "read_cmd_layout", "read_rsp_layout",
-           "write_cmd_layout"]
+           "write_cmd_layout", "burst_plan", "BurstPlan", "BURST_BOUNDARY", "ADDR_BITS"]
 
 ADDR_BITS = 32
+ADDR_MASK = (1 << ADDR_BITS) - 1
+#: No AXI burst may cross a 4 KiB boundary.
+BURST_BOUNDARY = 4096
 
 
 def read_cmd_layout(max_bytes: int, tag_bits: int) -> data.StructLayout:
@@ -54,29 +59,70 @@ def _latch_error(m, error, range_error, response, resp):
             m.d.sync += error.eq(bus_error)
 
 
+@dataclass(frozen=True)
+class BurstPlan:
+    """How one row of ``nbytes`` at ``addr`` goes on the bus: ``nbeats`` beats from the
+    bus-aligned ``first`` address, split into a burst of ``len1`` beats and, when ``split``,
+    a second of ``len2`` beats at ``addr2`` (the next :data:`BURST_BOUNDARY`).  ``offset``:
+    the row's first byte within the first beat; ``in_range``: the row lies inside the DRAM
+    window ``[base, base + size)`` and is not empty."""
+    offset: object
+    first: object
+    nbeats: object
+    split: object
+    len1: object
+    len2: object
+    addr2: object
+    in_range: object
+
+
+def _py_mux(sel, a, b):
+    return a if sel else b
+
+
+def burst_plan(addr, nbytes, bus_bytes: int, base, size, mux=_py_mux) -> BurstPlan:
+    """Split a row into at most two bursts that do not cross a 4 KiB boundary.
+
+    The one statement of the rule for the DMA engines (Amaranth values, ``mux=Mux``) and the
+    cycle model (Python ints): only arithmetic, masks and comparisons are used."""
+    shift = _log2(bus_bytes)
+    offset = addr & (bus_bytes - 1)
+    first = addr & (ADDR_MASK ^ (bus_bytes - 1))
+    nbeats = (offset + nbytes + bus_bytes - 1) >> shift
+    to_boundary = (BURST_BOUNDARY - (first & (BURST_BOUNDARY - 1))) >> shift
+    split = nbeats > to_boundary
+    return BurstPlan(offset=offset, first=first, nbeats=nbeats, split=split,
+                     len1=mux(split, to_boundary, nbeats), len2=nbeats - to_boundary,
+                     addr2=(first + (to_boundary << shift)) & ADDR_MASK,
+                     in_range=(addr >= base) & (addr + nbytes <= base + size) & (nbytes != 0))
+
+
 class _BurstPlan:
-    """Combinational split of a row into at most two 4 KiB-safe bursts."""
+    """:func:`burst_plan` as logic, its values in signals of the widths the engines need."""
 
     def __init__(self, m, addr, nbytes, bus_bytes, max_beats, base, size):
-        shift = _log2(bus_bytes)
-        self.offset = addr[:shift]
-        self.first = Cat(Const(0, shift), addr[shift:])
+        plan = burst_plan(addr, nbytes, bus_bytes, base, size, mux=Mux)
+        self.offset = Signal(_log2(bus_bytes))
+        self.first = Signal(ADDR_BITS)
         self.nbeats = Signal(range(max_beats + 1))
-        m.d.comb += self.nbeats.eq((self.offset + nbytes + bus_bytes - 1) >> shift)
-        beats_to_4k = Signal(range(4096 // bus_bytes + 1))
-        m.d.comb += beats_to_4k.eq((4096 - self.first[:12]) >> shift)
-        self.split = self.nbeats > beats_to_4k
-        self.len1 = Mux(self.split, beats_to_4k, self.nbeats)      # beats in burst 1
-        self.len2 = self.nbeats - beats_to_4k                       # beats in burst 2
-        self.addr2 = (self.first + (beats_to_4k << shift))[:ADDR_BITS]
-        end = addr + nbytes  # 33 bits: no wrap-around
-        self.in_range = (addr >= base) & (end <= base + size) & (nbytes != 0)
+        self.addr2 = Signal(ADDR_BITS)
+        m.d.comb += [self.offset.eq(plan.offset), self.first.eq(plan.first),
+                     self.nbeats.eq(plan.nbeats), self.addr2.eq(plan.addr2)]
+        self.split = plan.split
+        self.len1 = plan.len1       # beats in burst 1
+        self.len2 = plan.len2       # beats in burst 2
+        self.in_range = plan.in_range
 
 
 class RowReader(wiring.Component):
     """Reads rows over the AR/R channels; responses keep command order (single AXI ID)."""
 
-    def __init__(self, bus_bits: int, max_bytes: int, tag_bits: int = 2, outstanding: int = 8):
+    #: Rows (commands) in flight between the AR channel and the response: the depth of the
+    #: pending queue.
+    OUTSTANDING = 8
+
+    def __init__(self, bus_bits: int, max_bytes: int, tag_bits: int = 2,
+                 outstanding: int = OUTSTANDING):
         self.bus_bytes = bus_bits // 8
         self.max_bytes = max_bytes
         self.max_beats = (max_bytes + self.bus_bytes - 1) // self.bus_bytes + 1
@@ -181,6 +227,9 @@ class RowReader(wiring.Component):
 class RowWriter(wiring.Component):
     """Writes rows over the AW/W/B channels, shifted into place with byte strobes."""
 
+    #: Bursts whose write response is still due; no new row is taken at this many.
+    MAX_OUTSTANDING = 200
+
     def __init__(self, bus_bits: int, max_bytes: int):
         self.bus_bytes = bus_bits // 8
         self.max_bytes = max_bytes
@@ -211,14 +260,14 @@ class RowWriter(wiring.Component):
         beat = Signal(range(self.max_beats + 1))
         second_addr, second_len, second_due = Signal(ADDR_BITS), Signal(8), Signal()
         aw_busy, w_busy = Signal(), Signal()
-        outstanding = Signal(8)
+        outstanding = Signal(range(self.MAX_OUTSTANDING + 2))   # a row is at most two bursts
 
         keep = Cat(*[Mux(self.cmd.payload.nbytes > i, 1, 0) for i in range(self.max_bytes)])
         w_fire = self.wvalid & self.wready
         # The next row is taken in the cycle the current one's last AW and W beat go out.
         aw_free = ~aw_busy | (self.awready & ~second_due)
         w_free = ~w_busy | (w_fire & (beat == nbeats - 1))
-        m.d.comb += self.cmd.ready.eq(aw_free & w_free & (outstanding < 200))
+        m.d.comb += self.cmd.ready.eq(aw_free & w_free & (outstanding < self.MAX_OUTSTANDING))
         take = self.cmd.valid & self.cmd.ready
         range_error = take & ~plan.in_range
         with m.If(self.awvalid & self.awready):

@@ -16,8 +16,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .config import WEIGHT_BANKS
+
 __all__ = ["Opcode", "Queue", "ErrorCode", "Field", "FIELDS", "QUEUE_OF", "INSN_BITS",
-           "INSN_BYTES", "FLAGS", "encode", "decode", "field", "IsaError", "markdown"]
+           "INSN_BYTES", "FLAGS", "encode", "decode", "field", "IsaError", "markdown",
+           "CONFIG_ALL_LANES", "Fields", "operands_ok", "program_bytes"]
 
 INSN_BITS = 128
 INSN_BYTES = INSN_BITS // 8
@@ -173,6 +176,66 @@ def decode(word: int) -> dict:
             v -= 1 << f.width
         out[name] = v
     return out
+
+
+class Fields:
+    """The fields of ``op`` sliced out of one instruction word, by name: ``Fields(word, op)["nrows"]``.
+
+    ``word`` may be a Python int (the models) or an Amaranth value (the HDL decoders); the
+    bits are the ones the hardware slices whatever the opcode is, signed fields as signed."""
+
+    def __init__(self, word, op: Opcode):
+        self.word, self.op = word, Opcode(op)
+
+    def __getitem__(self, name: str):
+        f = field(self.op, name)
+        if isinstance(self.word, int):
+            v = (self.word >> f.lsb) & ((1 << f.width) - 1)
+            return v - (1 << f.width) if f.signed and v >> (f.width - 1) else v
+        bits = self.word[f.lsb:f.lsb + f.width]
+        return bits.as_signed() if f.signed else bits
+
+
+def operands_ok(cfg, op: Opcode, f, preloads=0):
+    """Whether the operands of ``op`` fit the core ``cfg``; otherwise the core stops with
+    ``BAD_OPERAND``.  The one statement of these rules, for the HDL and every model.
+
+    ``f[name]`` gives each field's value, as Python ints (the models: the result is a bool)
+    or Amaranth values (the HDL: a 1-bit value), so only ``&``, ``|`` and comparisons are
+    used.  ``preloads``: weight tiles preloaded and not yet used by a COMPUTE (WS only); the
+    array holds :data:`~hdl.config.WEIGHT_BANKS`, so a COMPUTE without one, or one PRELOAD
+    more, would wait forever and is refused instead."""
+    op = Opcode(op)
+    R, C = cfg.rows, cfg.cols
+    if op == Opcode.LOAD:
+        return (f["nrows"] != 0) & (f["ncols"] != 0) & (f["ncols"] <= cfg.sp_width) & \
+            (f["sp_addr"] + f["nrows"] <= cfg.sp_lines)
+    if op == Opcode.LOAD_ACC:
+        return (f["nrows"] != 0) & (f["ncols"] != 0) & (f["ncols"] <= C) & \
+            (f["acc_addr"] + f["nrows"] <= cfg.acc_lines)
+    if op == Opcode.PRELOAD:
+        if cfg.dataflow != "ws":
+            return False
+        return (f["nrows"] <= R) & (f["sp_addr"] + f["nrows"] <= cfg.sp_lines) & \
+            (preloads != WEIGHT_BANKS)
+    if op == Opcode.COMPUTE:
+        n = f["nrows"]
+        if cfg.dataflow == "ws":
+            return (n != 0) & (f["a_addr"] + n <= cfg.sp_lines) & \
+                (f["acc_addr"] + n <= cfg.acc_lines) & (preloads != 0)
+        return (n != 0) & (f["a_addr"] + n <= cfg.sp_lines) & (f["b_addr"] + n <= cfg.sp_lines) \
+            & (f["acc_addr"] + R <= cfg.acc_lines)
+    if op == Opcode.STORE:
+        return (f["nrows"] != 0) & (f["ncols"] != 0) & (f["ncols"] <= C) & \
+            (f["acc_addr"] + f["nrows"] <= cfg.acc_lines)
+    if op == Opcode.CONFIG:
+        return (f["lane"] == CONFIG_ALL_LANES) | (f["lane"] < C)
+    return True
+
+
+def program_bytes(words) -> bytes:
+    """A program as the core fetches it: each word :data:`INSN_BYTES` bytes, little-endian."""
+    return b"".join(int(w).to_bytes(INSN_BYTES, "little") for w in words)
 
 
 def markdown() -> str:

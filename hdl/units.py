@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import isa
 from .array import SystolicArray
-from .config import NPUConfig
+from .config import WEIGHT_BANKS, NPUConfig, os_drain_row
 from .dma import read_cmd_layout, read_rsp_layout, write_cmd_layout
 from .isa import ErrorCode, Opcode
 from .memories import read_port_signature, write_port_signature
@@ -58,7 +58,10 @@ class TokenCounter(wiring.Component):
     ``limit`` rather than wrapping, so a program that pushes more than it ever pops cannot
     turn a full count into none."""
 
-    def __init__(self, limit: int = 255):
+    #: Highest count; pushes beyond it are dropped (saturation).
+    LIMIT = 255
+
+    def __init__(self, limit: int = LIMIT):
         self.limit = limit
         super().__init__({"push": In(2), "pop": In(1), "avail": Out(1),
                           "count": Out(range(limit + 1))})
@@ -195,10 +198,9 @@ class LoadUnit(wiring.Component):
                        _field(word, Opcode.LOAD, "sp_addr"))
         nrows = _field(word, Opcode.LOAD, "nrows")
         ncols = _field(word, Opcode.LOAD, "ncols")
-        depth = Mux(to_acc, cfg.acc_lines, cfg.sp_lines)
-        width = Mux(to_acc, cfg.cols, cfg.sp_width)
-        valid_operands = (nrows != 0) & (ncols != 0) & (ncols <= width) & \
-            (mem_addr + nrows <= depth)
+        valid_operands = Mux(to_acc,
+                             isa.operands_ok(cfg, Opcode.LOAD_ACC, isa.Fields(word, Opcode.LOAD_ACC)),
+                             isa.operands_ok(cfg, Opcode.LOAD, isa.Fields(word, Opcode.LOAD)))
         need_token = _flag(word, "pop_next")
         ready_to_start = ~need_token | self.c2l.avail
 
@@ -325,18 +327,16 @@ class ComputeUnit(wiring.Component):
         tokens_ok = (~need_l2c | self.l2c.avail) & (~need_s2c | self.s2c.avail)
         # WS: every COMPUTE consumes one PRELOAD and the array holds two weight tiles, so a
         # COMPUTE without one, or a third PRELOAD, would hang the array: refuse them.
-        preloads = Signal(range(3))
+        preloads = Signal(range(WEIGHT_BANKS + 1))
+        operands_ok = Mux(is_preload,
+                          isa.operands_ok(cfg, Opcode.PRELOAD, isa.Fields(word, Opcode.PRELOAD),
+                                          preloads),
+                          isa.operands_ok(cfg, Opcode.COMPUTE, isa.Fields(word, Opcode.COMPUTE),
+                                          preloads))
         if cfg.dataflow == "ws":
-            operands_ok = Mux(
-                is_preload,
-                (pre_rows <= R) & (pre_addr + pre_rows <= cfg.sp_lines) & (preloads != 2),
-                (nrows != 0) & (a_addr + nrows <= cfg.sp_lines) &
-                (acc_addr + nrows <= cfg.acc_lines) & (preloads != 0))
             resources_ok = Mux(is_preload, b_stream.cmd.ready,
                                a_stream.cmd.ready & results.w_rdy)
         else:
-            operands_ok = ~is_preload & (nrows != 0) & (a_addr + nrows <= cfg.sp_lines) & \
-                (b_addr + nrows <= cfg.sp_lines) & (acc_addr + R <= cfg.acc_lines)
             resources_ok = a_stream.cmd.ready & b_stream.cmd.ready & results.w_rdy
 
         go = self.insn.valid & ~self.abort & tokens_ok & (resources_ok | ~operands_ok)
@@ -385,7 +385,7 @@ class ComputeUnit(wiring.Component):
         if cfg.dataflow == "ws":
             m.d.comb += target.eq(head.acc_addr + row)
         else:
-            m.d.comb += target.eq(head.acc_addr + (R - 1) - row)
+            m.d.comb += target.eq(head.acc_addr + os_drain_row(row, R))
         with m.If(c.valid):
             m.d.sync += row.eq(Mux(c.payload.last, 0, row + 1))
         m.d.comb += [self.acc_r.addr.eq(target), self.acc_r.en.eq(c.valid & head.accumulate),
@@ -446,10 +446,9 @@ class StoreUnit(wiring.Component):
         ncols = _field(word, Opcode.STORE, "ncols")
         acc_addr = _field(word, Opcode.STORE, "acc_addr")
         need = _flag(word, "pop_prev")
-        config_ok = (lane == isa.CONFIG_ALL_LANES) | (lane < C)
-        store_ok = (nrows != 0) & (ncols != 0) & (ncols <= C) & \
-            (acc_addr + nrows <= cfg.acc_lines)
-        operands_ok = Mux(is_config, config_ok, store_ok)
+        operands_ok = Mux(is_config,
+                          isa.operands_ok(cfg, Opcode.CONFIG, isa.Fields(word, Opcode.CONFIG)),
+                          isa.operands_ok(cfg, Opcode.STORE, isa.Fields(word, Opcode.STORE)))
 
         busy = Signal()
         r_base, r_rows = Signal(16), Signal(16)

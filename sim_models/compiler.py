@@ -359,9 +359,9 @@ def _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params,
 
 def _finish(cfg, name, image, prog, out_addr, out_shape, params, acc, macs, meta):
     """Place the program, compute the golden output, check the image fits 32-bit space."""
-    program_addr = image.alloc(len(prog.words) * isa.INSN_BYTES)
-    for i, word in enumerate(prog.words):
-        image.data[program_addr + 16 * i:program_addr + 16 * (i + 1)] = word.to_bytes(16, "little")
+    code = isa.program_bytes(prog.words)
+    program_addr = image.alloc(len(code))
+    image.data[program_addr:program_addr + len(code)] = code
     image.alloc(ALIGN)  # slack: nothing sits flush against the end of memory
     if len(image.data) >= 1 << 32:
         raise LayerError("the layer does not fit a 32-bit address space")

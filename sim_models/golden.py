@@ -25,6 +25,8 @@ from typing import Iterator
 
 import numpy as np
 
+from hdl.config import os_drain_row
+
 __all__ = [
     "wrap", "check_operands", "gemm", "Tile", "tiles", "gemm_tiled", "ws_tile", "os_tile",
     "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
@@ -110,8 +112,9 @@ def ws_tile(a_block, w_block, acc_bits: int = 32) -> np.ndarray:
 
 def os_tile(a_block, b_block, acc_bits: int = 32) -> np.ndarray:
     """What one OS pass emits, in the array's drain order: ``(A @ B)`` rows, bottom row
-    first (see :mod:`hdl.array`)."""
-    return wrap(np.asarray(a_block, np.int64) @ np.asarray(b_block, np.int64), acc_bits)[::-1]
+    first (see :func:`hdl.config.os_drain_row`)."""
+    out = wrap(np.asarray(a_block, np.int64) @ np.asarray(b_block, np.int64), acc_bits)
+    return out[os_drain_row(np.arange(len(out)), len(out))]
 
 
 # --- requantization (TFLite integer-only arithmetic) -------------------------------------

@@ -90,39 +90,28 @@ class FunctionalNPU:
     def _execute(self, i: dict, counts: dict):
         cfg, R, C = self.cfg, self.cfg.rows, self.cfg.cols
         op = i["op"]
+        self._need(isa.operands_ok(cfg, op, i, preloads=len(self.preloaded)))
         if op == Opcode.LOAD:
-            self._need(0 < i["ncols"] <= cfg.sp_width and i["nrows"] > 0
-                       and i["sp_addr"] + i["nrows"] <= cfg.sp_lines)
             for r in range(i["nrows"]):
                 row = self._read(i["dram_addr"] + r * i["dram_stride"], i["ncols"], np.int8)
                 self.sp[i["sp_addr"] + r] = 0
                 self.sp[i["sp_addr"] + r, :i["ncols"]] = row
         elif op == Opcode.LOAD_ACC:
-            self._need(0 < i["ncols"] <= C and i["nrows"] > 0
-                       and i["acc_addr"] + i["nrows"] <= cfg.acc_lines)
             for r in range(i["nrows"]):
                 row = self._read(i["dram_addr"] + r * i["dram_stride"], 4 * i["ncols"], "<i4")
                 self.acc[i["acc_addr"] + r] = 0
                 self.acc[i["acc_addr"] + r, :i["ncols"]] = row
         elif op == Opcode.PRELOAD:
-            # The array has two weight banks: a third PRELOAD before a COMPUTE would wait
-            # forever, so it is a bad program.
-            self._need(cfg.dataflow == "ws" and i["nrows"] <= R and len(self.preloaded) < 2
-                       and i["sp_addr"] + i["nrows"] <= cfg.sp_lines)
             weights = np.zeros((R, C), np.int64)
             weights[:i["nrows"]] = self.sp[i["sp_addr"]:i["sp_addr"] + i["nrows"], :C]
             self.preloaded.append(weights)
         elif op == Opcode.COMPUTE:
             n, a0, acc0 = i["nrows"], i["a_addr"], i["acc_addr"]
             if cfg.dataflow == "ws":
-                self._need(n > 0 and a0 + n <= cfg.sp_lines and acc0 + n <= cfg.acc_lines
-                           and self.preloaded)  # every COMPUTE consumes one PRELOAD
                 result = golden.ws_tile(self.sp[a0:a0 + n, :R], self.preloaded.pop(0))
                 rows = slice(acc0, acc0 + n)
             else:
                 b0 = i["b_addr"]
-                self._need(n > 0 and a0 + n <= cfg.sp_lines and b0 + n <= cfg.sp_lines
-                           and acc0 + R <= cfg.acc_lines)
                 result = golden.gemm(self.sp[a0:a0 + n, :R].T, self.sp[b0:b0 + n, :C])
                 rows = slice(acc0, acc0 + R)
             counts["macs"] += n * R * C
@@ -130,7 +119,6 @@ class FunctionalNPU:
             self.acc[rows] = golden.wrap(base + result, 32)
         elif op == Opcode.CONFIG:
             lane = i["lane"]
-            self._need(lane == isa.CONFIG_ALL_LANES or lane < C)
             lanes = slice(None) if lane == isa.CONFIG_ALL_LANES else slice(lane, lane + 1)
             self.mult[lanes] = golden.wrap(i["multiplier"], 32)
             self.shift[lanes] = i["shift"]
@@ -138,7 +126,6 @@ class FunctionalNPU:
             self.zero_point, self.clamp = i["zero_point"], (i["clamp_min"], i["clamp_max"])
         elif op == Opcode.STORE:
             n, nc = i["nrows"], i["ncols"]
-            self._need(n > 0 and 0 < nc <= C and i["acc_addr"] + n <= cfg.acc_lines)
             block = self.acc[i["acc_addr"]:i["acc_addr"] + n, :nc]
             for r in range(n):
                 addr = i["dram_addr"] + r * i["dram_stride"]

@@ -93,8 +93,8 @@ async def layers_match_golden_with_axi_pauses(dut):
 
 def _program_image(words, data_at=0x400, payload=b""):
     image = bytearray(0x1000)
-    for i, w in enumerate(words):
-        image[16 * i:16 * (i + 1)] = w.to_bytes(16, "little")
+    code = isa.program_bytes(words)
+    image[:len(code)] = code
     image[data_at:data_at + len(payload)] = payload
     return image
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hdl.config import NPUConfig
+from hdl.config import NPUConfig, os_drain_row
 from sim_models import golden
 
 __all__ = ["ArrayTile", "Beats", "make_beats", "random_tiles", "special_tiles", "stimulus_seed",
@@ -158,6 +158,7 @@ def assemble_gemm(cfg: NPUConfig, M: int, K: int, N: int, rows: list) -> np.ndar
     else:
         for m0 in range(0, M, R):
             for n0 in range(0, N, C):
-                block = np.array([next(rows)["data"] for _ in range(R)], np.int64)[::-1]
+                drained = np.array([next(rows)["data"] for _ in range(R)], np.int64)
+                block = drained[os_drain_row(np.arange(R), R)]   # beat order -> row order
                 out[m0:m0 + R, n0:n0 + C] = block[:min(R, M - m0), :min(C, N - n0)]
     return out
