@@ -17,7 +17,7 @@ POWER_SIZE ?= 4x4
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model fmax test test-fast bench verilog verilog-core isa-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model fmax test test-fast bench verilog verilog-core isa-doc regmap-doc waves clean distclean help
 
 all: help
 
@@ -97,6 +97,9 @@ verilog-core: bootstrap
 
 isa-doc: bootstrap
 	$(PY) -m hdl.isa > docs/isa.md
+
+regmap-doc: bootstrap
+	$(PY) -m hdl.regmap > docs/regmap.md
 
 waves: bootstrap
 	$(PY) scripts/sim.py --rows 4 --cols 4 --dataflow $(DATAFLOW) --sim icarus --waves
