@@ -39,6 +39,10 @@ class CoreBench:
         for logger in (self.ram.write_if.log, self.ram.read_if.log, self.host.write_if.log,
                        self.host.read_if.log):
             logger.setLevel("WARNING")
+        #: Named register access generated from ``hdl/regmap.py`` (``await
+        #: bench.regs.read("STATUS")`` gives the decoded fields).
+        self.regs = regmap.RegisterAccess(self.read_reg, self.write_reg)
+        self.hwinfo: dict | None = None      # the design's HWINFO, decoded, after reset()
         self.slverr: list[range] = []
         self.decerr: list[range] = []
         self._install_fault_hooks()
@@ -92,6 +96,13 @@ class CoreBench:
         await ClockCycles(self.dut.clk, 4)
         self.dut.rst.value = 0
         await ClockCycles(self.dut.clk, 2)
+        await self.check_hwinfo()
+
+    async def check_hwinfo(self) -> dict:
+        """Read the HWINFO registers and check that the design is the configuration this
+        bench was built for (fails naming each field that differs)."""
+        self.hwinfo = await self.regs.check_hwinfo(self.cfg)
+        return self.hwinfo
 
     async def write_reg(self, addr, value):
         await self.host.write_dword(addr, value)
@@ -100,14 +111,11 @@ class CoreBench:
         return await self.host.read_dword(addr)
 
     async def counters(self) -> dict:
-        out = {}
-        for name, addr in regmap.COUNTERS.items():
-            lo, hi = await self.read_reg(addr), await self.read_reg(addr + 4)
-            out[name] = lo | (hi << 32)
-        return out
+        """Every performance counter (name -> value), low word then high word of each."""
+        return await self.regs.counters()
 
     async def soft_reset(self):
-        await self.write_reg(regmap.CTRL, regmap.CTRL_SOFT_RESET)
+        await self.regs.write("CTRL", soft_reset=1)
         await ClockCycles(self.dut.clk, 4)
 
     async def run(self, program_addr: int, program_len: int, image: bytes | None = None,
@@ -115,11 +123,11 @@ class CoreBench:
         """Load ``image`` at address 0, start the program, wait for ``irq`` (bounded)."""
         if image is not None:
             self.ram.write(0, bytes(image))
-        await self.write_reg(regmap.PROG_ADDR, program_addr)
-        await self.write_reg(regmap.PROG_LEN, program_len)
-        await self.write_reg(regmap.DRAM_BASE, 0)
-        await self.write_reg(regmap.DRAM_SIZE, self.mem_size)
-        await self.write_reg(regmap.CTRL, regmap.CTRL_START)
+        await self.regs.write("PROG_ADDR", program_addr)
+        await self.regs.write("PROG_LEN", program_len)
+        await self.regs.write("DRAM_BASE", 0)
+        await self.regs.write("DRAM_SIZE", self.mem_size)
+        await self.regs.write("CTRL", start=1)
         await RisingEdge(self.dut.clk)
         timeout = ClockCycles(self.dut.clk, timeout_cycles)
         irq_marks = None     # pause values given up to irq's edge (None: irq was already up)
@@ -128,12 +136,12 @@ class CoreBench:
             # Pause values given so far, the one for this (irq) edge included.
             irq_marks = {name: len(log) for name, log in self.pause_log.items()}
             if fired is timeout:
-                status = regmap.decode_status(await self.read_reg(regmap.STATUS))
+                status = await self.regs.read("STATUS")
                 raise AssertionError(f"core hung: no irq after {timeout_cycles} cycles, "
                                      f"status {status}")
-        status = regmap.decode_status(await self.read_reg(regmap.STATUS))
+        status = await self.regs.read("STATUS")
         status["error_name"] = ErrorCode(status["code"]).name
-        status["err_pc"] = await self.read_reg(regmap.ERR_PC)
+        status["err_pc"] = await self.regs.read("ERR_PC")
         status["counters"] = await self.counters()
         if self.pause_log and irq_marks is not None:
             status["pause_marks"] = irq_marks
