@@ -128,7 +128,8 @@ class Register:
     """One register.  ``access``: ``R`` (the host reads; written by the core or constant),
     ``W`` (write-only: each field pulses its port for one cycle; reads 0) or ``RW`` (held in
     the register block, drives its port).  ``reset``: value after reset (``RW`` only).
-    ``group``: section of the documentation."""
+    ``group``: what the register is for; the ``"counters"`` group is the performance
+    counters (:data:`COUNTERS`, :meth:`RegisterAccess.counters`)."""
     name: str
     address: int
     access: str
