@@ -483,3 +483,14 @@ def test_docstring_gives_every_port_its_direction_and_timing():
 def test_regmap_doc_is_fresh():
     assert (REPO / "docs" / "regmap.md").read_text() == regmap.markdown(), \
         "docs/regmap.md is stale: run `python -m hdl.regmap > docs/regmap.md` (make regmap-doc)"
+
+
+def test_addresses_are_the_bus_contract():
+    """Drivers and the C++ harness use these addresses: moving one is a bus change."""
+    assert {reg.name: reg.address for reg in REGISTERS} == {
+        "CTRL": 0x00, "STATUS": 0x04, "PROG_ADDR": 0x08, "PROG_LEN": 0x0C, "DRAM_BASE": 0x10,
+        "DRAM_SIZE": 0x14, "ERR_PC": 0x18, "HWINFO": 0x1C, "CYCLES": 0x20, "ARRAY_BUSY": 0x28,
+        "STALL_WEIGHTS": 0x30, "STALL_COMPUTE_TOKEN": 0x38, "STALL_LOAD_TOKEN": 0x40,
+        "STALL_STORE_TOKEN": 0x48, "STALL_QUEUE_FULL": 0x50, "DMA_BYTES_READ": 0x58,
+        "DMA_BYTES_WRITTEN": 0x60, "HWINFO1": 0x68, "HWINFO2": 0x6C}
+    assert (regmap.CTRL_START, regmap.CTRL_SOFT_RESET, regmap.STATUS_CODE_SHIFT) == (1, 2, 8)
