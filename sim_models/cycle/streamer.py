@@ -25,7 +25,8 @@ class LineStreamer:
 
     FIFO_DEPTH = _LineStreamerHDL.FIFO_DEPTH
 
-    def __init__(self):
+    def __init__(self, depth: int = 1 << 16):
+        self.depth = depth                  # of the memory read (its address width)
         self.busy = self.issuing = self.push = False
         self.base = self.count = self.total = self.issued = 0
         self.inflight = self.inflight_last = False
@@ -48,7 +49,7 @@ class LineStreamer:
 
     @property
     def port_addr(self) -> int:
-        return self.base + self.issued
+        return (self.base + self.issued) % self.depth
 
     def issue(self, port_ready: bool, abort: bool) -> bool:
         return self._want(abort) and (self.zero_line or port_ready)

@@ -114,6 +114,7 @@ class FetchUnit:
         head, op = self.head(abort), self.word & 0xF
         r_en = self.ibuf_r_en(abort, q_ready, units_idle)
         program_over = self.pc == prog_len and self.inflight == 0 and self.ibuf.level == 0
+        running = self.running
         if restart:
             self.ibuf.reset()
         else:
@@ -127,7 +128,7 @@ class FetchUnit:
             self.error, self.running = ErrorCode.ILLEGAL_OPCODE, False
         if r_en:
             self.pc += 1
-        if self.running and program_over and units_idle:
+        if running and program_over and units_idle:
             self.done, self.running = True, False
         if abort:
             self.running = False
@@ -158,6 +159,14 @@ class LoadUnit:
     def wait_token(self, word: int | None, c2l_avail: bool) -> bool:
         return word is not None and not self.busy and not self._ready_to_start(word, c2l_avail)
 
+    def c2l_pop(self, word: int | None, c2l_avail: bool, abort: bool) -> bool:
+        return (self.start(word, c2l_avail, abort) and flag(word, "pop_next")
+                and _operands_ok(self.cfg, Opcode(word & 0xF), word, 0))
+
+    def l2c_push(self, rsp_valid: bool, mem_ready: bool) -> bool:
+        rsp = rsp_valid and self.rsp_ready(mem_ready) and self.busy
+        return rsp and self.written == self.rows - 1 and self.push
+
     def rd_cmd_valid(self, abort: bool) -> bool:
         return self.busy and self.issued != self.rows and not abort
 
@@ -170,7 +179,9 @@ class LoadUnit:
 
     @property
     def mem_addr(self) -> int:
-        return self.base + self.written
+        """The write port's address (as wide as the target memory's address)."""
+        depth = self.cfg.acc_lines if self.acc else self.cfg.sp_lines
+        return (self.base + self.written) % depth
 
     def mem_en(self, rsp_valid: bool) -> bool:
         return rsp_valid and self.busy
@@ -183,16 +194,16 @@ class LoadUnit:
     def clock(self, word: int | None, c2l_avail: bool, abort: bool, rd_cmd_ready: bool,
               rsp_valid: bool, mem_ready: bool) -> tuple[bool, bool]:
         """Returns ``(c2l pop, l2c push)`` of this cycle."""
-        pop = False
+        pop = self.c2l_pop(word, c2l_avail, abort)
+        push = self.l2c_push(rsp_valid, mem_ready)
         cmd_fire = self.rd_cmd_valid(abort) and rd_cmd_ready
         rsp = rsp_valid and self.rsp_ready(mem_ready) and self.busy
         last_row = rsp and self.written == self.rows - 1
-        push = last_row and self.push
+        drained = self.issued == self.written
         if self.start(word, c2l_avail, abort):
             op = Opcode(word & 0xF)
             if _operands_ok(self.cfg, op, word, 0):
                 f = fields(word, Opcode.LOAD)
-                pop = flag(word, "pop_next")
                 self.busy, self.acc = True, op == Opcode.LOAD_ACC
                 self.push = flag(word, "push_next")
                 self.base, self.rows = f["sp_addr"], f["nrows"]
@@ -208,7 +219,7 @@ class LoadUnit:
             self.written += 1
         if last_row:
             self.busy = False
-        if abort and self.issued == self.written:
+        if abort and drained:
             self.busy = False
         return pop, push
 
@@ -223,7 +234,7 @@ class ComputeUnit:
 
     def __init__(self, cfg: NPUConfig):
         self.cfg = cfg
-        self.a, self.b = LineStreamer(), LineStreamer()
+        self.a, self.b = LineStreamer(cfg.sp_lines), LineStreamer(cfg.sp_lines)
         self.array = ArrayTiming(cfg)
         self.results = Fifo(self.RESULT_QUEUE)   # (acc_addr, accumulate, push) per COMPUTE
         self.preloads = 0
@@ -256,6 +267,12 @@ class ComputeUnit:
     def wait_token(self, word: int | None, l2c_avail: bool, s2c_avail: bool) -> bool:
         return word is not None and not self._tokens_ok(word, l2c_avail, s2c_avail)
 
+    def pops(self, word: int | None, l2c_avail: bool, s2c_avail: bool,
+             abort: bool) -> tuple[bool, bool]:
+        """``(l2c.pop, s2c.pop)``: tokens taken by the instruction accepted this cycle."""
+        accept = self.go(word, l2c_avail, s2c_avail, abort) and self._ops_ok(word)
+        return accept and flag(word, "pop_prev"), accept and flag(word, "pop_next")
+
     # -- array side -------------------------------------------------------------------------
     def _array_in(self):
         return self.a.out_valid, self.a.out_last, self.b.out_valid
@@ -286,7 +303,7 @@ class ComputeUnit:
     def _target(self) -> int:
         head = self.results.out
         beat = self.row if self.cfg.dataflow == "ws" else os_drain_row(self.row, self.cfg.rows)
-        return (head[0] if head is not None else 0) + beat
+        return ((head[0] if head is not None else 0) + beat) % self.cfg.acc_lines
 
     def acc_r(self) -> tuple[bool, int]:
         """The read half of the accumulate read-modify-write: ``(en, addr)``."""
@@ -346,8 +363,7 @@ class ComputeUnit:
             self.row = 0 if c_last else self.row + 1
         self.s_valid, self.s_addr, self.s_acc = c_valid, target, acc_en
         self.s_push = c_valid and c_last and head is not None and head[2]
-        pops = (accept and flag(word, "pop_prev"), accept and flag(word, "pop_next"))
-        return pops
+        return (accept and flag(word, "pop_prev"), accept and flag(word, "pop_next"))
 
 
 class StoreUnit:
@@ -382,6 +398,10 @@ class StoreUnit:
     def wait_token(self, word: int | None, c2s_avail: bool) -> bool:
         return word is not None and not self.busy and not self._tokens_ok(word, c2s_avail)
 
+    def c2s_pop(self, word: int | None, c2s_avail: bool, abort: bool) -> bool:
+        return (self.go(word, c2s_avail, abort) and self._ops_ok(word)
+                and (word & 0xF) != Opcode.CONFIG and flag(word, "pop_prev"))
+
     def acc_en(self, abort: bool) -> bool:
         """The accumulator read wanted this cycle (granted unless compute has the bank)."""
         room = self.out.level + self.inflight < self.OUT_FIFO
@@ -390,7 +410,7 @@ class StoreUnit:
 
     @property
     def acc_addr(self) -> int:
-        return self.base + self.issued
+        return (self.base + self.issued) % self.cfg.acc_lines
 
     @property
     def wr_cmd_valid(self) -> bool:
@@ -416,14 +436,13 @@ class StoreUnit:
         vl_out = self.valid_line.o(self.read_valid)
         finished = self.busy and self.draining and writer_idle
         quiet = self.inflight == 0 and not self.out.r_rdy
-        pop = False
+        pop = self.c2s_pop(word, c2s_avail, abort)
         if go:
             if not self._ops_ok(word):
                 if self.error == 0:
                     self.error = ErrorCode.BAD_OPERAND
             elif (word & 0xF) != Opcode.CONFIG:
                 f = fields(word, Opcode.STORE)
-                pop = flag(word, "pop_prev")
                 self.busy, self.draining = True, False
                 self.base, self.rows, self.ncols = f["acc_addr"], f["nrows"], f["ncols"]
                 self.raw, self.push = bool(f["raw"]), flag(word, "push_prev")
