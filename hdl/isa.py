@@ -24,7 +24,20 @@ __all__ = ["Opcode", "Queue", "ErrorCode", "Field", "FIELDS", "QUEUE_OF", "INSN_
 
 INSN_BITS = 128
 INSN_BYTES = INSN_BITS // 8
+OPCODE_BITS = 4          #: bits [3:0]
+FLAG_LSB = OPCODE_BITS   #: the flags follow the opcode, in the order of FLAGS
 FLAGS = ("pop_prev", "pop_next", "push_prev", "push_next")
+
+
+def opcode_bits(word):
+    """The opcode bits of a word (an int or an Amaranth value), legal or not."""
+    return word & ((1 << OPCODE_BITS) - 1) if isinstance(word, int) else word[:OPCODE_BITS]
+
+
+def flag_bit(word, name: str):
+    """Dependency flag ``name`` of a word (an int or an Amaranth value)."""
+    i = FLAG_LSB + FLAGS.index(name)
+    return (word >> i) & 1 if isinstance(word, int) else word[i]
 
 
 class IsaError(ValueError):
@@ -140,10 +153,11 @@ def field(op: Opcode, name: str) -> Field:
 def encode(op: Opcode, pop_prev=0, pop_next=0, push_prev=0, push_next=0, **values) -> int:
     """One instruction word; every field must fit (signed fields in two's complement)."""
     op = Opcode(op)
-    word = int(op) | (pop_prev << 4) | (pop_next << 5) | (push_prev << 6) | (push_next << 7)
-    for flag, v in zip(FLAGS, (pop_prev, pop_next, push_prev, push_next)):
+    word = int(op)
+    for i, (flag, v) in enumerate(zip(FLAGS, (pop_prev, pop_next, push_prev, push_next))):
         if v not in (0, 1, True, False):
             raise IsaError(f"{op.name}: flag {flag} must be 0 or 1, not {v!r}")
+        word |= int(v) << (FLAG_LSB + i)
     fields = FIELDS[op]
     for name, value in values.items():
         if name not in fields:
@@ -163,13 +177,13 @@ def encode(op: Opcode, pop_prev=0, pop_next=0, push_prev=0, push_next=0, **value
 
 def decode(word: int) -> dict:
     """Instruction word -> ``{"op": Opcode, flags..., fields...}``."""
-    code = word & 0xF
+    code = opcode_bits(word)
     if code not in Opcode._value2member_map_:
         raise IsaError(f"illegal opcode {code:#x}")
     op = Opcode(code)
     out = {"op": op}
     for i, flag in enumerate(FLAGS):
-        out[flag] = (word >> (4 + i)) & 1
+        out[flag] = flag_bit(word, flag)
     for name, f in FIELDS[op].items():
         v = (word >> f.lsb) & ((1 << f.width) - 1)
         if f.signed and v >> (f.width - 1):

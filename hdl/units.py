@@ -46,7 +46,7 @@ def _field(word, op, name):
 
 
 def _flag(word, name):
-    return word[4 + isa.FLAGS.index(name)]
+    return isa.flag_bit(word, name)
 
 
 def insn_stream() -> stream.Signature:
@@ -114,7 +114,7 @@ class FetchUnit(wiring.Component):
         room = (ibuf.level + inflight) < self.IBUF_DEPTH
         m.d.comb += [
             self.rd_cmd.valid.eq(fetching & room),
-            self.rd_cmd.payload.addr.eq(self.prog_addr + (issued << 4)),
+            self.rd_cmd.payload.addr.eq(self.prog_addr + issued * isa.INSN_BYTES),
             self.rd_cmd.payload.nbytes.eq(isa.INSN_BYTES),
             self.rd_cmd.payload.tag.eq(TAG_FETCH),
         ]
@@ -129,7 +129,7 @@ class FetchUnit(wiring.Component):
         m.d.sync += inflight.eq(Mux(restart, 0, inflight + cmd_fire - self.rd_rsp.valid))
 
         word = ibuf.r_data
-        opcode = word[:4]
+        opcode = isa.opcode_bits(word)
         for q in (self.load_q, self.compute_q, self.store_q):
             m.d.comb += q.payload.eq(word)
         head = ibuf.r_rdy & self.running & ~self.abort
@@ -192,7 +192,7 @@ class LoadUnit(wiring.Component):
         m = Module()
         cfg = self.cfg
         word = self.insn.payload
-        op = word[:4]
+        op = isa.opcode_bits(word)
         to_acc = op == Opcode.LOAD_ACC
         mem_addr = Mux(to_acc, _field(word, Opcode.LOAD_ACC, "acc_addr"),
                        _field(word, Opcode.LOAD, "sp_addr"))
@@ -315,7 +315,7 @@ class ComputeUnit(wiring.Component):
 
         # Dispatch.
         word = self.insn.payload
-        op = word[:4]
+        op = isa.opcode_bits(word)
         is_preload = op == Opcode.PRELOAD
         nrows = _field(word, Opcode.COMPUTE, "nrows")
         a_addr = _field(word, Opcode.COMPUTE, "a_addr")
@@ -439,7 +439,7 @@ class StoreUnit(wiring.Component):
                      rq.en.eq(1)]
 
         word = self.insn.payload
-        op = word[:4]
+        op = isa.opcode_bits(word)
         is_config = op == Opcode.CONFIG
         lane = _field(word, Opcode.CONFIG, "lane")
         nrows = _field(word, Opcode.STORE, "nrows")

@@ -38,7 +38,7 @@ def fields(word: int, op: Opcode) -> dict:
 
 
 def flag(word: int, name: str) -> bool:
-    return bool((word >> (4 + isa.FLAGS.index(name))) & 1)
+    return bool(isa.flag_bit(word, name))
 
 
 @lru_cache(maxsize=1 << 14)
@@ -92,11 +92,11 @@ class FetchUnit:
         return self.ibuf.out if self.ibuf.r_rdy else 0
 
     def queue_valid(self, queue: isa.Queue, abort: bool) -> bool:
-        return self.head(abort) and (self.word & 0xF) in QUEUE_OPS[queue]
+        return self.head(abort) and isa.opcode_bits(self.word) in QUEUE_OPS[queue]
 
     def ibuf_r_en(self, abort: bool, q_ready: dict, units_idle: bool) -> bool:
         taken = any(self.queue_valid(q, abort) and q_ready[q] for q in QUEUE_OPS)
-        is_sync = (self.word & 0xF) == Opcode.SYNC
+        is_sync = isa.opcode_bits(self.word) == Opcode.SYNC
         return self.head(abort) and (taken or (is_sync and units_idle))
 
     def stall_queue_full(self, abort: bool, q_ready: dict) -> bool:
@@ -111,7 +111,7 @@ class FetchUnit:
               rsp_valid: bool, rsp_word: int, q_ready: dict, units_idle: bool):
         restart = start and not self.running
         cmd_fire = self.rd_cmd_valid(abort, prog_len) and rd_cmd_ready
-        head, op = self.head(abort), self.word & 0xF
+        head, op = self.head(abort), isa.opcode_bits(self.word)
         r_en = self.ibuf_r_en(abort, q_ready, units_idle)
         program_over = self.pc == prog_len and self.inflight == 0 and self.ibuf.level == 0
         running = self.running
@@ -161,7 +161,7 @@ class LoadUnit:
 
     def c2l_pop(self, word: int | None, c2l_avail: bool, abort: bool) -> bool:
         return (self.start(word, c2l_avail, abort) and flag(word, "pop_next")
-                and _operands_ok(self.cfg, Opcode(word & 0xF), word, 0))
+                and _operands_ok(self.cfg, Opcode(isa.opcode_bits(word)), word, 0))
 
     def l2c_push(self, rsp_valid: bool, mem_ready: bool) -> bool:
         rsp = rsp_valid and self.rsp_ready(mem_ready) and self.busy
@@ -201,7 +201,7 @@ class LoadUnit:
         last_row = rsp and self.written == self.rows - 1
         drained = self.issued == self.written
         if self.start(word, c2l_avail, abort):
-            op = Opcode(word & 0xF)
+            op = Opcode(isa.opcode_bits(word))
             if _operands_ok(self.cfg, op, word, 0):
                 f = fields(word, Opcode.LOAD)
                 self.busy, self.acc = True, op == Opcode.LOAD_ACC
@@ -249,7 +249,7 @@ class ComputeUnit:
                 and ((not flag(word, "pop_next")) or s2c_avail))
 
     def _ops_ok(self, word: int) -> bool:
-        op = Opcode.PRELOAD if (word & 0xF) == Opcode.PRELOAD else Opcode.COMPUTE
+        op = Opcode.PRELOAD if isa.opcode_bits(word) == Opcode.PRELOAD else Opcode.COMPUTE
         return _operands_ok(self.cfg, op, word, self.preloads)
 
     def _resources_ok(self, is_preload: bool) -> bool:
@@ -262,7 +262,7 @@ class ComputeUnit:
         """``insn.ready``: the head instruction leaves the queue (accepted or refused)."""
         if word is None or abort or not self._tokens_ok(word, l2c_avail, s2c_avail):
             return False
-        return self._resources_ok((word & 0xF) == Opcode.PRELOAD) or not self._ops_ok(word)
+        return self._resources_ok(isa.opcode_bits(word) == Opcode.PRELOAD) or not self._ops_ok(word)
 
     def wait_token(self, word: int | None, l2c_avail: bool, s2c_avail: bool) -> bool:
         return word is not None and not self._tokens_ok(word, l2c_avail, s2c_avail)
@@ -323,7 +323,7 @@ class ComputeUnit:
     def _stream_cmds(self, word: int):
         f, R = fields(word, Opcode.COMPUTE), self.cfg.rows
         push = flag(word, "push_prev")
-        if (word & 0xF) == Opcode.PRELOAD:
+        if isa.opcode_bits(word) == Opcode.PRELOAD:
             p = fields(word, Opcode.PRELOAD)
             return None, StreamCmd(p["sp_addr"], p["nrows"], R, push)
         a = StreamCmd(f["a_addr"], f["nrows"], f["nrows"], push)
@@ -348,7 +348,7 @@ class ComputeUnit:
         entry = None
         if accept:
             cmd_a, cmd_b = self._stream_cmds(word)
-            is_preload = (word & 0xF) == Opcode.PRELOAD
+            is_preload = isa.opcode_bits(word) == Opcode.PRELOAD
             if self.cfg.dataflow == "ws":
                 self.preloads += 1 if is_preload else -1
             if not is_preload:
@@ -385,7 +385,7 @@ class StoreUnit:
 
     # -- combinational ----------------------------------------------------------------------
     def _ops_ok(self, word: int) -> bool:
-        op = Opcode.CONFIG if (word & 0xF) == Opcode.CONFIG else Opcode.STORE
+        op = Opcode.CONFIG if isa.opcode_bits(word) == Opcode.CONFIG else Opcode.STORE
         return _operands_ok(self.cfg, op, word, 0)
 
     def _tokens_ok(self, word: int, c2s_avail: bool) -> bool:
@@ -400,7 +400,7 @@ class StoreUnit:
 
     def c2s_pop(self, word: int | None, c2s_avail: bool, abort: bool) -> bool:
         return (self.go(word, c2s_avail, abort) and self._ops_ok(word)
-                and (word & 0xF) != Opcode.CONFIG and flag(word, "pop_prev"))
+                and isa.opcode_bits(word) != Opcode.CONFIG and flag(word, "pop_prev"))
 
     def acc_en(self, abort: bool) -> bool:
         """The accumulator read wanted this cycle (granted unless compute has the bank)."""
@@ -441,7 +441,7 @@ class StoreUnit:
             if not self._ops_ok(word):
                 if self.error == 0:
                     self.error = ErrorCode.BAD_OPERAND
-            elif (word & 0xF) != Opcode.CONFIG:
+            elif isa.opcode_bits(word) != Opcode.CONFIG:
                 f = fields(word, Opcode.STORE)
                 self.busy, self.draining = True, False
                 self.base, self.rows, self.ncols = f["acc_addr"], f["nrows"], f["ncols"]
