@@ -14,19 +14,44 @@ from amaranth.hdl import ResetInserter
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import isa
-from .axi import axi4_lite_signature, axi4_signature
+from . import isa, regmap
+from .axi import axi4_lite_signature, axi4_signature, half
 from .config import ConfigError, NPUConfig
+from .control import DeadlockDetector, ErrorLatch, PerfCounters, ReadArbiter
 from .dma import RowReader, RowWriter
 from .memories import Accumulator, Scratchpad
 from .regs import RegisterBlock
-from .units import (TAG_FETCH, ComputeUnit, FetchUnit, LoadUnit, StoreUnit, TokenCounter,
-                    read_max_bytes)
+from .units import ComputeUnit, FetchUnit, LoadUnit, StoreUnit, TokenCounter, read_max_bytes
 
 __all__ = ["NPUCore"]
 
+#: The four dependency-token counters: (name, pushing unit, popping unit).
+TOKENS = (("l2c", "load", "compute"), ("c2l", "compute", "load"),
+          ("c2s", "compute", "store"), ("s2c", "store", "compute"))
+
 
 class NPUCore(wiring.Component):
+    """The whole core.
+
+    Parameters
+    ----------
+    cfg : NPUConfig
+        Needs ``input_width=8`` and ``acc_width=32``.
+
+    Attributes
+    ----------
+    m_axi : Out(axi4_signature(32, cfg.bus_bits))
+        The AXI4 manager port to memory: instruction fetch and loads on AR/R (one ID, in
+        order, up to :attr:`RowReader.OUTSTANDING` rows in flight), stores on AW/W/B (up to
+        :attr:`RowWriter.MAX_OUTSTANDING` bursts awaiting B).  INCR bursts, never across
+        4 KiB; VALID and payload held until READY.
+    s_axil : In(axi4_lite_signature)
+        The host's register port (:mod:`hdl.regmap`): one read and one write at a time.
+    irq : Out(1)
+        High from the cycle the program is done, or from the cycle after an error once the
+        bus is quiet, until the next START (done) or soft reset (error).
+    """
+
     #: Cycles the deadlock condition must hold before it is reported (a token pushed in the
     #: last cycle needs a few cycles to be seen by the unit waiting for it).
     DEADLOCK_CYCLES = 7
@@ -38,7 +63,7 @@ class NPUCore(wiring.Component):
         self.cfg = cfg
         super().__init__({
             "m_axi": Out(axi4_signature(32, cfg.bus_bits)),
-            "s_axil": In(axi4_lite_signature(8, 32)),
+            "s_axil": In(axi4_lite_signature(regmap.ADDR_WIDTH, regmap.DATA_WIDTH)),
             "irq": Out(1),
         })
 
@@ -50,81 +75,60 @@ class NPUCore(wiring.Component):
 
         # Everything but the register block restarts on a soft reset, which is only taken
         # while no AXI transaction is outstanding (so the bus never sees a torn burst).
-        soft_reset_pending = Signal()
         engine_reset = Signal()
-        engines = {}
 
-        def engine(name, elaboratable):
-            engines[name] = elaboratable
-            m.submodules[name] = ResetInserter({"sync": engine_reset})(elaboratable)
+        def engine(name, elaboratable, reset=engine_reset):
+            m.submodules[name] = ResetInserter({"sync": reset})(elaboratable)
             return elaboratable
 
         reader = engine("reader", RowReader(cfg.bus_bits, read_max_bytes(cfg)))
         writer = engine("writer", RowWriter(cfg.bus_bits, 4 * cfg.cols))
-        fetch = engine("fetch", FetchUnit(cfg))
-        load = engine("load", LoadUnit(cfg))
-        compute = engine("compute", ComputeUnit(cfg))
-        store = engine("store", StoreUnit(cfg))
-        sp = m.submodules.scratchpad = Scratchpad(cfg)
-        acc = m.submodules.accumulator = Accumulator(cfg)
+        units = {"fetch": engine("fetch", FetchUnit(cfg)), "load": engine("load", LoadUnit(cfg)),
+                 "compute": engine("compute", ComputeUnit(cfg)),
+                 "store": engine("store", StoreUnit(cfg))}
+        fetch, load, compute, store = units.values()
         queues = {name: engine(f"{name}_queue", fifo.SyncFIFOBuffered(
             width=isa.INSN_BITS, depth=cfg.queue_depth)) for name in ("load", "compute", "store")}
         # Tokens also clear on START: a program may leave tokens nobody popped.
-        tokens = {}
-        for name in ("l2c", "c2l", "c2s", "s2c"):
-            tokens[name] = TokenCounter()
-            m.submodules[f"tok_{name}"] = ResetInserter({"sync": engine_reset | regs.start})(
-                tokens[name])
+        tokens = {name: engine(f"tok_{name}", TokenCounter(), engine_reset | regs.start)
+                  for name, _, _ in TOKENS}
+        # The arbiter's turn survives a soft reset, as the memories' do.
+        arbiter = m.submodules.read_arbiter = ReadArbiter(read_max_bytes(cfg))
 
-        # AXI4 manager: reads from the reader, writes from the writer.
-        axi = self.m_axi
-        for name in ("araddr", "arlen", "arsize", "arburst", "arvalid", "rready"):
-            m.d.comb += getattr(axi, name).eq(getattr(reader, name))
-        for name in ("arready", "rdata", "rresp", "rlast", "rvalid"):
-            m.d.comb += getattr(reader, name).eq(getattr(axi, name))
-        for name in ("awaddr", "awlen", "awsize", "awburst", "awvalid", "wdata", "wstrb",
-                     "wlast", "wvalid", "bready"):
-            m.d.comb += getattr(axi, name).eq(getattr(writer, name))
-        for name in ("awready", "wready", "bresp", "bvalid"):
-            m.d.comb += getattr(writer, name).eq(getattr(axi, name))
+        self._connect_datapath(m, regs, reader, writer, units, queues, tokens, arbiter)
+        self._connect_control(m, regs, reader, writer, units, queues, engine_reset)
+        return m
+
+    def _connect_datapath(self, m, regs, reader, writer, units, queues, tokens, arbiter):
+        """The bus, the memories, the queues and the dependency tokens."""
+        cfg = self.cfg
+        fetch, load, compute, store = units.values()
+        wiring.connect(m, wiring.flipped(half(self.m_axi, "read")), reader.axi)
+        wiring.connect(m, wiring.flipped(half(self.m_axi, "write")), writer.axi)
         for dma in (reader, writer):
             m.d.comb += [dma.base.eq(regs.dram_base),
                          dma.size.eq(Mux(regs.dram_size == 0xFFFF_FFFF, 1 << 32, regs.dram_size))]
-
-        # Read arbitration between fetch and load (round robin per row); responses come
-        # back in order, routed by tag.
-        prefer_load = Signal()
-        pick_load = load.rd_cmd.valid & (~fetch.rd_cmd.valid | prefer_load)
-        m.d.comb += [
-            reader.cmd.valid.eq(load.rd_cmd.valid | fetch.rd_cmd.valid),
-            reader.cmd.payload.eq(Mux(pick_load, load.rd_cmd.payload.as_value(),
-                                      fetch.rd_cmd.payload.as_value())),
-            load.rd_cmd.ready.eq(reader.cmd.ready & pick_load),
-            fetch.rd_cmd.ready.eq(reader.cmd.ready & ~pick_load),
-        ]
-        with m.If(reader.cmd.valid & reader.cmd.ready):
-            m.d.sync += prefer_load.eq(~pick_load)
-        to_fetch = reader.rsp.payload.tag == TAG_FETCH
-        m.d.comb += [
-            reader.rsp.ready.eq(to_fetch | load.rd_rsp.ready),
-            fetch.rd_rsp.payload.eq(reader.rsp.payload), load.rd_rsp.payload.eq(reader.rsp.payload),
-            fetch.rd_rsp.valid.eq(reader.rsp.valid & to_fetch),
-            load.rd_rsp.valid.eq(reader.rsp.valid & ~to_fetch),
-        ]
+        wiring.connect(m, fetch.rd_cmd, arbiter.fetch_cmd)
+        wiring.connect(m, load.rd_cmd, arbiter.load_cmd)
+        wiring.connect(m, arbiter.cmd, reader.cmd)
+        wiring.connect(m, reader.rsp, arbiter.rsp)
+        wiring.connect(m, arbiter.fetch_rsp, fetch.rd_rsp)
+        wiring.connect(m, arbiter.load_rsp, load.rd_rsp)
         wiring.connect(m, store.wr_cmd, writer.cmd)
         m.d.comb += store.writer_idle.eq(writer.idle)
 
         # Queues between fetch and the units.
-        for name, unit_q, unit in (("load", fetch.load_q, load), ("compute", fetch.compute_q,
-                                                                   compute),
-                                   ("store", fetch.store_q, store)):
-            q = queues[name]
+        for name, unit_q in (("load", fetch.load_q), ("compute", fetch.compute_q),
+                             ("store", fetch.store_q)):
+            q, unit = queues[name], units[name]
             m.d.comb += [q.w_data.eq(unit_q.payload), q.w_en.eq(unit_q.valid),
                          unit_q.ready.eq(q.w_rdy),
                          unit.insn.payload.eq(q.r_data), unit.insn.valid.eq(q.r_rdy),
                          q.r_en.eq(unit.insn.ready)]
 
         # Memories.
+        sp = m.submodules.scratchpad = Scratchpad(cfg)
+        acc = m.submodules.accumulator = Accumulator(cfg)
         wiring.connect(m, load.sp, sp.w_load)
         wiring.connect(m, load.acc, acc.w_load)
         wiring.connect(m, compute.sp_a, sp.r_a)
@@ -133,37 +137,38 @@ class NPUCore(wiring.Component):
         wiring.connect(m, compute.acc_w, acc.w_compute)
         wiring.connect(m, store.acc, acc.r_store)
 
-        # Dependency tokens.
-        m.d.comb += [
-            tokens["l2c"].push.eq(load.l2c_push), compute.l2c.avail.eq(tokens["l2c"].avail),
-            tokens["l2c"].pop.eq(compute.l2c.pop),
-            tokens["c2l"].push.eq(compute.c2l_push), load.c2l.avail.eq(tokens["c2l"].avail),
-            tokens["c2l"].pop.eq(load.c2l.pop),
-            tokens["c2s"].push.eq(compute.c2s_push), store.c2s.avail.eq(tokens["c2s"].avail),
-            tokens["c2s"].pop.eq(store.c2s.pop),
-            tokens["s2c"].push.eq(store.s2c_push), compute.s2c.avail.eq(tokens["s2c"].avail),
-            tokens["s2c"].pop.eq(compute.s2c.pop),
-        ]
+        # Dependency tokens: the pushing unit's ``<name>_push``, the popping unit's port.
+        for name, pusher, popper in TOKENS:
+            counter, port = tokens[name], getattr(units[popper], name)
+            m.d.comb += [counter.push.eq(getattr(units[pusher], f"{name}_push")),
+                         port.avail.eq(counter.avail), counter.pop.eq(port.pop)]
+
+    def _connect_control(self, m, regs, reader, writer, units, queues, engine_reset):
+        """Start, errors, deadlock, soft reset, status and the performance counters."""
+        fetch, load, compute, store = units.values()
+        workers = (load, compute, store)
+        dma_idle = reader.idle & writer.idle
+
+        deadlock = m.submodules.deadlock = DeadlockDetector(self.DEADLOCK_CYCLES)
+        stuck = [unit.idle & (unit.wait_token | (q.level == 0))
+                 for unit, q in zip(workers, queues.values())]
+        waiting = Cat(*[unit.wait_token for unit in workers]).any()
+        m.d.comb += deadlock.candidate.eq(fetch.stuck & dma_idle & Cat(*stuck).all() & waiting)
 
         # Errors: the first one wins and stops everything; the core then waits for the bus
         # to go quiet and reports.
-        error = Signal(8)
-        deadlock = self._deadlock_detector(m, fetch, queues, (load, compute, store),
-                                           reader.idle & writer.idle)
         sources = [fetch.error, load.error, compute.error, store.error, reader.error,
-                   writer.error, Mux(deadlock, isa.ErrorCode.DEADLOCK, 0)]
-        first = 0
-        for src in reversed(sources):
-            first = Mux(src != 0, src, first)
-        with m.If((error == 0) & Cat(*[s != 0 for s in sources]).any()):
-            m.d.sync += error.eq(first)
-        abort = error != 0
-        for unit in (fetch, load, compute, store):
+                   writer.error, Mux(deadlock.deadlock, isa.ErrorCode.DEADLOCK, 0)]
+        latch = m.submodules.errors = ErrorLatch(len(sources))
+        for port, src in zip(latch.sources, sources):
+            m.d.comb += port.eq(src)
+        m.d.comb += [latch.pc.eq(fetch.pc), latch.clear.eq(engine_reset)]
+        abort = latch.error != 0
+        for unit in units.values():
             m.d.comb += unit.abort.eq(abort)
 
         queues_empty = Cat(*[q.level == 0 for q in queues.values()]).all()
         units_idle = queues_empty & load.idle & compute.idle & store.idle
-        dma_idle = reader.idle & writer.idle
         m.d.comb += fetch.units_idle.eq(units_idle & dma_idle)
         # After an error the queues may still hold instructions nobody will run (a soft reset
         # drops them): the core is quiet once no unit is working and the bus is idle.
@@ -172,19 +177,17 @@ class NPUCore(wiring.Component):
         m.d.comb += [fetch.start.eq(regs.start & ~abort), fetch.prog_addr.eq(regs.prog_addr),
                      fetch.prog_len.eq(regs.prog_len)]
 
-        # Soft reset.
+        # Soft reset: taken once the bus is quiet.
+        soft_reset_pending = Signal()
         with m.If(regs.soft_reset):
             m.d.sync += soft_reset_pending.eq(1)
         m.d.comb += engine_reset.eq(soft_reset_pending & dma_idle)
         with m.If(engine_reset):
-            m.d.sync += [soft_reset_pending.eq(0), error.eq(0)]
+            m.d.sync += soft_reset_pending.eq(0)
 
-        err_pc = Signal(32)
-        with m.If((error == 0) & Cat(*[s != 0 for s in sources]).any()):
-            m.d.sync += err_pc.eq(fetch.pc)
         done = fetch.done & ~abort
-        m.d.comb += [regs.busy.eq(busy), regs.done.eq(done), regs.error.eq(error),
-                     regs.err_pc.eq(err_pc), self.irq.eq((done | (abort & ~busy)))]
+        m.d.comb += [regs.busy.eq(busy), regs.done.eq(done), regs.error.eq(latch.error),
+                     regs.err_pc.eq(latch.err_pc), self.irq.eq((done | (abort & ~busy)))]
 
         # Performance counters, cleared by start.
         events = {
@@ -193,31 +196,13 @@ class NPUCore(wiring.Component):
             "stall_compute_token": compute.wait_token, "stall_load_token": load.wait_token,
             "stall_store_token": store.wait_token, "stall_queue_full": fetch.stall_queue_full,
         }
+        counters = m.submodules.counters = PerfCounters(events)
+        m.d.comb += [counters.start.eq(regs.start), counters.busy.eq(busy)]
         for name, event in events.items():
-            counter = Signal(64, name=f"count_{name}")
-            with m.If(regs.start):
-                m.d.sync += counter.eq(0)
-            with m.Elif(event & busy):
-                m.d.sync += counter.eq(counter + 1)
-            m.d.comb += getattr(regs, name).eq(counter)
+            m.d.comb += [getattr(counters.events, name).eq(event),
+                         getattr(regs, name).eq(getattr(counters.count, name))]
         read_base, write_base = Signal(32), Signal(32)  # DMA byte counters at START
         with m.If(regs.start):
             m.d.sync += [read_base.eq(reader.bytes_read), write_base.eq(writer.bytes_written)]
         m.d.comb += [regs.dma_bytes_read.eq((reader.bytes_read - read_base)[:32]),
                      regs.dma_bytes_written.eq((writer.bytes_written - write_base)[:32])]
-        return m
-
-    @staticmethod
-    def _deadlock_detector(m, fetch, queues, units, dma_idle):
-        """A program whose tokens do not match would wait forever.  That state is exact:
-        every unit is idle with an empty queue or waits for a token, at least one waits,
-        the bus is quiet and fetch can do nothing.  Nothing can change it, so it is reported
-        (after a few cycles, to let a token pushed in the last cycle be seen)."""
-        stuck = [unit.idle & (unit.wait_token | (q.level == 0))
-                 for unit, q in zip(units, queues.values())]
-        waiting = Cat(*[unit.wait_token for unit in units]).any()
-        candidate = fetch.stuck & dma_idle & Cat(*stuck).all() & waiting
-        limit = NPUCore.DEADLOCK_CYCLES
-        count = Signal(range(limit + 1))
-        m.d.sync += count.eq(Mux(candidate, Mux(count == limit, limit, count + 1), 0))
-        return count == limit

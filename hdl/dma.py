@@ -17,7 +17,8 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .axi import BURST_INCR, RESP_DECERR, RESP_OKAY, RESP_SLVERR
+from .axi import (BURST_INCR, RESP_DECERR, RESP_OKAY, RESP_SLVERR, axi4_read_signature,
+                  axi4_write_signature)
 from .isa import ErrorCode
 
 __all__ = ["RowReader", "RowWriter", "read_cmd_layout", "read_rsp_layout",
@@ -130,10 +131,7 @@ class RowReader(wiring.Component):
         super().__init__({
             "cmd": In(stream.Signature(read_cmd_layout(max_bytes, tag_bits))),
             "rsp": Out(stream.Signature(read_rsp_layout(max_bytes, tag_bits))),
-            "araddr": Out(ADDR_BITS), "arlen": Out(8), "arsize": Out(3), "arburst": Out(2),
-            "arvalid": Out(1), "arready": In(1),
-            "rdata": In(bus_bits), "rresp": In(2), "rlast": In(1), "rvalid": In(1),
-            "rready": Out(1),
+            "axi": Out(axi4_read_signature(ADDR_BITS, bus_bits)),
             "base": In(ADDR_BITS), "size": In(ADDR_BITS + 1),
             "error": Out(3), "idle": Out(1), "bytes_read": Out(32),
         })
@@ -146,7 +144,7 @@ class RowReader(wiring.Component):
                                    "tag": len(self.cmd.payload.tag)})
         pending = m.submodules.pending = fifo.SyncFIFOBuffered(
             width=entry.size, depth=self.outstanding)
-        m.d.comb += [self.arsize.eq(shift), self.arburst.eq(BURST_INCR)]
+        m.d.comb += [self.axi.arsize.eq(shift), self.axi.arburst.eq(BURST_INCR)]
 
         # --- address side: one command -> pending entry + one or two AR bursts ------------
         plan = _BurstPlan(m, self.cmd.payload.addr, self.cmd.payload.nbytes, B,
@@ -162,7 +160,7 @@ class RowReader(wiring.Component):
         ]
         # A new command is taken in the cycle the previous row's last AR is accepted, so
         # one-beat rows go out at one per cycle.
-        ar_free = ~self.arvalid | (self.arready & ~second_due)
+        ar_free = ~self.axi.arvalid | (self.axi.arready & ~second_due)
         take = Signal()
         m.d.comb += [
             self.cmd.ready.eq(ar_free & pending.w_rdy),
@@ -171,15 +169,15 @@ class RowReader(wiring.Component):
         ]
         range_error = Signal()
         m.d.comb += range_error.eq(take & ~plan.in_range)
-        with m.If(self.arvalid & self.arready):
+        with m.If(self.axi.arvalid & self.axi.arready):
             with m.If(second_due):
-                m.d.sync += [self.araddr.eq(second_addr), self.arlen.eq(second_len),
+                m.d.sync += [self.axi.araddr.eq(second_addr), self.axi.arlen.eq(second_len),
                              second_due.eq(0)]
             with m.Else():
-                m.d.sync += self.arvalid.eq(0)
+                m.d.sync += self.axi.arvalid.eq(0)
         with m.If(take & plan.in_range):
-            m.d.sync += [self.araddr.eq(plan.first), self.arlen.eq(plan.len1 - 1),
-                         self.arvalid.eq(1),
+            m.d.sync += [self.axi.araddr.eq(plan.first), self.axi.arlen.eq(plan.len1 - 1),
+                         self.axi.arvalid.eq(1),
                          second_addr.eq(plan.addr2), second_len.eq(plan.len2 - 1),
                          second_due.eq(plan.split)]
 
@@ -190,15 +188,15 @@ class RowReader(wiring.Component):
         buf = Signal(nwords * 8 * B)
         beat = Signal(range(self.max_beats + 1))
         merged = Signal(nwords * 8 * B)
-        m.d.comb += merged.eq(Cat(*[Mux(beat == i, self.rdata, buf[i * 8 * B:(i + 1) * 8 * B])
+        m.d.comb += merged.eq(Cat(*[Mux(beat == i, self.axi.rdata, buf[i * 8 * B:(i + 1) * 8 * B])
                                     for i in range(nwords)]))
 
         out_valid = Signal()
         out_free = ~out_valid | self.rsp.ready
         collecting = pending.r_rdy & ~head.skip
         last_beat = beat == head.nbeats - 1
-        m.d.comb += self.rready.eq(collecting & (~last_beat | out_free))
-        r_fire = self.rvalid & self.rready
+        m.d.comb += self.axi.rready.eq(collecting & (~last_beat | out_free))
+        r_fire = self.axi.rvalid & self.axi.rready
 
         keep = Cat(*[Mux(head.nbytes > i, 0xFF, 0) for i in range(self.max_bytes)])
         aligned = (merged >> (head.offset * 8))[:8 * self.max_bytes]
@@ -219,8 +217,8 @@ class RowReader(wiring.Component):
 
         with m.If(r_fire):
             m.d.sync += self.bytes_read.eq(self.bytes_read + B)
-        _latch_error(m, self.error, range_error, r_fire, self.rresp)
-        m.d.comb += self.idle.eq(~pending.r_rdy & ~self.arvalid & ~out_valid & ~self.cmd.valid)
+        _latch_error(m, self.error, range_error, r_fire, self.axi.rresp)
+        m.d.comb += self.idle.eq(~pending.r_rdy & ~self.axi.arvalid & ~out_valid & ~self.cmd.valid)
         return m
 
 
@@ -236,11 +234,7 @@ class RowWriter(wiring.Component):
         self.max_beats = (max_bytes + self.bus_bytes - 1) // self.bus_bytes + 1
         super().__init__({
             "cmd": In(stream.Signature(write_cmd_layout(max_bytes))),
-            "awaddr": Out(ADDR_BITS), "awlen": Out(8), "awsize": Out(3), "awburst": Out(2),
-            "awvalid": Out(1), "awready": In(1),
-            "wdata": Out(bus_bits), "wstrb": Out(self.bus_bytes), "wlast": Out(1),
-            "wvalid": Out(1), "wready": In(1),
-            "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+            "axi": Out(axi4_write_signature(ADDR_BITS, bus_bits)),
             "base": In(ADDR_BITS), "size": In(ADDR_BITS + 1),
             "error": Out(3), "idle": Out(1), "bytes_written": Out(32),
         })
@@ -249,7 +243,7 @@ class RowWriter(wiring.Component):
         m = Module()
         B, shift = self.bus_bytes, _log2(self.bus_bytes)
         nwords = self.max_beats
-        m.d.comb += [self.awsize.eq(shift), self.awburst.eq(BURST_INCR), self.bready.eq(1)]
+        m.d.comb += [self.axi.awsize.eq(shift), self.axi.awburst.eq(BURST_INCR), self.axi.bready.eq(1)]
 
         plan = _BurstPlan(m, self.cmd.payload.addr, self.cmd.payload.nbytes, B,
                           self.max_beats, self.base, self.size)
@@ -263,24 +257,24 @@ class RowWriter(wiring.Component):
         outstanding = Signal(range(self.MAX_OUTSTANDING + 2))   # a row is at most two bursts
 
         keep = Cat(*[Mux(self.cmd.payload.nbytes > i, 1, 0) for i in range(self.max_bytes)])
-        w_fire = self.wvalid & self.wready
+        w_fire = self.axi.wvalid & self.axi.wready
         # The next row is taken in the cycle the current one's last AW and W beat go out.
-        aw_free = ~aw_busy | (self.awready & ~second_due)
+        aw_free = ~aw_busy | (self.axi.awready & ~second_due)
         w_free = ~w_busy | (w_fire & (beat == nbeats - 1))
         m.d.comb += self.cmd.ready.eq(aw_free & w_free & (outstanding < self.MAX_OUTSTANDING))
         take = self.cmd.valid & self.cmd.ready
         range_error = take & ~plan.in_range
-        with m.If(self.awvalid & self.awready):
+        with m.If(self.axi.awvalid & self.axi.awready):
             with m.If(second_due):
-                m.d.sync += [self.awaddr.eq(second_addr), self.awlen.eq(second_len),
+                m.d.sync += [self.axi.awaddr.eq(second_addr), self.axi.awlen.eq(second_len),
                              second_due.eq(0)]
             with m.Else():
-                m.d.sync += [self.awvalid.eq(0), aw_busy.eq(0)]
+                m.d.sync += [self.axi.awvalid.eq(0), aw_busy.eq(0)]
         m.d.comb += [
-            self.wvalid.eq(w_busy),
-            self.wdata.eq(wdata.word_select(beat, 8 * B)),
-            self.wstrb.eq(wstrb.word_select(beat, B)),
-            self.wlast.eq((beat == len1 - 1) | (beat == nbeats - 1)),
+            self.axi.wvalid.eq(w_busy),
+            self.axi.wdata.eq(wdata.word_select(beat, 8 * B)),
+            self.axi.wstrb.eq(wstrb.word_select(beat, B)),
+            self.axi.wlast.eq((beat == len1 - 1) | (beat == nbeats - 1)),
         ]
         with m.If(w_fire):
             m.d.sync += [beat.eq(beat + 1), self.bytes_written.eq(self.bytes_written + B)]
@@ -291,14 +285,14 @@ class RowWriter(wiring.Component):
                 wdata.eq(self.cmd.payload.data << (plan.offset * 8)),
                 wstrb.eq(keep << plan.offset),
                 nbeats.eq(plan.nbeats), len1.eq(plan.len1), beat.eq(0),
-                self.awaddr.eq(plan.first), self.awlen.eq(plan.len1 - 1), self.awvalid.eq(1),
+                self.axi.awaddr.eq(plan.first), self.axi.awlen.eq(plan.len1 - 1), self.axi.awvalid.eq(1),
                 second_addr.eq(plan.addr2), second_len.eq(plan.len2 - 1),
                 second_due.eq(plan.split), aw_busy.eq(1), w_busy.eq(1),
             ]
 
-        aw_fire = self.awvalid & self.awready
-        b_fire = self.bvalid & self.bready
+        aw_fire = self.axi.awvalid & self.axi.awready
+        b_fire = self.axi.bvalid & self.axi.bready
         m.d.sync += outstanding.eq(outstanding + aw_fire - b_fire)
-        _latch_error(m, self.error, range_error, b_fire, self.bresp)
+        _latch_error(m, self.error, range_error, b_fire, self.axi.bresp)
         m.d.comb += self.idle.eq(~aw_busy & ~w_busy & (outstanding == 0) & ~self.cmd.valid)
         return m

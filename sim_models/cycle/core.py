@@ -18,6 +18,7 @@ from hdl.isa import ErrorCode
 from hdl.regmap import COUNTERS
 
 from .base import Fifo
+from .control import DeadlockDetector, ErrorLatch, ReadArbiter
 from .dma import RowReader, RowWriter
 from .dram import AxiRamTiming
 from .memories import BankArbiter
@@ -59,11 +60,11 @@ class CycleNPU:
         self.cfg = cfg
         self.mem = memory or AxiRamTiming(cfg.bus_bytes)
         # State that no soft reset touches (outside the engines' reset domain).
-        self.prefer_load = False
+        self.arbiter = ReadArbiter()
+        self.errors = ErrorLatch()
         self.sp = BankArbiter(cfg.sp_lines, cfg.sp_banks, fair=True)
         self.acc = BankArbiter(cfg.acc_lines, cfg.acc_banks)
         self.reader, self.writer = RowReader(cfg.bus_bytes), RowWriter(cfg.bus_bytes)
-        self.error = self.err_pc = 0
         self.program, self.prog_addr = [], 0
         self.base, self.size = 0, 1 << 32
         self.trace = None
@@ -77,8 +78,8 @@ class CycleNPU:
         self.writer.reset()
         self.queues = {q: Fifo(cfg.queue_depth) for q in QUEUES}
         self.tokens = {n: TokenCounter() for n in TOKENS}
-        self.deadlock_count = 0
-        self.error = 0
+        self.deadlock = DeadlockDetector(self.DEADLOCK_CYCLES)
+        self.errors.clock((), 0, clear=True)
 
     def soft_reset(self):
         """CTRL.SOFT_RESET with the bus quiet: engines, queues and tokens restart."""
@@ -109,9 +110,13 @@ class CycleNPU:
         self.counters["dma_bytes_read"] = (self.reader.bytes_read - read0) & 0xFFFFFFFF
         self.counters["dma_bytes_written"] = (self.writer.bytes_written - write0) & 0xFFFFFFFF
         return CycleResult(done=self.fetch.done and not self.error,
-                           error=ErrorCode(self.error), err_pc=self.err_pc,
+                           error=ErrorCode(self.error), err_pc=self.errors.err_pc,
                            counters=dict(self.counters), events=dict(self.events),
                            trace=self.trace)
+
+    @property
+    def error(self) -> int:
+        return self.errors.error
 
     @property
     def prog_len(self) -> int:
@@ -139,8 +144,7 @@ class CycleNPU:
             return True
         if self.error:
             return not self._quiet(self._dma_idle())
-        return any(u.error for u in self._units()) or \
-            self.deadlock_count == self.DEADLOCK_CYCLES
+        return any(u.error for u in self._units()) or self.deadlock.deadlock
 
     # ---- the clock ---------------------------------------------------------------------
     def _cycle(self, start: bool):
@@ -162,11 +166,11 @@ class CycleNPU:
         # Read DMA commands: fetch and load, round robin per row.
         f_valid = fetch.rd_cmd_valid(abort, self.prog_len)
         l_valid = load.rd_cmd_valid(abort)
-        pick_load = l_valid and ((not f_valid) or self.prefer_load)
+        pick_load = self.arbiter.pick_load(f_valid, l_valid)
         cmd = None
         if l_valid or f_valid:
             cmd = load.rd_cmd() if pick_load else fetch.rd_cmd(self.prog_addr, self.program)
-        c.update(pick_load=pick_load, r_cmd=cmd, r_cmd_ready=reader.cmd_ready(mem.arready))
+        c.update(f_valid=f_valid, l_valid=l_valid, pick_load=pick_load, r_cmd=cmd, r_cmd_ready=reader.cmd_ready(mem.arready))
         c["r_take"] = cmd is not None and c["r_cmd_ready"]
         # Accumulator: the compute unit's write and read never wait; load and store do.
         acc_r, acc_w = compute.acc_r(), compute.acc_w()
@@ -220,7 +224,7 @@ class CycleNPU:
         stuck = all(u.idle and (c["wait"][n] or queues[q].level == 0) for u, q, n in units)
         c["candidate"] = (fetch.stuck(abort, self.prog_len, c["q_ready"], c["units_idle"])
                           and c["dma_idle"] and stuck and any(c["wait"].values()))
-        deadlock = ErrorCode.DEADLOCK if self.deadlock_count == self.DEADLOCK_CYCLES else 0
+        deadlock = ErrorCode.DEADLOCK if self.deadlock.deadlock else 0
         c["sources"] = [u.error for u in self._units()] + [deadlock]
         c["busy"] = fetch.running or (abort and not self._quiet(c["dma_idle"]))
 
@@ -258,8 +262,7 @@ class CycleNPU:
             ev["sp_line_reads"] += en and ready
         ev["acc_line_reads"] += store.acc_en(abort) and c["st_acc_ready"]
         # Core: the read arbiter, tokens pushed this cycle.
-        if c["r_take"]:
-            self.prefer_load = not c["pick_load"]
+        self.arbiter.clock(c["f_valid"], c["l_valid"], c["r_cmd_ready"])
         c2l_push = compute.c2l_push()
         c2s_push = compute.c2s_push
         s2c_push = store.s2c_push(c["writer_idle"])
@@ -286,11 +289,8 @@ class CycleNPU:
                                 ("c2s", c2s_push, pop_c2s), ("s2c", s2c_push, pop_s2c)):
             t[name].clock(push, pop, clear=start)
         # Core: first error wins; deadlock after DEADLOCK_CYCLES quiet cycles.
-        self.deadlock_count = min(self.DEADLOCK_CYCLES, self.deadlock_count + 1) \
-            if c["candidate"] else 0
-        if self.error == 0 and any(c["sources"]):
-            self.error = next(s for s in c["sources"] if s)
-            self.err_pc = pc_now
+        self.deadlock.clock(c["candidate"])
+        self.errors.clock(c["sources"], pc_now)
         # The DRAM sees this cycle's outputs at the edge.
         mem.advance_pauses()
         mem.edge(*mem_inputs)
