@@ -16,7 +16,7 @@ from cocotb.triggers import ClockCycles
 from hdl import isa
 from hdl.isa import ErrorCode, Opcode
 
-from sim_models.cycle_model import AxiRamTiming, CycleNPU
+from sim_models.cycle import AxiRamTiming, CycleNPU, first_divergence
 
 from .core_bench import CoreBench
 from .core_layers import regression_layers
@@ -36,18 +36,32 @@ def replay_pauses(model, bench, status):
     model.mem.set_pauses({ch: bench.pause_log[ch] for ch in AxiRamTiming.CHANNELS}, first)
 
 
-def check_model(name: str, rtl: dict, predicted):
-    """The cycle model's counters (a ``CycleResult``) against the RTL's: every one equal."""
-    got = predicted.counters
+def check_model(name: str, status: dict, predicted):
+    """The cycle model's counters (a ``CycleResult``) against the RTL's (``status`` from
+    ``CoreBench.run``): every one equal, and, when both sides traced, every unit's
+    handshakes in every cycle; a difference is reported with the first cycle and unit whose
+    handshakes differ."""
+    rtl, got = status["counters"], predicted.counters
     diff = {k: (got[k], rtl[k]) for k in got if got[k] != rtl[k]}
-    assert not diff, f"{name}: cycle model != RTL (model, rtl): {diff}"
+    first = None
+    if predicted.trace is not None and "trace" in status:
+        first = first_divergence(predicted.trace, status["trace"])
+    if not diff and not first:
+        return
+    where = ""
+    if first:
+        cycle, unit, model_events, rtl_events = first
+        where = (f"; first divergence at cycle {cycle} in the {unit} unit: model "
+                 f"{model_events or 'nothing'}, RTL {rtl_events or 'nothing'}")
+    raise AssertionError(f"{name}: cycle model != RTL (model, rtl): {diff}{where}")
 
 
 async def run_layers(dut, pause_probability: float, layers=regression_layers):
     seed = stimulus_seed()
     dut._log.info("config %s seed %d (replay with KNPU_SEED=%d), AXI pauses %.0f%%",
                   CFG.to_json(), seed, seed, 100 * pause_probability)
-    bench = CoreBench(dut, CFG, MEM_SIZE, seed=seed, pause_probability=pause_probability)
+    bench = CoreBench(dut, CFG, MEM_SIZE, seed=seed, pause_probability=pause_probability,
+                      trace=True)
     await bench.reset()
     model = CycleNPU(CFG)     # lives as long as the RTL core: state carries between layers
     records = []
@@ -57,9 +71,9 @@ async def run_layers(dut, pause_probability: float, layers=regression_layers):
         assert status["done"] and not status["error"], f"{layer.name}: {status}"
         if pause_probability:
             replay_pauses(model, bench, status)
-        predicted = model.run(layer.program, layer.program_addr, 0, MEM_SIZE)
+        predicted = model.run(layer.program, layer.program_addr, 0, MEM_SIZE, trace=True)
         assert predicted.done
-        check_model(layer.name, status["counters"], predicted)
+        check_model(layer.name, status, predicted)
         out = layer.output(bench.read_dram(0, len(layer.dram)))
         _, functional = layer.run_functional()
         assert np.array_equal(functional, layer.expected), f"{layer.name}: functional model"
@@ -104,7 +118,7 @@ async def faults_stop_cleanly_and_recover(dut):
     """Illegal opcode, bad operand, DMA outside the window, SLVERR, DECERR and a token
     deadlock each stop the core with their own code and raise irq (no hang); after a soft
     reset a good program runs."""
-    bench = CoreBench(dut, CFG, MEM_SIZE)
+    bench = CoreBench(dut, CFG, MEM_SIZE, trace=True)
     await bench.reset()
     line = CFG.sp_width
     load = lambda addr: isa.encode(Opcode.LOAD, sp_addr=0, nrows=2, ncols=line,  # noqa: E731
@@ -131,18 +145,18 @@ async def faults_stop_cleanly_and_recover(dut):
         status = await bench.run(0, len(words), _program_image(words), timeout_cycles=20000)
         assert status["error"] and status["code"] == code and not status["busy"], \
             f"{label}: expected {code.name}, status {status}"
-        predicted = model.run(words, 0, 0, MEM_SIZE)
+        predicted = model.run(words, 0, 0, MEM_SIZE, trace=True)
         assert (predicted.error, predicted.err_pc) == (code, status["err_pc"]), \
             f"{label}: cycle model stopped with {predicted.error.name} at {predicted.err_pc}"
-        check_model(label, status["counters"], predicted)
+        check_model(label, status, predicted)
         dut._log.info("%s: stopped with %s after %d instructions", label, code.name,
                       status["err_pc"])
         await bench.soft_reset()
         model.soft_reset()
         status = await bench.run(good.program_addr, len(good.program), good.dram)
         assert status["done"] and not status["error"], f"after {label}: {status}"
-        check_model(f"after {label}", status["counters"],
-                    model.run(good.program, good.program_addr, 0, MEM_SIZE))
+        check_model(f"after {label}", status,
+                    model.run(good.program, good.program_addr, 0, MEM_SIZE, trace=True))
         out = good.output(bench.read_dram(0, len(good.dram)))
         assert np.array_equal(out, good.expected), f"after {label}: wrong results"
     await ClockCycles(dut.clk, 2)

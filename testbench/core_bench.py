@@ -18,6 +18,8 @@ from cocotbext.axi.constants import AxiResp
 from hdl import regmap
 from hdl.isa import ErrorCode
 
+from .trace_monitor import TraceMonitor
+
 __all__ = ["CoreBench"]
 
 
@@ -31,7 +33,8 @@ def _pauses(rng: random.Random, probability: float, log: list):
 
 
 class CoreBench:
-    def __init__(self, dut, cfg, mem_size: int, seed: int = 0, pause_probability: float = 0.0):
+    def __init__(self, dut, cfg, mem_size: int, seed: int = 0, pause_probability: float = 0.0,
+                 trace: bool = False):
         self.dut, self.cfg, self.mem_size = dut, cfg, mem_size
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=mem_size)
@@ -43,6 +46,8 @@ class CoreBench:
         #: bench.regs.read("STATUS")`` gives the decoded fields).
         self.regs = regmap.RegisterAccess(self.read_reg, self.write_reg)
         self.hwinfo: dict | None = None      # the design's HWINFO, decoded, after reset()
+        # Each unit's handshakes per cycle, to name where the RTL and the cycle model part.
+        self.tracer = TraceMonitor(dut, dut.clk) if trace else None
         self.slverr: list[range] = []
         self.decerr: list[range] = []
         self._install_fault_hooks()
@@ -119,14 +124,17 @@ class CoreBench:
         await ClockCycles(self.dut.clk, 4)
 
     async def run(self, program_addr: int, program_len: int, image: bytes | None = None,
-                  timeout_cycles: int = 2_000_000) -> dict:
-        """Load ``image`` at address 0, start the program, wait for ``irq`` (bounded)."""
+                  timeout_cycles: int = 2_000_000, dram_base: int = 0,
+                  dram_size: int | None = None) -> dict:
+        """Load ``image`` at address 0, start the program, wait for ``irq`` (bounded).
+        ``dram_base``/``dram_size``: the DMA window (default: the whole memory)."""
         if image is not None:
             self.ram.write(0, bytes(image))
         await self.regs.write("PROG_ADDR", program_addr)
         await self.regs.write("PROG_LEN", program_len)
-        await self.regs.write("DRAM_BASE", 0)
-        await self.regs.write("DRAM_SIZE", self.mem_size)
+        await self.regs.write("DRAM_BASE", dram_base)
+        await self.regs.write("DRAM_SIZE", self.mem_size if dram_size is None else dram_size)
+        mark = self.tracer.mark() if self.tracer else 0
         await self.regs.write("CTRL", start=1)
         await RisingEdge(self.dut.clk)
         timeout = ClockCycles(self.dut.clk, timeout_cycles)
@@ -145,6 +153,8 @@ class CoreBench:
         status["counters"] = await self.counters()
         if self.pause_log and irq_marks is not None:
             status["pause_marks"] = irq_marks
+        if self.tracer:
+            status["trace"] = self.tracer.since(mark)
         return status
 
     def read_dram(self, addr: int, nbytes: int) -> bytes:
