@@ -17,7 +17,7 @@ POWER_SIZE ?= 4x4
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model fmax test test-fast bench verilog verilog-core isa-doc regmap-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model fmax fuzz test test-fast bench verilog verilog-core isa-doc regmap-doc waves clean distclean help
 
 all: help
 
@@ -25,6 +25,7 @@ help:
 	@echo "make sim      build the default core ($(ROWS)x$(COLS) $(DATAFLOW)), run GEMM + conv layers on the RTL, report"
 	@echo "make sim-array  the bare array: one random GEMM (GEMM=\"M K N\"), match, cycles, MACs/cycle"
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
+	@echo "make fuzz     N random legal programs per configuration (SEED=, SCHEDULER=tcp://...) on every back end"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
 	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
@@ -64,6 +65,9 @@ test: bootstrap
 
 test-fast: bootstrap
 	$(PY) -m pytest -m "not rtl" -n $(JOBS)
+
+fuzz: bootstrap
+	$(PY) scripts/fuzz.py --n $(or $(N),100) --seed $(or $(SEED),1) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 bench: bootstrap
 	$(PY) scripts/bench.py
