@@ -369,8 +369,11 @@ struct KnpuSim {
         drive();
         top->rst = 1;
         for (int i = 0; i < 4; i++) cycle();
+        // A burst the core had in flight when reset came is forgotten by both sides.
+        dram.clear_state();
+        drive();
         top->rst = 0;
-        for (int i = 0; i < 2; i++) cycle();
+        for (int i = 0; i < 3; i++) cycle();   // the wrapper's reset flop: one cycle later
     }
     void read_results(KnpuResult* out) {
         out->status = lite_read(KNPU_REG_STATUS);
