@@ -10,7 +10,15 @@ from hdl.config import NPUConfig
 
 from .stimulus import Beats
 
-__all__ = ["run_array"]
+__all__ = ["run_array", "simulate"]
+
+
+def simulate(dut, bench) -> None:
+    """Run the testbench coroutine ``bench(ctx)`` against ``dut`` with a clock."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
 
 
 def run_array(cfg: NPUConfig, beats: Beats, rng: np.random.Generator | None = None,

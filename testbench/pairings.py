@@ -1,9 +1,9 @@
-"""Every unit of the cycle model (``sim_models/cycle/``) against its HDL component, cycle by
-cycle, with random stimulus in Amaranth's simulator (see :mod:`testbench.equivalence`)."""
+"""How each unit of the cycle model (``sim_models/cycle/``) meets its HDL component: the
+random stimulus, the ports compared and the model's clock (:class:`equivalence.Pairing`).
+The tests are in the ``test_<module>.py`` of each HDL module."""
 
 from __future__ import annotations
 
-import pytest
 from amaranth.lib import fifo
 
 from hdl import isa
@@ -591,89 +591,9 @@ def counters_pairing():
                    lambda s: dict(counts), clock)
 
 
-# --- the tests: each pairing, and proof that the stimulus reached what matters -----------
-
-def _check(pairing, must_see=(), cycles=CYCLES):
+def check(pairing, must_see=(), cycles=CYCLES):
+    """Run ``pairing`` for ``cycles`` random cycles and require that its stimulus reached
+    every output named in ``must_see`` (nonzero at least once)."""
     seen = check_equivalent(pairing, cycles, SEED)
     missing = [k for k in must_see if not seen.get(k)]
     assert not missing, f"{pairing.name}: the stimulus never exercised {missing}: {seen}"
-
-
-@pytest.mark.parametrize("depth", [2, 4, 8])
-def test_fifo_model_equals_sync_fifo_buffered(depth):
-    _check(fifo_pairing(depth), ["r_data", "r_rdy"])
-
-
-@pytest.mark.parametrize("depth", [1, 5])   # depth 0 is a wire: test_units.py
-def test_delay_model_equals_delay_line(depth):
-    _check(delay_pairing(depth), ["o"], cycles=200)
-
-
-def test_token_counter_model_equals_rtl():
-    _check(token_pairing(), ["avail"])
-
-
-def test_line_streamer_model_equals_rtl():
-    _check(streamer_pairing(), ["port_addr", "last", "done", "done_push"])
-
-
-@pytest.mark.parametrize("cfg", SMALL, ids=IDS)
-@pytest.mark.parametrize("which", ["scratchpad", "accumulator"])
-def test_bank_arbiter_model_equals_memories(cfg, which):
-    _check(memory_pairing(cfg, which), cycles=400)
-
-
-@pytest.mark.parametrize("cfg", SMALL, ids=IDS)
-def test_array_timing_model_equals_systolic_array(cfg):
-    _check(array_pairing(cfg), ["c_valid", "c_last", "a_ready", "b_ready", "idle"])
-
-
-@pytest.mark.parametrize("bus_bits", [64, 128])
-def test_row_reader_model_equals_rtl(bus_bits):
-    _check(reader_pairing(bus_bits), ["ar", "rsp_tag", "rready", "error"])
-
-
-@pytest.mark.parametrize("bus_bits", [64, 256])
-def test_row_writer_model_equals_rtl(bus_bits):
-    _check(writer_pairing(bus_bits), ["awlen", "wvalid", "error", "bytes_written"])
-
-
-@pytest.mark.parametrize("cfg", SMALL[:1], ids=IDS[:1])
-def test_fetch_unit_model_equals_rtl(cfg):
-    _check(fetch_pairing(cfg), ["addr", "load_q", "compute_q", "store_q", "stall_queue_full",
-                                "done", "error", "stuck"])
-
-
-@pytest.mark.parametrize("cfg", SMALL, ids=IDS)
-def test_load_unit_model_equals_rtl(cfg):
-    _check(load_pairing(cfg), ["rd_cmd", "sp", "acc", "c2l_pop", "l2c_push", "error",
-                               "wait_token"])
-
-
-@pytest.mark.parametrize("cfg", SMALL, ids=IDS)
-def test_compute_unit_model_equals_rtl(cfg):
-    _check(compute_pairing(cfg), ["sp_a", "sp_b", "acc_r", "acc_w", "c2s_push", "c2l_push",
-                                  "array_busy", "error", "wait_token"], cycles=2500)
-
-
-@pytest.mark.parametrize("cfg", SMALL, ids=IDS)
-def test_store_unit_model_equals_rtl(cfg):
-    _check(store_pairing(cfg), ["acc", "wr_cmd", "c2s_pop", "s2c_push", "error",
-                                "wait_token"])
-
-
-def test_read_arbiter_model_equals_rtl():
-    _check(read_arbiter_pairing(), ["pick_load", "load_ready", "fetch_ready", "fetch_rsp",
-                                    "load_rsp"])
-
-
-def test_error_latch_model_equals_rtl():
-    _check(error_latch_pairing(), ["error", "err_pc"])
-
-
-def test_deadlock_detector_model_equals_rtl():
-    _check(deadlock_pairing(), ["deadlock"])
-
-
-def test_perf_counters_count_events_while_busy():
-    _check(counters_pairing(), ["a", "b"])
