@@ -18,7 +18,7 @@ from pathlib import Path
 from hdl.config import NPUConfig
 
 __all__ = ["SIMULATORS", "REPO", "BUILD", "setup_simulator_env", "verilog_for", "fresh_report",
-           "build", "run_cocotb"]
+           "build", "run_cocotb", "cocotb_tests"]
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("KNPU_BUILD", REPO / "build"))
@@ -138,6 +138,23 @@ def build(sim: str, cfg: NPUConfig, core: bool = False, waves: bool = False,
             # Populate the runner's state without rebuilding.
             runner.build_dir = build_dir
     return runner, build_dir, name
+
+
+def cocotb_tests(module: str) -> list[str]:
+    """The names of the ``@cocotb.test()`` coroutines a cocotb module defines (read from its
+    source, without importing cocotb's runtime): what a run of the module must report."""
+    import ast
+    import importlib.util
+
+    tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
+
+    def is_test(dec):
+        target = dec.func if isinstance(dec, ast.Call) else dec
+        return isinstance(target, ast.Attribute) and target.attr == "test" and \
+            isinstance(target.value, ast.Name) and target.value.id == "cocotb"
+
+    return [node.name for node in tree.body if isinstance(node, ast.AsyncFunctionDef)
+            and any(is_test(d) for d in node.decorator_list)]
 
 
 def _IcarusVcd():

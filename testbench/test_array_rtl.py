@@ -6,7 +6,7 @@ import pytest
 
 from hdl.config import NPUConfig
 
-from .rtl import run_cocotb
+from .rtl import cocotb_tests, run_cocotb
 from .stimulus import stimulus_seed
 
 # (rows, cols, dataflow, acc_width) on both simulators; the big ones on Verilator only,
@@ -23,7 +23,7 @@ CASES += [pytest.param("verilator", NPUConfig(rows=r, cols=c, dataflow=df, acc_w
                        id=f"verilator-{df}-{r}x{c}")
           for (r, c, df, acc) in VERILATOR_ONLY]
 
-EXPECTED_TESTS = 5  # cocotb tests in testbench/cocotb_array.py
+MODULE = "testbench.cocotb_array"
 
 
 @pytest.mark.rtl
@@ -31,6 +31,7 @@ EXPECTED_TESTS = 5  # cocotb tests in testbench/cocotb_array.py
 def test_array_rtl(sim, cfg):
     seed = stimulus_seed()
     print(f"KNPU_SEED={seed} {sim} {cfg.to_json()}")
-    tests, failed = run_cocotb(sim, cfg, "testbench.cocotb_array", seed=seed)
-    assert tests == EXPECTED_TESTS, f"ran {tests} cocotb tests, expected {EXPECTED_TESTS}"
+    tests, failed = run_cocotb(sim, cfg, MODULE, seed=seed)
+    expected = cocotb_tests(MODULE)
+    assert tests == len(expected), f"ran {tests} cocotb tests, expected {len(expected)}: {expected}"
     assert failed == 0, f"{failed} of {tests} cocotb tests failed (replay: KNPU_SEED={seed})"
