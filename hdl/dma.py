@@ -116,7 +116,29 @@ class _BurstPlan:
 
 
 class RowReader(wiring.Component):
-    """Reads rows over the AR/R channels; responses keep command order (single AXI ID)."""
+    """Reads rows over the AR/R channels; responses keep command order (single AXI ID).
+
+    Attributes
+    ----------
+    cmd : In(stream), :func:`read_cmd_layout`
+        A row: byte address, length (at most ``max_bytes``), tag.  Taken in the cycle the
+        previous row's last AR handshakes, while fewer than :attr:`OUTSTANDING` rows are in
+        flight.  A row outside the window is taken, not issued, raises ``DMA_RANGE`` and is
+        answered with zeros.
+    rsp : Out(stream), :func:`read_rsp_layout`
+        The row realigned to byte 0, zero past its length, with its tag; in command order.
+    axi : Out(axi4_read_signature)
+        AR: one INCR burst per row (two when it crosses 4 KiB, :func:`burst_plan`), VALID and
+        payload held until READY.  R: beats taken while the response can be delivered.
+    base, size : In
+        The DRAM window (``size`` up to 2**32).
+    error : Out(3)
+        First of ``DMA_RANGE``, ``AXI_SLVERR``, ``AXI_DECERR``; sticky.
+    idle : Out(1)
+        No command offered, issued or answered.
+    bytes_read : Out(32)
+        Bus bytes received (whole beats), free-running.
+    """
 
     #: Rows (commands) in flight between the AR channel and the response: the depth of the
     #: pending queue.
@@ -223,7 +245,25 @@ class RowReader(wiring.Component):
 
 
 class RowWriter(wiring.Component):
-    """Writes rows over the AW/W/B channels, shifted into place with byte strobes."""
+    """Writes rows over the AW/W/B channels, shifted into place with byte strobes.
+
+    Attributes
+    ----------
+    cmd : In(stream), :func:`write_cmd_layout`
+        A row: address, length, data.  Taken in the cycle the previous row's last AW and W
+        beat go out, while fewer than :attr:`MAX_OUTSTANDING` bursts await their response.
+        A row outside the window is dropped and raises ``DMA_RANGE``.
+    axi : Out(axi4_write_signature)
+        AW: one INCR burst per row (two across 4 KiB); W: the beats with strobes, WLAST on the
+        last beat of each burst; B: always ready.
+    base, size : In
+    error : Out(3)
+        First of ``DMA_RANGE``, ``AXI_SLVERR``, ``AXI_DECERR``; sticky.
+    idle : Out(1)
+        No command offered, nothing to send and every response back.
+    bytes_written : Out(32)
+        Bus bytes sent (whole beats), free-running.
+    """
 
     #: Bursts whose write response is still due; no new row is taken at this many.
     MAX_OUTSTANDING = 200

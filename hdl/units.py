@@ -56,7 +56,19 @@ def insn_stream() -> stream.Signature:
 class TokenCounter(wiring.Component):
     """Dependency tokens from one unit to another: pushes add, a pop takes one.  Saturates at
     ``limit`` rather than wrapping, so a program that pushes more than it ever pops cannot
-    turn a full count into none."""
+    turn a full count into none.
+
+    Attributes
+    ----------
+    push : In(2)
+        Tokens given this cycle (the compute unit can finish two streams at once).
+    pop : In(1)
+        Take one token; ignored (nothing taken) while ``avail`` is low.
+    avail : Out(1)
+        At least one token; combinational from ``count``.
+    count : Out(range(limit + 1))
+        Tokens held; the pushes and pop of a cycle show in the next.
+    """
 
     #: Highest count; pushes beyond it are dropped (saturation).
     LIMIT = 255
@@ -82,7 +94,36 @@ def _token_port():
 
 class FetchUnit(wiring.Component):
     """Fetches the program over the read DMA, decodes opcodes and dispatches in order to the
-    load, compute and store queues; handles SYNC and HALT itself."""
+    load, compute and store queues; handles SYNC and HALT itself.
+
+    Attributes
+    ----------
+    start : In(1)
+        Pulse: run the program at ``prog_addr`` (``prog_len`` words); ignored while running.
+    abort : In(1)
+        The core has an error: stop fetching and dispatching (``running`` falls next cycle).
+    rd_cmd : Out(stream), read command layout
+        One instruction word per command (tag ``TAG_FETCH``), at most :attr:`IBUF_DEPTH`
+        words fetched and not yet dispatched.
+    rd_rsp : In(stream)
+        The words, in order; always accepted (``ready`` is 1: room was reserved).
+    load_q, compute_q, store_q : Out(stream of 128-bit words)
+        The head word goes to its unit's queue; ``valid`` only for its opcodes.
+    units_idle : In(1)
+        Every queue empty and every unit and DMA engine idle: SYNC and HALT wait for it.
+    running, done : Out(1)
+        Registered.  ``done`` rises when HALT (or the end of the program) is reached with
+        ``units_idle``, and stays until the next ``start``.
+    error : Out(3)
+        ``ILLEGAL_OPCODE`` once an undefined opcode reaches the head; 0 otherwise.
+    pc : Out(32)
+        Instructions dispatched since ``start``.
+    stall_queue_full : Out(1)
+        The head waits for a full queue (a performance event).
+    stuck : Out(1)
+        Running, but can neither fetch nor dispatch and nothing is on its way (the
+        deadlock detector's view of fetch).
+    """
 
     IBUF_DEPTH = 4
 
@@ -172,7 +213,32 @@ class FetchUnit(wiring.Component):
 
 
 class LoadUnit(wiring.Component):
-    """LOAD (DRAM -> scratchpad) and LOAD_ACC (DRAM -> accumulator): 2-D strided rows."""
+    """LOAD (DRAM -> scratchpad) and LOAD_ACC (DRAM -> accumulator): 2-D strided rows.
+
+    Attributes
+    ----------
+    insn : In(stream of 128-bit words)
+        Taken (``ready``) when idle and its ``pop_next`` token is there; an instruction whose
+        operands break :func:`hdl.isa.operands_ok` is taken and raises ``BAD_OPERAND``.
+    abort : In(1)
+        Stop issuing; the unit goes idle once every issued row has come back.
+    rd_cmd : Out(stream)
+        One command per row (tag ``TAG_LOAD``): ``addr`` advances by the stride.
+    rd_rsp : In(stream)
+        The rows, in order; ``ready`` while the target memory's write port is granted.
+    sp, acc : Out(write port)
+        One line per response, in the cycle it is accepted, to consecutive lines.
+    c2l : Out(token port)
+        Pops a token from compute when the instruction is taken (``pop_next``).
+    l2c_push : Out(1)
+        With the last line's write, if ``push_next``.
+    idle : Out(1)
+        No instruction in progress.
+    error : Out(3)
+        ``BAD_OPERAND``, sticky until reset.
+    wait_token : Out(1)
+        An instruction waits for its token (a performance event).
+    """
 
     def __init__(self, cfg: NPUConfig):
         self.cfg = cfg
@@ -265,6 +331,35 @@ class ComputeUnit(wiring.Component):
     Weights (PRELOAD, or B in OS) and activations stream from two scratchpad ports at once,
     so the next tile's weights load while the current tile computes.  Results are written
     (or added, read-modify-write) to accumulator lines as they leave the array.
+
+    Attributes
+    ----------
+    insn : In(stream of 128-bit words)
+        Taken when its tokens are there and its streamer (and, for COMPUTE, a result-queue
+        entry, :attr:`RESULT_QUEUE` in flight) is free; bad operands are taken and raise
+        ``BAD_OPERAND``.  Several instructions overlap.
+    abort : In(1)
+        Stop taking instructions and reading; what is inside the array drains.
+    sp_a, sp_b : Out(read port)
+        Activation (A) and weight/B lines, one per cycle each while the streamers have room;
+        a refused read (``ready`` low) is retried.
+    acc_r, acc_w : Out(read and write port)
+        The read-modify-write of each result row: the read with the row leaving the array
+        (when accumulating), the write one cycle later.  They never wait: the accumulator
+        gives them priority.
+    l2c, s2c : Out(token port)
+        Popped when an instruction is taken (``pop_prev``: from load; ``pop_next``: from
+        store).
+    c2l_push : Out(2)
+        One per streamer whose command asked (``push_prev``), with its last line read.
+    c2s_push : Out(1)
+        With the write of a COMPUTE's last result row, if ``push_next``.
+    idle : Out(1)
+        Nothing queued, streaming, in the array or being written.
+    error : Out(3)
+    array_busy, stall_weights, wait_token : Out(1)
+        Performance events: an activation row entered the array; activations wait for
+        weights; an instruction waits for a token.
     """
 
     RESULT_QUEUE = 8
@@ -408,7 +503,28 @@ class ComputeUnit(wiring.Component):
 
 
 class StoreUnit(wiring.Component):
-    """CONFIG (post-processing parameters) and STORE (accumulator -> requantize -> DRAM)."""
+    """CONFIG (post-processing parameters) and STORE (accumulator -> requantize -> DRAM).
+
+    Attributes
+    ----------
+    insn : In(stream of 128-bit words)
+        CONFIG takes effect at once; STORE is taken when idle with its ``pop_prev`` token and
+        occupies the unit until every write is acknowledged.
+    abort : In(1)
+        Stop reading; the unit goes idle once nothing is in flight.
+    acc : Out(read port)
+        One accumulator row per cycle while the out FIFO (:attr:`OUT_FIFO`) has room; waits
+        while the compute unit has the bank.
+    wr_cmd : Out(stream)
+        One row per command, :data:`hdl.requant.LATENCY` + 1 cycles after its read: int8
+        (``ncols`` bytes) or raw int32 (``4 ncols`` bytes), ``addr`` advancing by the stride.
+    writer_idle : In(1)
+        The write DMA has every response back: a STORE completes only then.
+    c2s : Out(token port)
+    s2c_push : Out(1)
+        When a STORE completes, if ``push_prev``.
+    idle, error, wait_token : Out
+    """
 
     OUT_FIFO = 8
 
