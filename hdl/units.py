@@ -516,8 +516,9 @@ class StoreUnit(wiring.Component):
         One accumulator row per cycle while the out FIFO (:attr:`OUT_FIFO`) has room; waits
         while the compute unit has the bank.
     wr_cmd : Out(stream)
-        One row per command, :data:`hdl.requant.LATENCY` + 1 cycles after its read: int8
-        (``ncols`` bytes) or raw int32 (``4 ncols`` bytes), ``addr`` advancing by the stride.
+        One row per command, in order, once it has passed the read, the requantizer's
+        :data:`hdl.requant.LATENCY` stages and the out FIFO: int8 (``ncols`` bytes) or raw
+        int32 (``4 ncols`` bytes), ``addr`` advancing by the stride.
     writer_idle : In(1)
         The write DMA has every response back: a STORE completes only then.
     c2s : Out(token port)
