@@ -170,7 +170,8 @@ class CycleNPU:
         cmd = None
         if l_valid or f_valid:
             cmd = load.rd_cmd() if pick_load else fetch.rd_cmd(self.prog_addr, self.program)
-        c.update(f_valid=f_valid, l_valid=l_valid, pick_load=pick_load, r_cmd=cmd, r_cmd_ready=reader.cmd_ready(mem.arready))
+        c.update(f_valid=f_valid, l_valid=l_valid, pick_load=pick_load, r_cmd=cmd,
+                 r_cmd_ready=reader.cmd_ready(mem.arready))
         c["r_take"] = cmd is not None and c["r_cmd_ready"]
         # Accumulator: the compute unit's write and read never wait; load and store do.
         acc_r, acc_w = compute.acc_r(), compute.acc_w()
@@ -185,8 +186,10 @@ class CycleNPU:
         c["rready"] = reader.rready(c["rsp_ready"])
         c["rsp_word"] = reader.out_word
         # Unit heads and dispatch.
-        words = {q: (self.queues[q].out if self.queues[q].r_rdy else None) for q in QUEUES}
-        c["words"] = words
+        lq, cq, sq = (self.queues[q] for q in QUEUES)
+        words = c["words"] = {Q.LOAD: lq.out if lq.r_rdy else None,
+                              Q.COMPUTE: cq.out if cq.r_rdy else None,
+                              Q.STORE: sq.out if sq.r_rdy else None}
         t = self.tokens
         c["l_start"] = load.start(words[Q.LOAD], t["c2l"].avail, abort)
         c["c_go"] = compute.go(words[Q.COMPUTE], t["l2c"].avail, t["s2c"].avail, abort)
@@ -207,25 +210,29 @@ class CycleNPU:
         c["writer_idle"] = writer.idle(store.wr_cmd_valid)
         # Fetch dispatch, SYNC and HALT.
         c["dma_idle"] = reader.idle(cmd is not None) and c["writer_idle"]
-        queues_empty = all(q.level == 0 for q in self.queues.values())
+        queues_empty = lq.level == 0 and cq.level == 0 and sq.level == 0
         c["units_idle"] = (queues_empty and load.idle and compute.idle and store.idle
                            and c["dma_idle"])
-        c["q_ready"] = {q: self.queues[q].w_rdy for q in QUEUES}
-        c["q_valid"] = {q: fetch.queue_valid(q, abort) for q in QUEUES}
+        c["q_ready"] = {Q.LOAD: lq.w_rdy, Q.COMPUTE: cq.w_rdy, Q.STORE: sq.w_rdy}
+        dest = fetch.dest(abort)
+        c["q_valid"] = {q: dest == q for q in QUEUES}
         c["f_word"] = fetch.word
         self._errors(c)
         return c
 
     def _errors(self, c: dict):
         """The deadlock candidate, the error sources in priority order, ``busy``."""
-        abort, fetch, queues = c["abort"], self.fetch, self.queues
+        abort, fetch, queues, wait = c["abort"], self.fetch, self.queues, c["wait"]
         units = ((self.load, Q.LOAD, "load"), (self.compute, Q.COMPUTE, "compute"),
                  (self.store, Q.STORE, "store"))
-        stuck = all(u.idle and (c["wait"][n] or queues[q].level == 0) for u, q, n in units)
-        c["candidate"] = (fetch.stuck(abort, self.prog_len, c["q_ready"], c["units_idle"])
-                          and c["dma_idle"] and stuck and any(c["wait"].values()))
+        # The cheap conditions first: while the bus is busy nothing is stuck.
+        c["candidate"] = (c["dma_idle"] and any(wait.values())
+                          and all(u.idle and (wait[n] or queues[q].level == 0)
+                                  for u, q, n in units)
+                          and fetch.stuck(abort, self.prog_len, c["q_ready"], c["units_idle"]))
         deadlock = ErrorCode.DEADLOCK if self.deadlock.deadlock else 0
-        c["sources"] = [u.error for u in self._units()] + [deadlock]
+        c["sources"] = (fetch.error, self.load.error, self.compute.error, self.store.error,
+                        self.reader.error, self.writer.error, deadlock)
         c["busy"] = fetch.running or (abort and not self._quiet(c["dma_idle"]))
 
     def _count(self, c: dict, start: bool):

@@ -32,6 +32,9 @@ class BankArbiter:
         if self.fair:
             tie = self._tie(ports)
             return [(not tie) or not self.turn, (not tie) or self.turn]
+        if len(ports) == 2:       # the core's case: the second waits for the first's bank
+            (en0, a0), (_, a1) = ports
+            return [True, not (en0 and self.bank(a0) == self.bank(a1))]
         grants = []
         for i, (_, addr) in enumerate(ports):
             grants.append(not any(en and self.bank(a) == self.bank(addr)

@@ -26,7 +26,12 @@ TAG_FETCH, TAG_LOAD = hdl_units.TAG_FETCH, hdl_units.TAG_LOAD
 #: The opcodes each unit's queue takes, from the ISA's own table.
 QUEUE_OPS = {q: frozenset(op for op, which in isa.QUEUE_OF.items() if which == q)
              for q in (isa.Queue.LOAD, isa.Queue.COMPUTE, isa.Queue.STORE)}
+#: Queue of each opcode handled by a unit (HALT and SYNC stay in fetch).
+QUEUE_OF_CODE = {int(op): q for q, ops in QUEUE_OPS.items() for op in ops}
 _LEGAL = frozenset(int(op) for op in Opcode)
+# Bit positions from the ISA, precomputed for the model's inner loop.
+_OPCODE_MASK = (1 << isa.OPCODE_BITS) - 1
+_FLAG_SHIFT = {name: isa.FLAG_LSB + i for i, name in enumerate(isa.FLAGS)}
 
 
 @lru_cache(maxsize=1 << 14)
@@ -38,12 +43,29 @@ def fields(word: int, op: Opcode) -> dict:
 
 
 def flag(word: int, name: str) -> bool:
-    return bool(isa.flag_bit(word, name))
+    """:func:`hdl.isa.flag_bit` for ints, on the model's hot path."""
+    return bool((word >> _FLAG_SHIFT[name]) & 1)
 
 
-@lru_cache(maxsize=1 << 14)
-def _operands_ok(cfg: NPUConfig, op: Opcode, word: int, preloads: int) -> bool:
-    return bool(isa.operands_ok(cfg, op, fields(word, op), preloads))
+def opcode(word: int) -> int:
+    """:func:`hdl.isa.opcode_bits` for ints."""
+    return word & _OPCODE_MASK
+
+
+class _OperandRule:
+    """:func:`hdl.isa.operands_ok` for one configuration, remembered per word (a program
+    repeats its words; the configuration is not hashed on every call)."""
+
+    def __init__(self, cfg: NPUConfig):
+        self.cfg, self.known = cfg, {}
+
+    def __call__(self, op: Opcode, word: int, preloads: int = 0) -> bool:
+        key = (op, word, preloads)
+        ok = self.known.get(key)
+        if ok is None:
+            ok = self.known[key] = bool(isa.operands_ok(self.cfg, op, fields(word, op),
+                                                         preloads))
+        return ok
 
 
 class TokenCounter:
@@ -91,16 +113,24 @@ class FetchUnit:
     def word(self) -> int:
         return self.ibuf.out if self.ibuf.r_rdy else 0
 
+    def dest(self, abort: bool):
+        """The queue the head word goes to this cycle (``None``: no head, or HALT/SYNC)."""
+        return QUEUE_OF_CODE.get(opcode(self.word)) if self.head(abort) else None
+
     def queue_valid(self, queue: isa.Queue, abort: bool) -> bool:
-        return self.head(abort) and isa.opcode_bits(self.word) in QUEUE_OPS[queue]
+        return self.dest(abort) == queue
 
     def ibuf_r_en(self, abort: bool, q_ready: dict, units_idle: bool) -> bool:
-        taken = any(self.queue_valid(q, abort) and q_ready[q] for q in QUEUE_OPS)
-        is_sync = isa.opcode_bits(self.word) == Opcode.SYNC
-        return self.head(abort) and (taken or (is_sync and units_idle))
+        if not self.head(abort):
+            return False
+        dest = QUEUE_OF_CODE.get(opcode(self.word))
+        if dest is not None:
+            return q_ready[dest]
+        return opcode(self.word) == Opcode.SYNC and units_idle
 
     def stall_queue_full(self, abort: bool, q_ready: dict) -> bool:
-        return any(self.queue_valid(q, abort) and not q_ready[q] for q in QUEUE_OPS)
+        dest = self.dest(abort)
+        return dest is not None and not q_ready[dest]
 
     def stuck(self, abort: bool, prog_len: int, q_ready: dict, units_idle: bool) -> bool:
         return (self.running and not self.rd_cmd_valid(abort, prog_len) and self.inflight == 0
@@ -111,7 +141,7 @@ class FetchUnit:
               rsp_valid: bool, rsp_word: int, q_ready: dict, units_idle: bool):
         restart = start and not self.running
         cmd_fire = self.rd_cmd_valid(abort, prog_len) and rd_cmd_ready
-        head, op = self.head(abort), isa.opcode_bits(self.word)
+        head, op = self.head(abort), opcode(self.word)
         r_en = self.ibuf_r_en(abort, q_ready, units_idle)
         program_over = self.pc == prog_len and self.inflight == 0 and self.ibuf.level == 0
         running = self.running
@@ -141,7 +171,7 @@ class LoadUnit:
     """:class:`hdl.units.LoadUnit`: LOAD / LOAD_ACC, one row command per cycle."""
 
     def __init__(self, cfg: NPUConfig):
-        self.cfg = cfg
+        self.cfg, self._ok = cfg, _OperandRule(cfg)
         self.busy = self.acc = self.push = False
         self.base = self.rows = self.nbytes = self.addr = self.stride = 0
         self.issued = self.written = 0
@@ -161,7 +191,7 @@ class LoadUnit:
 
     def c2l_pop(self, word: int | None, c2l_avail: bool, abort: bool) -> bool:
         return (self.start(word, c2l_avail, abort) and flag(word, "pop_next")
-                and _operands_ok(self.cfg, Opcode(isa.opcode_bits(word)), word, 0))
+                and self._ok(Opcode(opcode(word)), word))
 
     def l2c_push(self, rsp_valid: bool, mem_ready: bool) -> bool:
         rsp = rsp_valid and self.rsp_ready(mem_ready) and self.busy
@@ -201,8 +231,8 @@ class LoadUnit:
         last_row = rsp and self.written == self.rows - 1
         drained = self.issued == self.written
         if self.start(word, c2l_avail, abort):
-            op = Opcode(isa.opcode_bits(word))
-            if _operands_ok(self.cfg, op, word, 0):
+            op = Opcode(opcode(word))
+            if self._ok(op, word):
                 f = fields(word, Opcode.LOAD)
                 self.busy, self.acc = True, op == Opcode.LOAD_ACC
                 self.push = flag(word, "push_next")
@@ -233,7 +263,8 @@ class ComputeUnit:
     RESULT_QUEUE = hdl_units.ComputeUnit.RESULT_QUEUE
 
     def __init__(self, cfg: NPUConfig):
-        self.cfg = cfg
+        self.cfg, self._ok = cfg, _OperandRule(cfg)
+        self._memo = None           # the array's handshakes, computed once per cycle
         self.a, self.b = LineStreamer(cfg.sp_lines), LineStreamer(cfg.sp_lines)
         self.array = ArrayTiming(cfg)
         self.results = Fifo(self.RESULT_QUEUE)   # (acc_addr, accumulate, push) per COMPUTE
@@ -249,8 +280,8 @@ class ComputeUnit:
                 and ((not flag(word, "pop_next")) or s2c_avail))
 
     def _ops_ok(self, word: int) -> bool:
-        op = Opcode.PRELOAD if isa.opcode_bits(word) == Opcode.PRELOAD else Opcode.COMPUTE
-        return _operands_ok(self.cfg, op, word, self.preloads)
+        op = Opcode.PRELOAD if opcode(word) == Opcode.PRELOAD else Opcode.COMPUTE
+        return self._ok(op, word, self.preloads)
 
     def _resources_ok(self, is_preload: bool) -> bool:
         if self.cfg.dataflow == "ws":
@@ -262,7 +293,7 @@ class ComputeUnit:
         """``insn.ready``: the head instruction leaves the queue (accepted or refused)."""
         if word is None or abort or not self._tokens_ok(word, l2c_avail, s2c_avail):
             return False
-        return self._resources_ok(isa.opcode_bits(word) == Opcode.PRELOAD) or not self._ops_ok(word)
+        return self._resources_ok(opcode(word) == Opcode.PRELOAD) or not self._ops_ok(word)
 
     def wait_token(self, word: int | None, l2c_avail: bool, s2c_avail: bool) -> bool:
         return word is not None and not self._tokens_ok(word, l2c_avail, s2c_avail)
@@ -277,12 +308,19 @@ class ComputeUnit:
     def _array_in(self):
         return self.a.out_valid, self.a.out_last, self.b.out_valid
 
+    def _handshakes(self):
+        """``(a_ready, b_ready, (a_fire, last_fire, b_fire))`` of this cycle."""
+        if self._memo is None:
+            array_in = self._array_in()
+            self._memo = (*self.array.ready(*array_in), self.array.fires(*array_in))
+        return self._memo
+
     def out_ready(self) -> tuple[bool, bool]:
         """The array's ``a.ready`` and ``b.ready``: the streamers' ``out.ready``."""
-        return self.array.ready(*self._array_in())
+        return self._handshakes()[:2]
 
     def fires(self):
-        return self.array.fires(*self._array_in())
+        return self._handshakes()[2]
 
     @property
     def array_busy(self) -> bool:
@@ -323,7 +361,7 @@ class ComputeUnit:
     def _stream_cmds(self, word: int):
         f, R = fields(word, Opcode.COMPUTE), self.cfg.rows
         push = flag(word, "push_prev")
-        if isa.opcode_bits(word) == Opcode.PRELOAD:
+        if opcode(word) == Opcode.PRELOAD:
             p = fields(word, Opcode.PRELOAD)
             return None, StreamCmd(p["sp_addr"], p["nrows"], R, push)
         a = StreamCmd(f["a_addr"], f["nrows"], f["nrows"], push)
@@ -342,13 +380,14 @@ class ComputeUnit:
         acc_en, target = self.acc_r()
         head = self.results.out
         array_in = self._array_in()
+        self._memo = None
         if go and not accept and self.error == 0:
             self.error = ErrorCode.BAD_OPERAND
         cmd_a = cmd_b = None
         entry = None
         if accept:
             cmd_a, cmd_b = self._stream_cmds(word)
-            is_preload = isa.opcode_bits(word) == Opcode.PRELOAD
+            is_preload = opcode(word) == Opcode.PRELOAD
             if self.cfg.dataflow == "ws":
                 self.preloads += 1 if is_preload else -1
             if not is_preload:
@@ -373,7 +412,7 @@ class StoreUnit:
     OUT_FIFO = hdl_units.StoreUnit.OUT_FIFO
 
     def __init__(self, cfg: NPUConfig):
-        self.cfg = cfg
+        self.cfg, self._ok = cfg, _OperandRule(cfg)
         self.busy = self.raw = self.push = self.draining = False
         self.base = self.rows = self.ncols = self.addr = self.stride = 0
         self.issued = self.sent = 0
@@ -385,8 +424,8 @@ class StoreUnit:
 
     # -- combinational ----------------------------------------------------------------------
     def _ops_ok(self, word: int) -> bool:
-        op = Opcode.CONFIG if isa.opcode_bits(word) == Opcode.CONFIG else Opcode.STORE
-        return _operands_ok(self.cfg, op, word, 0)
+        op = Opcode.CONFIG if opcode(word) == Opcode.CONFIG else Opcode.STORE
+        return self._ok(op, word)
 
     def _tokens_ok(self, word: int, c2s_avail: bool) -> bool:
         return (not flag(word, "pop_prev")) or c2s_avail
@@ -400,7 +439,7 @@ class StoreUnit:
 
     def c2s_pop(self, word: int | None, c2s_avail: bool, abort: bool) -> bool:
         return (self.go(word, c2s_avail, abort) and self._ops_ok(word)
-                and isa.opcode_bits(word) != Opcode.CONFIG and flag(word, "pop_prev"))
+                and opcode(word) != Opcode.CONFIG and flag(word, "pop_prev"))
 
     def acc_en(self, abort: bool) -> bool:
         """The accumulator read wanted this cycle (granted unless compute has the bank)."""
@@ -441,7 +480,7 @@ class StoreUnit:
             if not self._ops_ok(word):
                 if self.error == 0:
                     self.error = ErrorCode.BAD_OPERAND
-            elif isa.opcode_bits(word) != Opcode.CONFIG:
+            elif opcode(word) != Opcode.CONFIG:
                 f = fields(word, Opcode.STORE)
                 self.busy, self.draining = True, False
                 self.base, self.rows, self.ncols = f["acc_addr"], f["nrows"], f["ncols"]
