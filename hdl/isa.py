@@ -131,12 +131,16 @@ FIELDS: dict[Opcode, dict[str, Field]] = {
                           ("ncols", 12, "elements per row, at most cols"),
                           ("raw", 1, "1: raw int32; 0: requantized int8"), *_DRAM),
     Opcode.CONFIG: _layout(("lane", 8, "output channel (column) set; 255: all lanes"),
-                           ("multiplier", 32, "Q31 multiplier"),
+                           ("multiplier", 32, "TFLite: Q31 multiplier; onnxruntime: the "
+                                              "float32 scale's bits"),
                            ("shift", 8, "signed", "power-of-two exponent (>0: left)"),
                            ("zero_point", 8, "signed", "output zero point (all lanes)"),
                            ("clamp_min", 8, "signed", "lower int8 bound (all lanes)"),
                            ("clamp_max", 8, "signed", "upper int8 bound (all lanes)"),
-                           ("bias", 32, "signed", "int32 added to the accumulator first")),
+                           ("bias", 32, "signed", "int32 added to the accumulator first"),
+                           ("rounding", 1, "requantization mode (all lanes): 0 TFLite "
+                                           "(SRDHM + rounding shift), 1 onnxruntime (float32 "
+                                           "product, round half to even)")),
 }
 
 CONFIG_ALL_LANES = 255
@@ -293,8 +297,9 @@ _OPDOC = {
                     "results of the rows x cols tile into `acc_addr...acc_addr+rows-1`.",
     Opcode.STORE: "Read `nrows` accumulator lines, requantize to int8 (or keep int32 when "
                   "`raw`), write `ncols` elements per row to DRAM.",
-    Opcode.CONFIG: "Set the bias, requantization multiplier and shift of one lane (output "
-                   "channel) or all, and the zero point and clamp range of all lanes.",
+    Opcode.CONFIG: "Set the bias, requantization multiplier (or float32 scale) and shift of "
+                   "one lane (output channel) or all, and the zero point, clamp range and "
+                   "rounding mode of all lanes.",
     Opcode.SYNC: "Wait until all queues are empty and every unit is idle.",
 }
 

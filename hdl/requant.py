@@ -1,18 +1,26 @@
-"""The post-processing unit: TFLite-style requantization of int32 accumulators to int8.
+"""The post-processing unit: requantization of int32 accumulators to int8, in two modes.
 
-Bit-exact with :func:`sim_models.golden.requantize`.  Five pipeline stages per lane, one
-accumulator row per cycle:
+``mode`` 0, TFLite, bit-exact with :func:`sim_models.golden.requantize`; ``mode`` 1,
+onnxruntime, bit-exact with :func:`sim_models.golden.requantize_ort` (the ``multiplier``
+input then carries the float32 scale's bits).  Five pipeline stages per lane, one
+accumulator row per cycle, the same in both modes:
 
-0. add the per-channel bias (32-bit wrap, like the accumulator)
-1. saturating left shift (``shift > 0``)
-2. 32 x 32 -> 64-bit product with the Q31 multiplier
-3. rounding doubling high multiply (gemmlowp's nudge; INT32_MIN * INT32_MIN saturates)
-4. rounding divide by 2**-shift (``shift < 0``), add the zero point, clamp
+== =========================================== ===========================================
+   TFLite                                       onnxruntime (float32 emulated in integers)
+== =========================================== ===========================================
+0  add the per-channel bias (32-bit wrap, like the accumulator), both modes
+1  saturating left shift (``shift > 0``)        int32 -> float32: normalize, round to 24
+                                                significant bits, nearest even
+2  32 x 32 -> 64-bit product, Q31 multiplier    24 x 24-bit significand product, exponents
+3  rounding doubling high multiply (gemmlowp)   round the product to 24 bits, nearest even
+4  rounding divide by 2**-shift, zero point,    round to an integer, half to even; zero
+   clamp                                        point, clamp
+== =========================================== ===========================================
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,6 +39,7 @@ class _Lane(wiring.Component):
             "acc": In(signed(32)), "bias": In(signed(32)),
             "multiplier": In(signed(32)), "shift": In(signed(8)),
             "zero_point": In(signed(8)), "clamp_min": In(signed(8)), "clamp_max": In(signed(8)),
+            "mode": In(1),
             "out": Out(signed(8)),
         })
 
@@ -74,11 +83,69 @@ class _Lane(wiring.Component):
         rounded = Signal(signed(33))
         m.d.comb += rounded.eq((s3 >> right) + (remainder > threshold))
         shifted = Signal(signed(34))
-        m.d.comb += shifted.eq(rounded + self.zero_point)
+        m.d.comb += shifted.eq(Mux(self.mode, self._float_path(m, s0), rounded) + self.zero_point)
         with m.If(self.en):
             m.d.sync += self.out.eq(Mux(shifted < self.clamp_min, self.clamp_min,
                                         Mux(shifted > self.clamp_max, self.clamp_max, shifted)))
         return m
+
+    def _float_path(self, m, s0):
+        """Stages 1-3 of the onnxruntime mode and the integer rounding of stage 4:
+        ``rint(float32(float32(s0) * scale))`` as a signed value (before the zero point)."""
+        # 1: int32 -> float32 as (24-bit significand, exponent), round to nearest even.
+        neg = s0 < 0
+        mag = Signal(32)
+        m.d.comb += mag.eq(Mux(neg, -s0, s0))
+        leading = 0
+        for i in range(32):
+            leading = Mux(mag[i], i, leading)
+        top = Signal(5)            # the leading one's position (0 for a zero sum)
+        norm = Signal(32)
+        m.d.comb += [top.eq(leading), norm.eq(mag << ~top)]       # ~top == 31 - top
+        f_mant, f_exp, f_neg = Signal(24), Signal(signed(7)), Signal()
+        mant, carry = _round_nearest_even(m, norm[8:], norm[7], norm[:7].any())
+        with m.If(self.en):
+            m.d.sync += [f_mant.eq(mant), f_exp.eq(top - 23 + carry), f_neg.eq(neg)]
+        # 2: significand product; the scale is positive and normal (the compiler checks).
+        scale = self.multiplier.as_unsigned()
+        p_prod, p_exp, p_neg = Signal(48), Signal(signed(11)), Signal()
+        with m.If(self.en):
+            m.d.sync += [p_prod.eq(f_mant * Cat(scale[:23], 1)),
+                         p_exp.eq(f_exp + scale[23:31] - (127 + 23)), p_neg.eq(f_neg)]
+        # 3: the float32 product: round to 24 significant bits, nearest even.
+        high = p_prod[47]
+        keep = Mux(high, p_prod[24:48], p_prod[23:47])
+        mant, carry = _round_nearest_even(m, keep, Mux(high, p_prod[23], p_prod[22]),
+                                          Mux(high, p_prod[:23].any(), p_prod[:22].any()))
+        q_mant, q_exp, q_neg = Signal(24), Signal(signed(11)), Signal()
+        with m.If(self.en):
+            m.d.sync += [q_mant.eq(mant), q_exp.eq(p_exp + 23 + high + carry), q_neg.eq(p_neg)]
+        # 4: to an integer, half to even (saturating far outside any int8 range).
+        k = Signal(6)              # right shift, for q_exp < 0
+        m.d.comb += k.eq(Mux(q_exp < -25, 26, -q_exp))
+        whole = q_mant >> k
+        rest = q_mant & ((Const(1, 27) << k) - 1)[:24]
+        half = (Const(1, 27) << k) >> 1
+        up = (rest > half) | ((rest == half) & whole[0])
+        magnitude = Signal(34)
+        with m.If(q_mant == 0):
+            m.d.comb += magnitude.eq(0)
+        with m.Elif(q_exp >= 8):
+            m.d.comb += magnitude.eq(1 << 32)
+        with m.Elif(q_exp >= 0):
+            m.d.comb += magnitude.eq(q_mant << q_exp[:3])
+        with m.Else():
+            m.d.comb += magnitude.eq(whole + up)
+        return Mux(q_neg, -magnitude.as_signed(), magnitude.as_signed())
+
+
+def _round_nearest_even(m, keep, round_bit, sticky):
+    """``keep`` (24 bits) rounded up when the dropped part is over half, or exactly half with
+    ``keep`` odd; a carry out renormalizes to 2**23 with the exponent one higher.  Returns
+    ``(significand, carry)``."""
+    kept = Signal(25)
+    m.d.comb += kept.eq(keep + (round_bit & (sticky | keep[0])))
+    return Mux(kept[24], 1 << 23, kept[:24]), kept[24]
 
 
 class Requantizer(wiring.Component):
@@ -97,6 +164,7 @@ class Requantizer(wiring.Component):
             "multiplier": In(data.ArrayLayout(signed(32), lanes)),
             "shift": In(data.ArrayLayout(signed(8), lanes)),
             "zero_point": In(signed(8)), "clamp_min": In(signed(8)), "clamp_max": In(signed(8)),
+            "mode": In(1),
             "out": Out(data.ArrayLayout(signed(8), lanes)),
         })
 
@@ -108,6 +176,7 @@ class Requantizer(wiring.Component):
                 lane.en.eq(self.en), lane.acc.eq(self.acc[i]), lane.bias.eq(self.bias[i]),
                 lane.multiplier.eq(self.multiplier[i]), lane.shift.eq(self.shift[i]),
                 lane.zero_point.eq(self.zero_point), lane.clamp_min.eq(self.clamp_min),
-                lane.clamp_max.eq(self.clamp_max), self.out[i].eq(lane.out),
+                lane.clamp_max.eq(self.clamp_max), lane.mode.eq(self.mode),
+                self.out[i].eq(lane.out),
             ]
         return m

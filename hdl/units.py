@@ -549,11 +549,12 @@ class StoreUnit(wiring.Component):
         lane_shift = [Signal(signed(8), name=f"shift{i}", init=1) for i in range(C)]
         lane_bias = [Signal(signed(32), name=f"bias{i}") for i in range(C)]
         zp, cmin, cmax = Signal(signed(8)), Signal(signed(8), init=-128), Signal(signed(8), init=127)
+        mode = Signal()
         for i in range(C):
             m.d.comb += [rq.multiplier[i].eq(lane_mult[i]), rq.shift[i].eq(lane_shift[i]),
                          rq.bias[i].eq(lane_bias[i])]
         m.d.comb += [rq.zero_point.eq(zp), rq.clamp_min.eq(cmin), rq.clamp_max.eq(cmax),
-                     rq.en.eq(1)]
+                     rq.mode.eq(mode), rq.en.eq(1)]
 
         word = self.insn.payload
         op = isa.opcode_bits(word)
@@ -590,7 +591,8 @@ class StoreUnit(wiring.Component):
                         lane_bias[i].eq(_field(word, Opcode.CONFIG, "bias"))]
             m.d.sync += [zp.eq(_field(word, Opcode.CONFIG, "zero_point")),
                          cmin.eq(_field(word, Opcode.CONFIG, "clamp_min")),
-                         cmax.eq(_field(word, Opcode.CONFIG, "clamp_max"))]
+                         cmax.eq(_field(word, Opcode.CONFIG, "clamp_max")),
+                         mode.eq(_field(word, Opcode.CONFIG, "rounding"))]
         m.d.comb += self.c2s.pop.eq(go & operands_ok & ~is_config & need)
         with m.If(go & operands_ok & ~is_config):
             m.d.sync += [busy.eq(1), r_base.eq(acc_addr), r_rows.eq(nrows), r_ncols.eq(ncols),

@@ -26,7 +26,7 @@ from hdl.isa import Opcode
 from . import golden
 from .isa_sim import FunctionalNPU, RunResult
 
-__all__ = ["LayerError", "Requant", "Layer", "compile_gemm", "compile_conv2d", "im2col",
+__all__ = ["LayerError", "Requant", "RequantParams", "ROUNDINGS", "Layer", "compile_gemm", "compile_conv2d", "im2col",
            "conv2d_reference"]
 
 ALIGN = 64
@@ -36,32 +36,99 @@ class LayerError(ValueError):
     """The layer is malformed or cannot be mapped onto this core; raised before any run."""
 
 
+ROUNDINGS = ("tflite", "onnxruntime")
+#: The onnxruntime mode's scales: positive normal float32 in this range (the requantizer's
+#: float32 emulation has no subnormals; a larger scale saturates every output anyway).
+ORT_SCALE_RANGE = (2.0 ** -100, 2.0 ** 32)
+
+
+@dataclass(frozen=True)
+class RequantParams:
+    """What the CONFIG instructions carry: per-lane ``mult`` (Q31 multiplier, or the float32
+    scale's bits), ``shift`` and ``bias``; the zero point, clamp range and rounding mode."""
+    mult: np.ndarray
+    shift: np.ndarray
+    bias: np.ndarray
+    zero_point: int
+    clamp: tuple
+    rounding: int                        # index into ROUNDINGS
+
+    def requantize(self, acc) -> np.ndarray:
+        """The golden output of this stage for int32 sums ``acc`` (M x N)."""
+        if self.rounding:
+            scale = self.mult.astype("<i4").view(np.float32)
+            return golden.requantize_ort(acc, scale, self.zero_point, self.clamp, self.bias)
+        return golden.requantize(acc, self.mult, self.shift, zero_point=self.zero_point,
+                                 clamp=self.clamp, bias=self.bias)
+
+
 @dataclass
 class Requant:
-    """Output stage: int8 with per-tensor or per-channel scale, or raw int32."""
+    """Output stage: int8 with per-tensor or per-channel scale, or raw int32.
+
+    ``rounding="tflite"``: ``scale`` is a real (or per-channel reals) turned into Q31
+    multipliers and shifts, TFLite's double rounding.  ``rounding="onnxruntime"``: ``scale``
+    must be ``np.float32`` (scalar or per channel), exactly the float32 onnxruntime computes
+    (e.g. ``x_scale * w_scale / y_scale`` in float32), one float32 product rounded half to
+    even.  ``clamp`` overrides the activation's int8 range (a fused Relu/Clip)."""
     scale: float | np.ndarray | None = None   # None: raw int32 output
     zero_point: int = 0
     activation: str = "none"                   # none | relu | relu6
     bias: np.ndarray | None = None             # int32 per output channel
+    rounding: str = "tflite"                   # tflite | onnxruntime
+    clamp: tuple | None = None                 # (lo, hi) int8: overrides the activation
 
-    def params(self, n: int):
-        """(multiplier[n], shift[n], bias[n], zero_point, clamp) or None for raw."""
+    def params(self, n: int) -> RequantParams | None:
+        """The CONFIG values for ``n`` output channels, or None for raw int32 output."""
+        if self.rounding not in ROUNDINGS:
+            raise LayerError(f"rounding={self.rounding!r} is unknown: must be one of {ROUNDINGS}")
         if self.scale is None:
+            if self.bias is not None or self.clamp is not None or self.zero_point or \
+                    self.activation != "none":
+                raise LayerError("a bias, clamp, zero point or activation needs a scale: raw "
+                                 "int32 output (scale=None) would drop it")
             return None
-        scales = np.broadcast_to(np.asarray(self.scale, float), (n,))
-        mult, shift = zip(*(golden.quantize_multiplier(float(s)) for s in scales))
-        if self.activation == "relu6" and np.ndim(self.scale):
-            raise LayerError("relu6 needs one output scale (per-tensor)")
-        clamp = golden.activation_range(self.activation, self.zero_point,
-                                        float(np.asarray(self.scale).flat[0]))
         if not -128 <= self.zero_point <= 127:
             raise LayerError(f"zero point {self.zero_point} is outside int8")
-        bias = np.zeros(n, np.int64) if self.bias is None else np.asarray(self.bias, np.int64)
+        mult, shift = self._multipliers(n)
+        if self.activation == "relu6" and np.ndim(self.scale):
+            raise LayerError("relu6 needs one output scale (per-tensor)")
+        clamp = self.clamp if self.clamp is not None else golden.activation_range(
+            self.activation, self.zero_point, float(np.asarray(self.scale).flat[0]))
+        if not (len(clamp) == 2 and -128 <= clamp[0] <= clamp[1] <= 127):
+            raise LayerError(f"clamp {clamp} is not an int8 range (lo <= hi)")
+        bias = np.zeros(n, np.int64) if self.bias is None else np.asarray(self.bias)
+        if bias.dtype.kind not in "iu":
+            raise LayerError(f"bias must be integers (int32), not {bias.dtype}")
+        bias = bias.astype(np.int64)
         if bias.shape != (n,):
             raise LayerError(f"bias has shape {bias.shape}, expected ({n},)")
         if bias.min(initial=0) < golden.INT32_MIN or bias.max(initial=0) > golden.INT32_MAX:
             raise LayerError("bias does not fit int32")
-        return np.array(mult), np.array(shift), bias, self.zero_point, clamp
+        return RequantParams(mult, shift, bias, int(self.zero_point), tuple(map(int, clamp)),
+                             ROUNDINGS.index(self.rounding))
+
+    def _multipliers(self, n: int):
+        scale = np.asarray(self.scale)
+        if scale.ndim > 1 or (scale.ndim == 1 and scale.shape != (n,)):
+            raise LayerError(f"scale has shape {scale.shape}, expected () or ({n},)")
+        if self.rounding == "onnxruntime":
+            if scale.dtype != np.float32:
+                raise LayerError(f"the onnxruntime rounding takes np.float32 scales (as "
+                                 f"onnxruntime computes them), not {scale.dtype}")
+            lo, hi = ORT_SCALE_RANGE
+            if not np.all((scale >= lo) & (scale < hi)):
+                raise LayerError(f"scale out of range for the onnxruntime rounding: must be "
+                                 f"in [2**-100, 2**32), got {scale.min()}..{scale.max()}")
+            bits = golden.float32_bits(np.broadcast_to(scale, (n,)))
+            return golden.wrap(bits, 32), np.zeros(n, np.int64)
+        try:
+            pairs = [golden.quantize_multiplier(float(s))
+                     for s in np.broadcast_to(scale.astype(float), (n,))]
+        except ValueError as err:
+            raise LayerError(str(err)) from None
+        mult, shift = zip(*pairs)
+        return np.array(mult, np.int64), np.array(shift, np.int64)
 
 
 @dataclass
@@ -185,9 +252,11 @@ class _Im2colA:
 
 # ----------------------------------------------------------------------------------------
 
-def _emit_config(prog, params, n0, nt, per_lane):
-    mult, shift, bias, zp, (lo, hi) = params
-    common = dict(zero_point=zp, clamp_min=lo, clamp_max=hi)
+def _emit_config(prog, params: RequantParams, n0, nt, per_lane):
+    mult, shift, bias = params.mult, params.shift, params.bias
+    lo, hi = params.clamp
+    common = dict(zero_point=params.zero_point, clamp_min=lo, clamp_max=hi,
+                  rounding=params.rounding)
     if not per_lane:
         prog.emit(Opcode.CONFIG, lane=isa.CONFIG_ALL_LANES,
                   multiplier=int(golden.wrap(mult[0], 32)), shift=int(shift[0]),
@@ -208,8 +277,8 @@ def _emit_store(prog, params, per_lane, slot, m0, nrows, n0, nt, N, out_addr, es
               pop_prev=1, push_prev=1)
 
 
-def _per_lane(params, n):
-    mult, shift, bias, *_ = params
+def _per_lane(params: RequantParams, n):
+    mult, shift, bias = params.mult, params.shift, params.bias
     return not (np.all(mult == mult[0]) and np.all(shift == shift[0]) and
                 np.all(bias == bias[0]))
 
@@ -369,9 +438,7 @@ def _finish(cfg, name, image, prog, out_addr, out_shape, params, acc, macs, meta
         expected = golden.wrap(acc, 32)
         dtype = "int32"
     else:
-        mult, shift, bias, zp, clamp = params
-        expected = golden.requantize(acc, mult, shift, zero_point=zp, clamp=clamp,
-                                     bias=bias).astype(np.int64)
+        expected = params.requantize(acc).astype(np.int64)
         dtype = "int8"
     return Layer(cfg, name, prog.words, image.data, program_addr, out_addr, out_shape, dtype,
                  expected.reshape(out_shape), macs, meta)

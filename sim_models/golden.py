@@ -10,11 +10,19 @@ Integer semantics
   ``2**acc_width`` in two's complement -- no saturation in the accumulator.  Since wrapping
   is a ring homomorphism, the order in which partial sums are added (tiling, dataflow)
   never changes the result.
-* Requantization follows TFLite's integer-only scheme (``MultiplyByQuantizedMultiplier``):
-  ``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT``, add the output zero
-  point, clamp to the activation range, cast to int8.  A positive ``shift`` is a left shift
-  applied first; the shifted value saturates to int32 (TFLite leaves that overflow
-  undefined; we define it).
+* Requantization has two modes, chosen per layer:
+
+  - TFLite's integer-only scheme (``MultiplyByQuantizedMultiplier``):
+    ``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT``, add the output zero
+    point, clamp to the activation range, cast to int8.  A positive ``shift`` is a left
+    shift applied first; the shifted value saturates to int32 (TFLite leaves that overflow
+    undefined; we define it).  Two roundings (:func:`requantize`).
+  - onnxruntime's (``MlasRequantizeOutput``): the int32 sum becomes a float32 (round to
+    nearest even, exact below 2**24), is multiplied by the float32 scale (one IEEE float32
+    product, round to nearest even), clamped to the output range less the zero point, and
+    rounded to an integer half to even, then the zero point is added
+    (:func:`requantize_ort`).  The scale is given as float32 exactly as onnxruntime computes
+    it.
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ from hdl.config import os_drain_row
 
 __all__ = [
     "wrap", "check_operands", "gemm", "Tile", "tiles", "gemm_tiled", "ws_tile", "os_tile",
-    "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
+    "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot", "requantize_ort",
+    "scale_ort", "float32_bits",
     "multiply_by_quantized_multiplier", "quantize_multiplier", "activation_range",
     "requantize", "ACTIVATIONS",
 ]
@@ -183,6 +192,38 @@ def activation_range(activation: str, zero_point: int, scale: float | None = Non
             raise ValueError("relu6 needs the output scale to place 6.0")
         hi = min(hi, zero_point + int(round(6.0 / scale)))
     return lo, hi
+
+
+def float32_bits(scale) -> np.ndarray:
+    """The IEEE-754 bits of float32 scales (as the CONFIG instruction carries them)."""
+    return np.asarray(scale, np.float32).view(np.uint32).astype(np.int64)
+
+
+def scale_ort(acc, scale) -> np.ndarray:
+    """``rint(float32(acc) * scale)``: the int32 sum made float32 (round to nearest even),
+    one float32 product with the float32 ``scale`` (round to nearest even), rounded to an
+    integer half to even -- onnxruntime's requantization before the zero point and clamp."""
+    scale = np.asarray(scale)
+    if scale.dtype != np.float32:
+        raise ValueError(f"the onnxruntime mode takes float32 scales, not {scale.dtype}")
+    return np.rint(_as_i64(acc).astype(np.float32) * scale).astype(np.int64)
+
+
+def requantize_ort(acc, scale, zero_point: int = 0, clamp=(-128, 127),
+                   bias=None) -> np.ndarray:
+    """int32 accumulators (M x N) -> int8 as onnxruntime's CPU kernels do it.
+
+    ``scale`` is a float32 scalar or length-N vector (per output channel); ``bias`` an
+    optional length-N int32 vector added with 32-bit wrap.  onnxruntime clamps the float
+    product to ``clamp`` less the zero point and then rounds; since those bounds are
+    integers, rounding first and clamping after gives the same result."""
+    acc = _as_i64(acc)
+    if bias is not None:
+        acc = wrap(acc + _as_i64(bias), 32)
+    lo, hi = clamp
+    if not -128 <= lo <= hi <= 127:
+        raise ValueError(f"clamp range {clamp} is not within int8")
+    return np.clip(scale_ort(acc, scale) + zero_point, lo, hi).astype(np.int8)
 
 
 def requantize(acc, multiplier, shift, zero_point: int = 0, clamp=(-128, 127),

@@ -49,6 +49,7 @@ class FunctionalNPU:
         self.shift = np.ones(cfg.cols, np.int64)
         self.bias = np.zeros(cfg.cols, np.int64)
         self.zero_point, self.clamp = 0, (-128, 127)
+        self.rounding = 0                        # 0 TFLite, 1 onnxruntime (CONFIG)
 
     # -- memory helpers ------------------------------------------------------------------
     def _check_dram(self, addr: int, nbytes: int):
@@ -124,6 +125,7 @@ class FunctionalNPU:
             self.shift[lanes] = i["shift"]
             self.bias[lanes] = i["bias"]
             self.zero_point, self.clamp = i["zero_point"], (i["clamp_min"], i["clamp_max"])
+            self.rounding = i["rounding"]
         elif op == Opcode.STORE:
             n, nc = i["nrows"], i["ncols"]
             block = self.acc[i["acc_addr"]:i["acc_addr"] + n, :nc]
@@ -142,6 +144,11 @@ class FunctionalNPU:
         # Clamp bounds come from the instruction and may be any int8 pair; the hardware
         # clamps with max(min(x, hi), lo) order: lower bound checked first.
         acc = golden.wrap(block + self.bias[:nc], 32)
-        scaled = golden.multiply_by_quantized_multiplier(acc, self.mult[:nc], self.shift[:nc])
+        if self.rounding:        # the multipliers hold float32 scales' bits
+            scale = golden.wrap(self.mult[:nc], 32).astype("<i4").view(np.float32)
+            scaled = golden.scale_ort(acc, scale)
+        else:
+            scaled = golden.multiply_by_quantized_multiplier(acc, self.mult[:nc],
+                                                             self.shift[:nc])
         shifted = scaled + self.zero_point
         return np.where(shifted < lo, lo, np.where(shifted > hi, hi, shifted))

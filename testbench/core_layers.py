@@ -22,6 +22,10 @@ def regression_layers(cfg: NPUConfig, seed: int) -> list:
                                      activation="relu", bias=rng.integers(-5000, 5000, 29))),
         compile_gemm(cfg, i8(19, 23), i8(23, 11), name="gemm_19x23x11_acc_into_bias_int32",
                      acc_bias=rng.integers(-(1 << 31), (1 << 31) - 1, 11)),
+        compile_gemm(cfg, i8(21, 30), i8(30, 13), name="gemm_21x30x13_onnxruntime_perchannel",
+                     requant=Requant(scale=rng.uniform(1e-3, 8e-3, 13).astype(np.float32),
+                                     zero_point=5, clamp=(5, 127), rounding="onnxruntime",
+                                     bias=rng.integers(-3000, 3000, 13))),
     ]
     x = i8(9, 9, 5)
     layers += [

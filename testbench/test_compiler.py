@@ -73,6 +73,19 @@ def test_im2col_gemm_equals_direct_convolution():
                             Requant(scale=[0.1, 0.2], activation="relu6")), "relu6"),
     (lambda c: compile_gemm(c, np.zeros((2, 3), int), np.zeros((3, 2), int),
                             Requant(scale=0.0)), "positive"),
+    (lambda c: compile_gemm(c, np.zeros((2, 3), int), np.zeros((3, 2), int),
+                            Requant(bias=np.zeros(2, int))), "needs a scale"),
+    (lambda c: compile_gemm(c, np.zeros((2, 3), int), np.zeros((3, 2), int),
+                            Requant(scale=0.1, rounding="onnxruntime")), "np.float32"),
+    (lambda c: compile_gemm(c, np.zeros((2, 3), int), np.zeros((3, 2), int),
+                            Requant(scale=np.float32(2.0 ** -120), rounding="onnxruntime")),
+     "out of range"),
+    (lambda c: compile_gemm(c, np.zeros((2, 3), int), np.zeros((3, 2), int),
+                            Requant(scale=0.1, rounding="banker")), "rounding"),
+    (lambda c: compile_gemm(c, np.zeros((2, 3), int), np.zeros((3, 2), int),
+                            Requant(scale=0.1, clamp=(5, -5))), "clamp"),
+    (lambda c: compile_gemm(c, np.zeros((2, 3), int), np.zeros((3, 2), int),
+                            Requant(scale=0.1, bias=np.zeros(2))), "integers"),
     (lambda c: compile_conv2d(c, np.zeros((4, 4, 3), int), np.zeros((3, 3, 2, 1), int)),
      "input channels"),
     (lambda c: compile_conv2d(c, np.zeros((4, 4, 3), int), np.zeros((3, 3, 3, 1), int),
@@ -95,3 +108,29 @@ def test_functional_model_faults():
     assert npu.run([isa.encode(Opcode.COMPUTE, nrows=1)]).error == ErrorCode.BAD_OPERAND
     pre = isa.encode(Opcode.PRELOAD, nrows=1)
     assert npu.run([pre, pre, pre]).error == ErrorCode.BAD_OPERAND  # two banks only
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+def test_onnxruntime_rounding_runs_on_the_core_model(cfg):
+    """Per-channel float32 scales, a zero point, a fused clamp and a bias in the onnxruntime
+    mode: the functional model (which decodes the CONFIG words) gives the golden formula's
+    output; on exact halves the two modes round differently, as they must."""
+    from sim_models import golden
+
+    rng = np.random.default_rng(SEED)
+    a, b = rng.integers(-128, 128, (40, 37)), rng.integers(-128, 128, (37, 11))
+    scale = rng.uniform(1e-3, 6e-3, 11).astype(np.float32)
+    bias = rng.integers(-4000, 4000, 11)
+    layer = compile_gemm(cfg, a, b, Requant(scale=scale, zero_point=-7, clamp=(-7, 120),
+                                            bias=bias, rounding="onnxruntime"))
+    result, out = layer.run_functional()
+    want = golden.requantize_ort(golden.gemm(a, b), scale, -7, (-7, 120), bias)
+    assert result.done and np.array_equal(out, want) and np.array_equal(layer.expected, want)
+    # Exact halves: onnxruntime rounds them to even; TFLite's SRDHM (gemmlowp) rounds up.
+    halves = np.array([[1], [3], [5], [-1], [-3]])
+    for rounding, scale, expected in (("onnxruntime", np.float32(0.5), [0, 2, 2, 0, -2]),
+                                      ("tflite", 0.5, [1, 2, 3, 0, -1])):
+        layer = compile_gemm(cfg, halves, np.ones((1, 1), int),
+                             Requant(scale=scale, rounding=rounding))
+        result, out = layer.run_functional()
+        assert result.done and out[:, 0].tolist() == expected, rounding

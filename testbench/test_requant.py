@@ -56,3 +56,103 @@ def test_requantizer_matches_golden_on_random_and_edge_values():
     for (m_, s_, zp, clamp, b_), out in zip(cases, got):
         want = golden.requantize(accs, m_, s_, zero_point=zp, clamp=clamp, bias=b_)
         assert np.array_equal(out, want), np.argwhere(out != want)[:5]
+
+
+def _run_ort_mode(lanes, accs, scales, cases):
+    """Drive the requantizer in onnxruntime mode: per-lane float32 scales (as bits)."""
+    dut = Requantizer(lanes)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.en, 1)
+        ctx.set(dut.mode, 1)
+        for zp, (lo, hi), b_ in cases:
+            for i in range(lanes):
+                ctx.set(dut.bias[i], int(b_[i]))
+                ctx.set(dut.multiplier[i], int(golden.wrap(golden.float32_bits(scales[i]), 32)))
+                ctx.set(dut.shift[i], 0)
+            ctx.set(dut.zero_point, zp)
+            ctx.set(dut.clamp_min, lo)
+            ctx.set(dut.clamp_max, hi)
+            outs = []
+            for t in range(len(accs) + LATENCY):
+                if t < len(accs):
+                    for i in range(lanes):
+                        ctx.set(dut.acc[i], int(accs[t, i]))
+                await ctx.tick()
+                if t >= LATENCY - 1 and len(outs) < len(accs):
+                    outs.append([ctx.get(dut.out[i]) for i in range(lanes)])
+            got.append(np.array(outs))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
+def test_requantizer_onnxruntime_mode_matches_golden():
+    """The float32 emulation in integer logic against numpy's float32: random sums of every
+    magnitude (rounding of the int -> float conversion above 2**24), exact halves (ties to
+    even), scales from 2**-30 to 8, clamps, and wrap-around bias."""
+    lanes = 4
+    rng = np.random.default_rng(SEED)
+    scales = np.array([2.0 ** -30 * 1.7, 0.0123, 0.5, 7.93], np.float32)
+    halves = np.array([[2 * k + 1, -(2 * k + 1), 2 * k, 4 * k + 2] for k in range(40)])
+    accs = np.concatenate([
+        rng.integers(golden.INT32_MIN, golden.INT32_MAX, (300, lanes), endpoint=True),
+        rng.integers(-3000, 3000, (300, lanes)),
+        (rng.integers(-(1 << 10), 1 << 10, (200, lanes)) << rng.integers(0, 21, (200, lanes))),
+        np.repeat([[0, 1, -1, golden.INT32_MIN], [golden.INT32_MAX, (1 << 24) + 1,
+                                                  -(1 << 25) - 3, 16777217]], 4, axis=0)])
+    bias = np.array([0, 7, -(1 << 31), (1 << 31) - 1])
+    cases = [(0, (-128, 127), np.zeros(lanes, int)), (-5, (-5, 127), bias),
+             (17, (-100, 90), -bias - 1)]
+    got = _run_ort_mode(lanes, accs, scales, cases)
+    for (zp, clamp, b_), out in zip(cases, got):
+        want = golden.requantize_ort(accs, scales, zp, clamp, b_)
+        assert np.array_equal(out, want), (np.argwhere(out != want)[:5], zp)
+    # Exact halves after scaling by 0.5: ties go to the even integer in both directions.
+    got = _run_ort_mode(lanes, halves, np.full(lanes, 0.5, np.float32),
+                        [(0, (-128, 127), np.zeros(lanes, int))])[0]
+    assert np.array_equal(got, golden.requantize_ort(halves, np.float32(0.5)))
+    assert got[0, 0] == 0 and got[1, 0] == 2 and got[1, 1] == -2     # 0.5 -> 0, 1.5 -> 2
+
+
+def test_golden_onnxruntime_mode_equals_onnxruntime_qlinearmatmul():
+    """The golden formula against onnxruntime itself: a QLinearMatMul (int8) with random
+    data and scales, run by a default CPU InferenceSession."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(SEED)
+    M, K, N = 256, 300, 48
+    a = rng.integers(-128, 128, (M, K), dtype=np.int8)
+    b = rng.integers(-128, 128, (K, N), dtype=np.int8)
+    a_s, b_s, y_s = np.float32(0.0173), np.float32(0.0041), np.float32(0.18)
+    y_zp = np.int8(-9)
+    inits = [helper.make_tensor("a_s", TensorProto.FLOAT, [], [a_s]),
+             helper.make_tensor("a_zp", TensorProto.INT8, [], [0]),
+             helper.make_tensor("b", TensorProto.INT8, [K, N], b.flatten().tolist()),
+             helper.make_tensor("b_s", TensorProto.FLOAT, [], [b_s]),
+             helper.make_tensor("b_zp", TensorProto.INT8, [], [0]),
+             helper.make_tensor("y_s", TensorProto.FLOAT, [], [y_s]),
+             helper.make_tensor("y_zp", TensorProto.INT8, [], [int(y_zp)])]
+    node = helper.make_node("QLinearMatMul", ["a", "a_s", "a_zp", "b", "b_s", "b_zp",
+                                              "y_s", "y_zp"], ["y"])
+    graph = helper.make_graph([node], "g",
+                              [helper.make_tensor_value_info("a", TensorProto.INT8, [M, K])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT8, [M, N])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"a": a})[0]
+    scale = np.float32(a_s * b_s / y_s)            # onnxruntime's order, in float32
+    acc = golden.gemm(a, b)
+    got = golden.requantize_ort(acc, scale, int(y_zp))
+    assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {got.size} differ"
+    # The data tells the modes apart: TFLite's double rounding differs on some outputs.
+    tflite = golden.requantize(acc, *golden.quantize_multiplier(float(scale)), int(y_zp))
+    assert np.count_nonzero(tflite != want) > 0
