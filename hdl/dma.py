@@ -26,6 +26,8 @@ __all__ = ["RowReader", "RowWriter", "read_cmd_layout", "read_rsp_layout",
 
 ADDR_BITS = 32
 ADDR_MASK = (1 << ADDR_BITS) - 1
+#: Width of the free-running DMA byte counters (they wrap).
+BYTE_COUNTER_BITS = 32
 #: No AXI burst may cross a 4 KiB boundary.
 BURST_BOUNDARY = 4096
 
@@ -155,7 +157,7 @@ class RowReader(wiring.Component):
             "rsp": Out(stream.Signature(read_rsp_layout(max_bytes, tag_bits))),
             "axi": Out(axi4_read_signature(ADDR_BITS, bus_bits)),
             "base": In(ADDR_BITS), "size": In(ADDR_BITS + 1),
-            "error": Out(3), "idle": Out(1), "bytes_read": Out(32),
+            "error": Out(3), "idle": Out(1), "bytes_read": Out(BYTE_COUNTER_BITS),
         })
 
     def elaborate(self, platform):
@@ -276,7 +278,7 @@ class RowWriter(wiring.Component):
             "cmd": In(stream.Signature(write_cmd_layout(max_bytes))),
             "axi": Out(axi4_write_signature(ADDR_BITS, bus_bits)),
             "base": In(ADDR_BITS), "size": In(ADDR_BITS + 1),
-            "error": Out(3), "idle": Out(1), "bytes_written": Out(32),
+            "error": Out(3), "idle": Out(1), "bytes_written": Out(BYTE_COUNTER_BITS),
         })
 
     def elaborate(self, platform):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from hdl import isa
 from hdl.config import NPUConfig
 from hdl.core import NPUCore
+from hdl.dma import BYTE_COUNTER_BITS
 from hdl.isa import ErrorCode
 from hdl.regmap import COUNTERS
 
@@ -107,8 +108,9 @@ class CycleNPU:
             if self.now > max_cycles:
                 raise ModelError(f"no done or error after {max_cycles} cycles "
                                  f"(pc {self.fetch.pc})")
-        self.counters["dma_bytes_read"] = (self.reader.bytes_read - read0) & 0xFFFFFFFF
-        self.counters["dma_bytes_written"] = (self.writer.bytes_written - write0) & 0xFFFFFFFF
+        wrap = (1 << BYTE_COUNTER_BITS) - 1     # the DMA engines' byte counters
+        self.counters["dma_bytes_read"] = (self.reader.bytes_read - read0) & wrap
+        self.counters["dma_bytes_written"] = (self.writer.bytes_written - write0) & wrap
         return CycleResult(done=self.fetch.done and not self.error,
                            error=ErrorCode(self.error), err_pc=self.errors.err_pc,
                            counters=dict(self.counters), events=dict(self.events),

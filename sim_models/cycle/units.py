@@ -11,6 +11,7 @@ from functools import lru_cache
 from hdl import isa
 from hdl import units as hdl_units
 from hdl.config import NPUConfig, os_drain_row
+from hdl.dma import ADDR_MASK
 from hdl.isa import ErrorCode, Opcode
 from hdl.requant import LATENCY as REQUANT_LATENCY
 
@@ -244,7 +245,7 @@ class LoadUnit:
                 self.error = ErrorCode.BAD_OPERAND
         if cmd_fire:
             self.issued += 1
-            self.addr = (self.addr + self.stride) & 0xFFFFFFFF
+            self.addr = (self.addr + self.stride) & ADDR_MASK
         if rsp:
             self.written += 1
         if last_row:
@@ -493,7 +494,7 @@ class StoreUnit:
             if self.sent == self.rows - 1:
                 self.draining = True
             self.sent += 1
-            self.addr = (self.addr + self.stride) & 0xFFFFFFFF
+            self.addr = (self.addr + self.stride) & ADDR_MASK
         self.out.clock(vl_out, True, wr_ready)
         self.inflight += issue - vl_out
         self.valid_line.clock(self.read_valid)
