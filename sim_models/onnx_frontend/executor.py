@@ -1,0 +1,283 @@
+"""Run an imported graph: NPU layers through a caller-given runner, the rest on the host.
+
+:func:`execute` walks the ops in order.  Convolutions and matrix products become compiler
+layers (:mod:`.lower`) and go to ``run_layer`` (default: the functional model; the
+``scripts/run.py`` command passes any back end of ``testbench.backends``).  Everything else
+is a host op (:mod:`.host_ops`), each counted in the report with its operations, so the
+share of the work that is not on the NPU is stated, not hidden.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hdl.config import NPUConfig
+
+from . import host_ops
+from .graph import Graph, OnnxImportError
+from .lower import NPU_REQUANT, lower_conv, lower_matmul
+
+__all__ = ["execute", "Execution", "functional_runner", "to_model_dtype", "from_model_dtype"]
+
+
+@dataclass
+class Execution:
+    """Outputs (in the model's dtypes) and what ran where."""
+    outputs: dict
+    layers: list = field(default_factory=list)      # one dict per NPU layer
+    host: list = field(default_factory=list)        # one dict per host op
+    wall_s: float = 0.0
+
+
+def functional_runner(cfg: NPUConfig, layer):
+    """Run a compiled layer on the functional model: (output, info dict)."""
+    t0 = time.perf_counter()
+    result, out = layer.run_functional()
+    if not result.done:
+        raise RuntimeError(f"layer {layer.name}: the functional model stopped with "
+                           f"{result.error.name}")
+    return out, {"backend": "functional", "wall_s": time.perf_counter() - t0}
+
+
+def from_model_dtype(x, dtype: str):
+    """A model-level array -> the int8-inside value (uint8 shifted by -128)."""
+    x = np.asarray(x)
+    if dtype == "uint8":
+        return x.astype(np.int64) - 128
+    if dtype in ("int8", "int32"):
+        return x.astype(np.int64)
+    return x.astype(np.float32)
+
+
+def to_model_dtype(x, dtype: str):
+    """The int8-inside value -> the array onnxruntime would return."""
+    if dtype == "uint8":
+        return (np.asarray(x, np.int64) + 128).astype(np.uint8)
+    return np.asarray(x).astype({"int8": np.int8, "int32": np.int32}.get(dtype, np.float32))
+
+
+def _q(params, x_ndim, axis):
+    """Scale/zp of a QParams broadcast along ``axis`` of an ``x_ndim``-D tensor."""
+    s, z = params.scale, params.zp
+    if s.size == 1:
+        return s.reshape(()), z.reshape(())
+    shape = [1] * x_ndim
+    shape[axis] = -1
+    return s.reshape(shape), z.reshape(shape)
+
+
+def _layout(op, x):
+    """Reshape / Flatten / Transpose / Squeeze / Unsqueeze / Identity, as ONNX defines them."""
+    t, at = op.onnx_op, op.attrs.get("attrs", {})
+    if t == "Identity":
+        return x
+    if t == "Flatten":
+        ax = at.get("axis", 1) % max(x.ndim, 1) if at.get("axis", 1) else 0
+        return x.reshape(int(np.prod(x.shape[:ax])), -1)
+    if t == "Transpose":
+        return x.transpose(at.get("perm", list(range(x.ndim))[::-1]))
+    if t == "Reshape":
+        shape = [x.shape[i] if s == 0 and not at.get("allowzero", 0) else s
+                 for i, s in enumerate(op.attrs["arg"])]
+        return x.reshape(shape)
+    axes = op.attrs.get("arg", at.get("axes"))
+    if t == "Squeeze":
+        return np.squeeze(x, axis=tuple(axes) if axes is not None else None)
+    out = x
+    for a in sorted(a % (x.ndim + len(axes)) for a in axes):
+        out = np.expand_dims(out, a)
+    return out
+
+
+def _float_op(op, ins):
+    """A float island (QDQ): the op in float32 numpy (not bit-exact with onnxruntime's
+    float kernels; the difference is measured by the caller)."""
+    t, at = op.onnx_op, op.attrs.get("attrs", {})
+    x = ins[0]
+    if t == "Relu":
+        return np.maximum(x, 0).astype(np.float32)
+    if t == "Clip":
+        lo = ins[1] if len(ins) > 1 and ins[1] is not None else -np.inf
+        hi = ins[2] if len(ins) > 2 and ins[2] is not None else np.inf
+        return np.clip(x, lo, hi).astype(np.float32)
+    if t == "Add":
+        return (ins[0] + ins[1]).astype(np.float32)
+    if t == "GlobalAveragePool":
+        return x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=np.float32)
+    if t == "MaxPool":
+        k = list(at["kernel_shape"])
+        return host_ops.max_pool(x, k, list(at.get("strides", [1] * len(k))),
+                                 list(at.get("pads", [0] * 2 * len(k))),
+                                 list(at.get("dilations", [1] * len(k))),
+                                 bool(at.get("ceil_mode", 0)), fill=-np.inf).astype(np.float32)
+    if t == "Concat":
+        return np.concatenate(ins, axis=at["axis"]).astype(np.float32)
+    if t == "Softmax":
+        e = np.exp(x - x.max(axis=at.get("axis", -1), keepdims=True))
+        return (e / e.sum(axis=at.get("axis", -1), keepdims=True)).astype(np.float32)
+    if t in ("MatMul", "Gemm"):
+        A, B = ins[0], ins[1]
+        if t == "Gemm":
+            A = A.T if at.get("transA", 0) else A
+            B = B.T if at.get("transB", 0) else B
+            y = at.get("alpha", 1.0) * (A @ B)
+            return (y + at.get("beta", 1.0) * ins[2] if len(ins) > 2 else y).astype(np.float32)
+        return (A @ B).astype(np.float32)
+    if t == "Conv":
+        return _float_conv(op, ins)
+    raise OnnxImportError(f"node {op.name!r}: float op {t} has no host implementation")
+
+
+def _float_conv(op, ins):
+    at = op.attrs.get("attrs", {})
+    x, w = ins[0].astype(np.float64), ins[1].astype(np.float64)
+    g = at.get("group", 1)
+    t, l, b, r = at.get("pads", [0, 0, 0, 0])
+    s = at.get("strides", [1, 1])
+    dil = at.get("dilations", [1, 1])
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+    N, C, H, W = xp.shape
+    M, Cg, kh, kw = w.shape
+    Ho = (H - (kh - 1) * dil[0] - 1) // s[0] + 1
+    Wo = (W - (kw - 1) * dil[1] - 1) // s[1] + 1
+    y = np.zeros((N, M, Ho, Wo))
+    Mg = M // g
+    for gi in range(g):
+        xs = xp[:, gi * Cg:(gi + 1) * Cg]
+        for ky in range(kh):
+            for kx in range(kw):
+                patch = xs[:, :, ky * dil[0]:ky * dil[0] + s[0] * Ho:s[0],
+                           kx * dil[1]:kx * dil[1] + s[1] * Wo:s[1]]
+                y[:, gi * Mg:(gi + 1) * Mg] += np.einsum(
+                    "nchw,mc->nmhw", patch, w[gi * Mg:(gi + 1) * Mg, :, ky, kx])
+    if len(ins) > 2 and ins[2] is not None:
+        y += ins[2].reshape(1, -1, 1, 1)
+    return y.astype(np.float32)
+
+
+def _host_op(op, ins, graph):
+    """A host op on int8-inside values: (output, operation count)."""
+    a = op.attrs
+    x = ins[0]
+    if op.kind == "quantize":
+        return host_ops.quantize_linear(x, a["q"].scale_scalar(), int(a["q"].zp.reshape(-1)[0])), x.size
+    if op.kind == "dequantize":
+        s, z = _q(a["q"], x.ndim, a["q"].axis)
+        return host_ops.dequantize_linear(x, s, z), x.size
+    if op.kind == "maxpool":
+        y = host_ops.max_pool(x, a["kernel"], a["strides"], a["pads"], a["dilations"],
+                              a["ceil_mode"])
+        return y, y.size * int(np.prod(a["kernel"]))
+    if op.kind == "add":
+        aq, bq, cq = a["aq"], a["bq"], a["cq"]
+        y = host_ops.qlinear_add(ins[0], aq.scale_scalar(), aq.zp_scalar("A", op.name),
+                                 ins[1], bq.scale_scalar(), bq.zp_scalar("B", op.name),
+                                 cq.scale_scalar(), cq.zp_scalar("C", op.name))
+        lo, hi = a.get("clamp", (-128, 127))
+        return np.clip(y, lo, hi), y.size
+    if op.kind == "gap":
+        y = host_ops.qlinear_global_average_pool(
+            x, a["xq"].scale_scalar(), a["xq"].zp_scalar("X", op.name), a["yq"].scale_scalar(),
+            a["yq"].zp_scalar("Y", op.name), a["channels_last"])
+        lo, hi = a.get("clamp", (-128, 127))
+        return np.clip(y, lo, hi), x.size
+    if op.kind == "concat":
+        y = host_ops.qlinear_concat(ins, [(p.scale_scalar(), p.zp_scalar("X", op.name))
+                                          for p in a["params"]], a["yq"].scale_scalar(),
+                                    a["yq"].zp_scalar("Y", op.name), a["axis"])
+        lo, hi = a.get("clamp", (-128, 127))
+        return np.clip(y, lo, hi), y.size
+    if op.kind == "layout":
+        return _layout(op, x), 0
+    if op.kind == "float":
+        y = _float_op(op, ins)
+        return y, y.size
+    raise OnnxImportError(f"node {op.name!r}: no host implementation of {op.kind}")
+
+
+def _layer_info(cfg, op, layer, out_info):
+    """The report line of one NPU layer (cycles from the back end when it has them)."""
+    from ..analytical import core_estimate
+    from ..energy import EnergyModel, events_from_program
+    from ..workloads import Layer as WLayer
+    meta = layer.meta
+    cycles = out_info.get("cycles")
+    source = "measured"
+    if cycles is None:
+        shape = out_info.get("workload")
+        wl = WLayer(layer.name, "gemm", M=meta["M"], K=meta["K"], N=meta["N"]) \
+            if shape is None else shape
+        cycles = core_estimate(cfg, wl, 1 if layer.out_dtype == "int8" else 4).cycles
+        source = "analytical"
+    ev = events_from_program(cfg, layer.program, cycles)
+    band = EnergyModel(cfg).estimate(ev)
+    dram = out_info.get("dram_bytes", ev.dram_bytes)
+    return {"layer": layer.name, "op": op.onnx_op, "shape": [meta["M"], meta["K"], meta["N"]],
+            "macs": layer.macs, "cycles": int(cycles), "cycles_source": source,
+            "utilization": layer.macs / (cycles * cfg.rows * cfg.cols),
+            "dram_bytes": int(dram), "energy_pj": [band.low_pj, band.high_pj],
+            "backend": out_info.get("backend"), "wall_s": out_info.get("wall_s", 0.0),
+            "golden_equal": out_info.get("golden_equal")}
+
+
+def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None) -> Execution:
+    """Run ``graph`` on ``feeds`` (model-level arrays by input name).
+
+    Parameters
+    ----------
+    graph : Graph
+        From :func:`~.graph.import_model`.
+    feeds : dict
+        One array per graph input, in the model's dtype and shape.
+    cfg : NPUConfig
+        The core the NPU layers are compiled for.
+    run_layer : callable, optional
+        ``run_layer(cfg, layer) -> (int output array, info dict)``; the info may carry
+        ``cycles``, ``dram_bytes``, ``backend``, ``wall_s``.  Default: the functional model.
+
+    Returns
+    -------
+    Execution
+    """
+    run_layer = run_layer or functional_runner
+    t0 = time.perf_counter()
+    vals = {name: np.asarray(v) for name, v in graph.consts.items()}
+    for name, dtype, _ in graph.inputs:
+        if name not in feeds:
+            raise OnnxImportError(f"graph input {name!r} has no value")
+        vals[name] = from_model_dtype(feeds[name], dtype)
+    ex = Execution({})
+    for op in graph.ops:
+        ins = [vals[i] if i else None for i in op.inputs]
+        if op.kind in ("conv", "matmul"):
+            bias = ins[2] if op.attrs["has_bias"] else None
+            low = (lower_conv if op.kind == "conv" else lower_matmul)(cfg, op, ins[0], ins[1],
+                                                                     bias)
+            outs = []
+            for layer in low.layers:
+                out, info = run_layer(cfg, layer)
+                info["golden_equal"] = bool(np.array_equal(out, layer.expected))
+                outs.append(out)
+                ex.layers.append(_layer_info(cfg, op, layer, info))
+            vals[op.outputs[0]] = low.assemble(outs)
+            if low.host_requant:
+                ex.host.append({"node": op.name, "op": "requantize (host)",
+                                "ops": int(vals[op.outputs[0]].size),
+                                "why": "raw int32 output" if op.attrs["scale"] is None else
+                                "the core has no onnxruntime rounding mode yet"})
+            continue
+        y, count = _host_op(op, ins, graph)
+        vals[op.outputs[0]] = y
+        ex.host.append({"node": op.name, "op": op.onnx_op if op.kind != "float"
+                        else f"{op.onnx_op} (float island)", "ops": int(count),
+                        "why": "layout (data movement only)" if op.kind == "layout" else
+                        "no NPU datapath yet" if op.kind in ("maxpool", "add", "gap", "concat")
+                        else "graph edge" if op.kind in ("quantize", "dequantize")
+                        else "float op (QDQ island)"})
+    for name, dtype, _ in graph.outputs:
+        ex.outputs[name] = to_model_dtype(vals[name], dtype)
+    ex.wall_s = time.perf_counter() - t0
+    return ex

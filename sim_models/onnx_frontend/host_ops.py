@@ -1,0 +1,138 @@
+"""Host kernels: what still runs on the CPU, each bit-exact with onnxruntime's CPU kernel.
+
+Tensors are held as int8 inside (uint8 tensors shifted by -128, with their zero points
+shifted the same way, see :mod:`.graph`); every formula below is invariant under that shift.
+
+The float arithmetic is done in float32, in the order onnxruntime's MLAS kernels do it:
+
+* ``requantize_ort``: MlasRequantizeOutput -- ``float(acc + bias) * scale``, clamp to
+  ``[lo - zp, hi - zp]``, round half to even, ``+ zp``.
+* ``quantize_linear``: MlasQuantizeLinear -- ``x / scale`` (a division), clamp, round half to
+  even, ``+ zp``.
+* ``dequantize_linear``: ``float(x - zp) * scale``.
+* ``qlinear_add``: MlasQLinearAdd's reference -- ``(sa*(a-za) + sb*(b-zb)) / sc``, round
+  half to even, ``+ zc``, saturate.
+* ``qlinear_global_average_pool``: sum in int32, ``- zx * n``, requantized with
+  ``sx / (sy * n)``.
+* ``qlinear_concat``: per input, onnxruntime's 256-entry lookup table
+  (``quantize(dequantize(v))``) unless its scale and zero point equal the output's.
+* ``max_pool``: plain max over the window (exact; padding never wins).
+
+``testbench/test_onnx_host_ops.py`` checks each against onnxruntime itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["requantize_ort", "quantize_linear", "dequantize_linear", "qlinear_add",
+           "qlinear_global_average_pool", "qlinear_concat", "max_pool"]
+
+F32 = np.float32
+
+
+def _wrap32(x):
+    x = np.asarray(x, np.int64)
+    return ((x + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+
+def requantize_ort(acc, scale, zero_point: int, clamp=(-128, 127), bias=None) -> np.ndarray:
+    """int32 accumulators -> int8 as MlasRequantizeOutput does (single rounding).
+
+    Parameters
+    ----------
+    acc : array of int (..., N)
+        Accumulators (wrapped to int32).
+    scale : float32 scalar or (N,) array
+        The output scale, already computed in float32 the way the kernel does.
+    zero_point : int
+        Output zero point (int8 range, shifted for uint8 tensors).
+    clamp : (int, int)
+        The int8 range kept (a fused Relu/Clip narrows it).
+    bias : (N,) int32, optional
+        Added to the accumulators with 32-bit wrap before the conversion to float.
+
+    Returns
+    -------
+    np.ndarray of int64
+    """
+    acc = np.asarray(acc, np.int64)
+    if bias is not None:
+        acc = acc + np.asarray(bias, np.int64)
+    v = _wrap32(acc).astype(F32) * np.asarray(scale, F32)
+    lo, hi = clamp
+    v = np.clip(v, F32(lo - zero_point), F32(hi - zero_point))
+    return np.rint(v).astype(np.int64) + zero_point
+
+
+def quantize_linear(x, scale, zero_point: int, lo: int = -128, hi: int = 127) -> np.ndarray:
+    """float32 -> integers in [lo, hi]: ``saturate(rne(x / scale) + zp)``."""
+    v = np.asarray(x, F32) / F32(scale)
+    v = np.clip(v, F32(lo - zero_point), F32(hi - zero_point))
+    return np.rint(v).astype(np.int64) + zero_point
+
+
+def dequantize_linear(x, scale, zero_point) -> np.ndarray:
+    """integers -> float32: ``float(x - zp) * scale`` (scale/zp broadcast by the caller)."""
+    return (np.asarray(x, np.int64) - np.asarray(zero_point, np.int64)).astype(F32) * \
+        np.asarray(scale, F32)
+
+
+def qlinear_add(a, sa, za, b, sb, zb, sc, zc) -> np.ndarray:
+    """QLinearAdd (numpy broadcasting of ``a`` and ``b``)."""
+    va = F32(sa) * (np.asarray(a, np.int64) - za).astype(F32)
+    vb = F32(sb) * (np.asarray(b, np.int64) - zb).astype(F32)
+    v = np.rint((va + vb) / F32(sc)).astype(np.int64) + zc
+    return np.clip(v, -128, 127)
+
+
+def qlinear_global_average_pool(x, sx, zx, sy, zy, channels_last: bool = False) -> np.ndarray:
+    """QLinearGlobalAveragePool over the spatial axes of NCHW (or NHWC) ``x``."""
+    x = np.asarray(x, np.int64)
+    axes = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
+    n = int(np.prod([x.shape[a] for a in axes]))
+    acc = x.sum(axis=axes, keepdims=True) - zx * n
+    scale = F32(sx) / (F32(sy) * F32(n))
+    return requantize_ort(acc, scale, zy)
+
+
+def qlinear_concat(inputs, params, sy, zy, axis: int) -> np.ndarray:
+    """QLinearConcat: ``inputs`` with ``params`` [(scale, zp)] requantized to (sy, zy)."""
+    parts = []
+    for x, (s, z) in zip(inputs, params):
+        x = np.asarray(x, np.int64)
+        if F32(s) == F32(sy) and z == zy:
+            parts.append(x)
+            continue
+        table = quantize_linear(dequantize_linear(np.arange(-128, 128), s, z), sy, zy)
+        parts.append(table[x + 128])
+    return np.concatenate(parts, axis=axis)
+
+
+def max_pool(x, kernel, strides, pads, dilations=None, ceil_mode: bool = False,
+             fill=None) -> np.ndarray:
+    """MaxPool over the spatial axes of NCHW ``x``; ``pads`` as ONNX (begins + ends);
+    ``fill`` (default: the dtype's minimum) is what padding holds."""
+    x = np.asarray(x) if fill is not None else np.asarray(x, np.int64)
+    fill = np.iinfo(np.int64).min if fill is None else fill
+    nd = len(kernel)
+    dil = dilations or [1] * nd
+    sp = x.shape[2:]
+    out = []
+    for i in range(nd):
+        span = (kernel[i] - 1) * dil[i] + 1
+        num = sp[i] + pads[i] + pads[i + nd] - span
+        o = (-(-num // strides[i]) if ceil_mode else num // strides[i]) + 1
+        if ceil_mode and (o - 1) * strides[i] >= sp[i] + pads[i]:
+            o -= 1
+        out.append(o)
+    big = np.full(x.shape[:2] + tuple(sp[i] + pads[i] + pads[i + nd] + kernel[i] * dil[i] *
+                                      strides[i] for i in range(nd)), fill, dtype=x.dtype)
+    big[(slice(None), slice(None)) + tuple(slice(pads[i], pads[i] + sp[i])
+                                           for i in range(nd))] = x
+    y = np.full(x.shape[:2] + tuple(out), fill, dtype=x.dtype)
+    for taps in np.ndindex(*kernel):
+        idx = tuple(slice(taps[i] * dil[i], taps[i] * dil[i] + strides[i] * out[i], strides[i])
+                    for i in range(nd))
+        y = np.maximum(y, big[(slice(None), slice(None)) + idx])
+    return y

@@ -1,0 +1,172 @@
+"""Lowering of the integer graph's convolutions and matrix products onto the compiler.
+
+Zero points become the compiler's business, not the user's:
+
+* **input zero point** ``zx``: ``sum((x - zx) * d) = sum(x * d) - zx * sum(d)``, so
+  ``-zx * sum_k d[k, n]`` is folded into the int32 bias, and convolution padding is filled
+  with ``zx`` (a real zero) in the padded input the core reads;
+* **weight zero point** ``zw`` (per tensor or per output channel): the core multiplies by
+  ``d = w - zw``.  When ``d`` leaves int8 (uint8 weights, or int8 weights with a non-zero
+  zero point), it is split as ``d = lo + hi`` with both parts in int8, and the product is
+  computed as one GEMM over a doubled K (the input repeated: ``[x, x] @ [lo; hi]``).  Cost:
+  twice the MACs, weight bytes and input bytes of that layer; nothing on the host;
+* **uint8** tensors are int8 inside (see :mod:`.graph`);
+* **groups** and **dilation**: a depthwise convolution (group = channels = filters) uses the
+  compiler's depthwise path; other groups are expanded to a dense kernel with zero blocks,
+  dilation to a kernel with zero taps (exact; the zero MACs are the cost).
+
+The requantization is onnxruntime's (single rounding, float32 scale computed as
+onnxruntime computes it), done by the core's store unit when the compiler has the
+``onnxruntime`` rounding mode, else by the host after a raw int32 store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hdl.config import NPUConfig
+
+from .. import golden
+from ..compiler import Layer, Requant, compile_conv2d, compile_gemm
+from .graph import OnnxImportError
+from .host_ops import requantize_ort
+
+__all__ = ["NPU_REQUANT", "lower_conv", "lower_matmul", "Lowered"]
+
+#: True when the compiler's requantizer has onnxruntime's single rounding.
+NPU_REQUANT = "rounding" in {f.name for f in dataclasses.fields(Requant)}
+
+
+@dataclasses.dataclass
+class Lowered:
+    """NPU layers for one graph op, and how their outputs make the op's output."""
+    layers: list                      # [Layer]
+    assemble: object                  # callable(list of layer outputs) -> op output
+    host_requant: bool                # the host requantizes (no NPU mode, or raw int32 op)
+
+
+def _split(d):
+    """``d`` (int) as ``lo + hi`` with both in int8, or ``(d, None)`` when d fits."""
+    if d.min(initial=0) >= -128 and d.max(initial=0) <= 127:
+        return d, None
+    lo = np.clip(d, -128, 127)
+    return lo, d - lo
+
+
+def _requant(op, bias, n):
+    """(Requant for the compiler, host post-processing or None)."""
+    a = op.attrs
+    if a["scale"] is None:          # raw int32 (ConvInteger / MatMulInteger)
+        return Requant(), (lambda acc: golden.wrap(acc + bias, 32))
+    scale = np.broadcast_to(a["scale"], (n,)).astype(np.float32)
+    zp = int(a["yq"].zp.reshape(-1)[0])
+    clamp = a["clamp"]
+    bias32 = golden.wrap(bias, 32)
+    if NPU_REQUANT:
+        s = scale if np.any(scale != scale[0]) else np.float32(scale[0])
+        return Requant(scale=s, zero_point=zp, bias=bias32, rounding="onnxruntime",
+                       clamp=tuple(clamp)), None
+    return Requant(), (lambda acc: requantize_ort(acc, scale, zp, clamp, bias32))
+
+
+def _dense_kernel(op, w, zw, C):
+    """ONNX weights (M, C/g, kh, kw) -> d = w - zw as (KH, KW, C, M), dilated, grouped;
+    or the depthwise (KH, KW, C) kernel when the layer is depthwise."""
+    a = op.attrs
+    M, Cg, kh, kw = w.shape
+    g = a["group"]
+    if Cg * g != C or M % g:
+        raise OnnxImportError(f"node {op.name!r}: group={g} does not divide {C} input "
+                              f"channels / {M} filters")
+    d = np.asarray(w, np.int64) - zw.reshape(-1, 1, 1, 1)
+    dh, dw = a["dilations"]
+    KH, KW = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    dd = np.zeros((M, Cg, KH, KW), np.int64)
+    dd[:, :, ::dh, ::dw] = d
+    if g == C and M == C:
+        return dd[:, 0].transpose(1, 2, 0), True
+    dense = np.zeros((KH, KW, C, M), np.int64)
+    Mg = M // g
+    for gi in range(g):
+        dense[:, :, gi * Cg:(gi + 1) * Cg, gi * Mg:(gi + 1) * Mg] = \
+            dd[gi * Mg:(gi + 1) * Mg].transpose(2, 3, 1, 0)
+    return dense, False
+
+
+def lower_conv(cfg: NPUConfig, op, x, w, bias) -> Lowered:
+    """One conv op (ONNX NCHW ``x`` and weights, int8 inside) as one NPU layer per image."""
+    a = op.attrs
+    N, C, H, W = x.shape
+    M = w.shape[0]
+    zx = a["xq"].zp_scalar("input", op.name)
+    zw = np.broadcast_to(a["wq"].zp.reshape(-1), (M,)) if a["wq"].zp.size in (1, M) else None
+    if zw is None:
+        raise OnnxImportError(f"node {op.name!r}: weight zero points must be per tensor or per "
+                              f"output channel")
+    kernel, depthwise = _dense_kernel(op, w, zw, C)
+    lo, hi = _split(kernel)
+    if hi is not None and depthwise:      # the split needs the dense form
+        dense = np.zeros(kernel.shape[:2] + (C, C), np.int64)
+        for c in range(C):
+            dense[:, :, c, c] = kernel[:, :, c]
+        kernel, depthwise = dense, False
+        lo, hi = _split(kernel)
+    total = kernel.sum(axis=(0, 1)) if depthwise else kernel.sum(axis=(0, 1, 2))
+    b = np.zeros(M, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
+    b = b - zx * total
+    wk = lo if hi is None else np.concatenate([lo, hi], axis=2)
+    t, l, bo, r = a["pads"]
+    requant, post = _requant(op, b, M)
+    layers = []
+    for n in range(N):
+        img = np.asarray(x[n], np.int64).transpose(1, 2, 0)
+        img = np.pad(img, ((t, bo), (l, r), (0, 0)), constant_values=zx)
+        if hi is not None:
+            img = np.concatenate([img, img], axis=2)
+        layers.append(compile_conv2d(cfg, img, wk, stride=a["stride"], padding=0,
+                                     depthwise=depthwise, requant=requant,
+                                     name=f"{op.name}[{n}]" if N > 1 else op.name))
+
+    def assemble(outs):
+        y = np.stack([o.transpose(2, 0, 1) for o in outs])
+        return post(y.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if post else y
+    return Lowered(layers, assemble, post is not None)
+
+
+def lower_matmul(cfg: NPUConfig, op, a_val, b_val, bias) -> Lowered:
+    """QLinearMatMul / MatMulInteger / QGemm / QDQ MatMul, Gemm: ``A (..., M, K) @ B``."""
+    at = op.attrs
+    A = np.asarray(a_val, np.int64)
+    B = np.asarray(b_val, np.int64)
+    if at["trans_a"]:
+        A = A.T
+    if at["trans_b"]:
+        B = B.T
+    if B.ndim != 2:
+        raise OnnxImportError(f"node {op.name!r}: B with {B.ndim} dimensions not supported "
+                              f"(2-D weights only)")
+    K, Nn = B.shape
+    za = at["aq"].zp_scalar("A", op.name)
+    zb = at["bq"].zp.reshape(-1)
+    if zb.size not in (1, Nn):
+        raise OnnxImportError(f"node {op.name!r}: B zero points must be per tensor or per column")
+    d = B - zb.reshape(1, -1)
+    lo, hi = _split(d)
+    lead = A.shape[:-1]
+    A2 = A.reshape(-1, A.shape[-1])
+    if A2.shape[1] != K:
+        raise OnnxImportError(f"node {op.name!r}: A is {A.shape}, B is {B.shape}")
+    b = np.zeros(Nn, np.int64) if bias is None else \
+        np.broadcast_to(np.asarray(bias, np.int64).reshape(-1), (Nn,))
+    b = b - za * d.sum(axis=0)
+    Bk = lo if hi is None else np.concatenate([lo, hi], axis=0)
+    Ak = A2 if hi is None else np.concatenate([A2, A2], axis=1)
+    requant, post = _requant(op, b, Nn)
+    layer = compile_gemm(cfg, Ak, Bk, requant, name=op.name)
+
+    def assemble(outs):
+        y = post(outs[0]) if post else outs[0]
+        return y.reshape(lead + (Nn,))
+    return Lowered([layer], assemble, post is not None)
