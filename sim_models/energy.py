@@ -23,11 +23,46 @@ from hdl.config import NPUConfig
 from hdl.isa import Opcode
 
 __all__ = ["EnergyTable", "load_table", "TABLES", "Events", "events_from_program", "Band",
-           "EnergyModel", "TechScaling", "load_scaling"]
+           "EnergyModel", "TechScaling", "load_scaling", "load_dram", "DRAM_TYPES",
+           "sram_area_mm2", "REFERENCE_NODE"]
 
 TABLE_DIR = Path(__file__).resolve().parent / "energy_tables"
 TABLES = ("horowitz_45nm", "aladdin_40nm")
 SCALING = "stillmaker_baas_2017"
+CALIBRATION = "gate_level_osu018"     # the project's own gate-level clock and register figures
+REFERENCE_NODE = (45, 0.9)            # where an unscaled model puts the calibration table
+DEFAULT_DRAM = "ddr3"
+
+
+@functools.lru_cache(maxsize=None)
+def load_dram() -> dict:
+    """DRAM type -> {"pj_per_bit": [low, high], "generation", "source", ...} (cited, in
+    ``energy_tables/dram.json``)."""
+    raw = json.loads((TABLE_DIR / "dram.json").read_text())
+    for name, entry in raw["types"].items():
+        lo, hi = entry["pj_per_bit"]
+        if not 0 < lo <= hi or not entry.get("source"):
+            raise ValueError(f"dram table: {name} needs a cited [low, high] pj_per_bit")
+    return raw
+
+
+DRAM_TYPES = tuple(load_dram()["types"])
+
+
+def sram_area_mm2(nbytes: int, node_nm: int) -> tuple[float, str]:
+    """Bitcell area (mm^2) of ``nbytes`` of SRAM at ``node_nm`` from the cited density table
+    (``energy_tables/sram_density.json``), and how it was obtained.  A node the table does
+    not list is moved from the nearest listed node by Stillmaker & Baas's area ratios."""
+    table = json.loads((TABLE_DIR / "sram_density.json").read_text())["bitcell_um2"]
+    if str(node_nm) in table:
+        um2, source = table[str(node_nm)]
+        return nbytes * 8 * um2 / 1e6, source
+    listed = sorted(int(n) for n in table)
+    near = min(listed, key=lambda n: abs(n - node_nm))
+    um2, source = table[str(near)]
+    factor = load_scaling().area_factor(near, node_nm)
+    return nbytes * 8 * um2 * factor / 1e6, f"{source}; moved {near} -> {node_nm} nm by " \
+                                               f"Stillmaker & Baas (x{factor:.3g})"
 
 
 @dataclass(frozen=True)
@@ -241,6 +276,12 @@ class Band:
     def per_mac(self, macs: int) -> tuple[float, float]:
         return self.low_pj / macs, self.high_pj / macs
 
+    @property
+    def onchip_pj(self) -> tuple[float, float]:
+        """(low, high) energy of the core alone: every component but DRAM."""
+        parts = [v for k, v in self.breakdown.items() if k != "dram"]
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
 
 class EnergyModel:
     """Prices :class:`Events` with every table that covers an event; the band spans them.
@@ -253,12 +294,21 @@ class EnergyModel:
 
     def __init__(self, cfg: NPUConfig, tables=TABLES, clock_hz: float = 1e9,
                  node_nm: int | None = None, voltage_v: float | None = None,
-                 flavours=("HP", "LP"), mac_activity: float = 1.0):
+                 flavours=("HP", "LP"), mac_activity: float = 1.0,
+                 dram_type: str = DEFAULT_DRAM):
         self.cfg = cfg
         self.clock_hz = clock_hz
         if not mac_activity > 0:
             raise ValueError(f"mac_activity must be positive, got {mac_activity}")
         self.mac_activity = mac_activity
+        drams = load_dram()["types"]
+        if dram_type not in drams:
+            owed = load_dram().get("owed", {})
+            why = f" ({owed[dram_type]})" if dram_type in owed else ""
+            raise ValueError(f"DRAM type {dram_type!r} is not priced{why}; have: "
+                             f"{', '.join(drams)}")
+        self.dram_type = dram_type
+        self.dram = drams[dram_type]
         tables = [load_table(t) if isinstance(t, str) else t for t in tables]
         self.left_out = {}
         if node_nm is not None or voltage_v is not None:
@@ -276,6 +326,11 @@ class EnergyModel:
                                  f"{voltage_v} V: {self.left_out}")
             tables = moved
         self.tables = tables
+        # The project's gate-level clock and register figures, always moved to the model's
+        # node (the reference node, 45 nm 0.9 V, when the published tables stay as they are).
+        node, volts = (node_nm, voltage_v) if node_nm is not None else REFERENCE_NODE
+        self.calibration = load_table(CALIBRATION).scaled(node, volts, load_scaling(),
+                                                          flavours)
 
     def _span(self, prices) -> tuple[float, float]:
         prices = [p for p in prices if p is not None]
@@ -292,26 +347,48 @@ class EnergyModel:
                 prices.append((mult[0] + add[0], mult[1] + add[1]))
         return self._span(prices)
 
+    def sram_price(self, capacity_bytes: int, banks: int, word_bytes: int):
+        """Per-table (low, high) pJ per *byte* of one access of ``word_bytes`` to one bank of
+        ``capacity_bytes / banks``: the published 64-bit read at the bank's size, scaled to
+        the word actually accessed (so per byte it is the 64-bit figure / 8).  Horowitz gives
+        reads only: writes are priced as reads."""
+        bank = max(1, capacity_bytes // banks)
+        prices = []
+        for t in self.tables:
+            p = t.sram_read_64b(bank)
+            if p is not None:
+                words64 = word_bytes * 8 / 64
+                prices.append((p[0] * words64 / word_bytes, p[1] * words64 / word_bytes))
+        return prices
+
+    def clock_energy(self) -> tuple[float, float]:
+        """(low, high) pJ per powered cycle for the array's clock: the gate-level flip-flop
+        figure per PE per cycle, moved to this node, times the PEs."""
+        lo, hi = self.calibration.energy_pj["clock_pe_cycle"]
+        pes = self.cfg.rows * self.cfg.cols
+        return lo * pes, hi * pes
+
     def estimate(self, ev: Events) -> Band:
-        """The band for ``ev``.  A component no table prices (array registers once the
-        Aladdin table is left out of a scaled model) is named in ``Band.not_priced``."""
+        """The band for ``ev``.  Every cycle in ``ev.cycles`` pays the array's clock; a
+        component no table prices is named in ``Band.not_priced``."""
         cfg = self.cfg
         sp_bytes = cfg.sp_lines * cfg.sp_width
-        acc_bytes = cfg.acc_lines * cfg.cols * 4
+        acc_line = cfg.cols * 4
+        acc_bytes = cfg.acc_lines * acc_line
         act = self.mac_activity
-        sram_bytes = lambda rd, wr: (rd + wr) / 8  # noqa: E731  writes priced as reads
+        regs = [tuple(t.energy_pj["reg_bit"]) for t in self.tables + [self.calibration]
+                if "reg_bit" in t.energy_pj]
+        d_lo, d_hi = self.dram["pj_per_bit"]
         # component -> (count, per-unit prices from every table that has one)
         priced = {
             "mac": (ev.macs * act, [self.mac_energy()]),
-            "array_registers": (ev.array_reg_bits * act,
-                                [tuple(t.energy_pj["reg_bit"]) for t in self.tables
-                                 if "reg_bit" in t.energy_pj]),
-            "scratchpad": (sram_bytes(ev.sp_read_bytes, ev.sp_write_bytes),
-                           [t.sram_read_64b(sp_bytes) for t in self.tables]),
-            "accumulator": (sram_bytes(ev.acc_read_bytes, ev.acc_write_bytes),
-                            [t.sram_read_64b(acc_bytes) for t in self.tables]),
-            "dram": (ev.dram_bytes / 8, [tuple(t.energy_pj["dram_64b"]) for t in self.tables
-                                         if "dram_64b" in t.energy_pj]),
+            "array_registers": (ev.array_reg_bits * act, regs),
+            "scratchpad": (ev.sp_read_bytes + ev.sp_write_bytes,
+                           self.sram_price(sp_bytes, cfg.sp_banks, cfg.sp_width)),
+            "accumulator": (ev.acc_read_bytes + ev.acc_write_bytes,
+                            self.sram_price(acc_bytes, cfg.acc_banks, acc_line)),
+            "clock": (ev.cycles, [self.clock_energy()]),
+            "dram": (ev.dram_bytes * 8, [(d_lo, d_hi)]),
         }
         parts, not_priced = {}, []
         for part, (count, prices) in priced.items():
@@ -334,8 +411,24 @@ class EnergyModel:
         low = sum(p[0] for p in parts.values())
         high = sum(p[1] for p in parts.values())
         label = " + ".join(t.label for t in self.tables)
+        label += f"; clock/registers: {self.calibration.label}; DRAM: {self.dram_type}"
         if act != 1.0:
             label += f"; MAC activity x{act:.3g}"
         if not_priced:
             label += f"; not priced: {', '.join(not_priced)}"
         return Band(low, high, parts, label, not_priced)
+
+    def floor(self, macs: int, compulsory_dram_bytes: int, compulsory_onchip_bytes: int,
+              outputs: int) -> Band:
+        """The compulsory floor: every MAC once, every compulsory DRAM byte once, each of
+        those bytes written to and read from the scratchpad once, each output written to and
+        read from the accumulator once (int32), each MAC's register bits written once, and
+        the clock for MACs / PEs cycles (a perfectly busy array), priced by the same tables."""
+        cfg = self.cfg
+        ev = Events(macs=macs, dram_bytes=compulsory_dram_bytes,
+                    sp_write_bytes=compulsory_onchip_bytes,
+                    sp_read_bytes=compulsory_onchip_bytes,
+                    acc_write_bytes=4 * outputs, acc_read_bytes=4 * outputs,
+                    array_reg_bits=macs * (cfg.input_width + cfg.acc_width),
+                    cycles=-(-macs // (cfg.rows * cfg.cols)))
+        return self.estimate(ev)

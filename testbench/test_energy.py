@@ -97,7 +97,9 @@ def test_scaling_moves_a_table_and_keeps_dram_and_the_band_honest():
     model = EnergyModel(NPUConfig(rows=4, cols=4), node_nm=7, voltage_v=0.7)
     assert "aladdin_40nm" in model.left_out       # no stated voltage: cannot be moved
     band = model.estimate(Events(macs=1000, array_reg_bits=8000))
-    assert band.not_priced == ["array_registers"] and "not priced" in band.label
+    # Array registers stay priced at every node: by the project's gate-level figure, moved.
+    assert band.not_priced == [] and "gate_level_osu018 (7 nm, 0.7 V" in band.label
+    assert band.breakdown["array_registers"][0] > 0
     assert band.low_pj >= 1000 * model.mac_energy()[0]
 
 
@@ -113,3 +115,55 @@ def test_bad_scaling_requests_are_named():
         EnergyModel(NPUConfig(rows=2, cols=2), node_nm=7)
     with pytest.raises(ValueError, match="mac_activity must be positive"):
         EnergyModel(NPUConfig(rows=2, cols=2), mac_activity=0)
+
+
+def test_clock_is_calibrated_on_the_gate_level_run_and_every_powered_cycle_pays_it():
+    """At 180 nm / 1.8 V the clock is the measured 12.59 pJ per PE per cycle, 1.1-1.3x the
+    model's MAC there (the issue's gate-level observation); an idle cycle is not free."""
+    cfg = NPUConfig(rows=4, cols=4)
+    m180 = EnergyModel(cfg, node_nm=180, voltage_v=1.8)
+    assert m180.clock_energy() == pytest.approx((16 * 12.59, 16 * 12.59))
+    ratio = [12.59 / e for e in m180.mac_energy()]
+    assert 1.1 <= min(ratio) and max(ratio) <= 1.35
+    idle = m180.estimate(Events(cycles=1000))
+    assert idle.breakdown["clock"][0] == pytest.approx(1000 * 16 * 12.59)
+    # Unscaled, the calibration sits at the reference node with the published tables.
+    ref = EnergyModel(cfg)
+    assert "45 nm, 0.9 V" in ref.calibration.label
+    assert 0 < ref.clock_energy()[0] < m180.clock_energy()[0] / 10
+
+
+def test_sram_is_priced_per_bank_and_dram_per_type():
+    # 64 KiB in two banks: each access is to a 32 KiB array (Horowitz: 20 pJ per 64 bits).
+    cfg = NPUConfig(rows=8, cols=8, sp_lines=8192, acc_lines=256)
+    model = EnergyModel(cfg, tables=("horowitz_45nm",))
+    assert cfg.sp_lines * cfg.sp_width == 64 << 10 and cfg.sp_banks == 2
+    band = model.estimate(Events(sp_read_bytes=800))
+    assert band.breakdown["scratchpad"][0] == pytest.approx(800 * 20.0 / 8)
+    one_bank = EnergyModel(cfg.replace(sp_banks=1), tables=("horowitz_45nm",))
+    assert one_bank.estimate(Events(sp_read_bytes=800)).breakdown["scratchpad"][0] > \
+        band.breakdown["scratchpad"][0]
+    ddr3 = model.estimate(Events(dram_bytes=1000))
+    hbm2 = EnergyModel(cfg, dram_type="hbm2").estimate(Events(dram_bytes=1000))
+    assert ddr3.breakdown["dram"][0] == pytest.approx(8000 * 1300 / 64)
+    assert hbm2.breakdown["dram"][1] < ddr3.breakdown["dram"][0]
+    assert ddr3.onchip_pj == (0, 0) and "DRAM: hbm2" in hbm2.label
+    with pytest.raises(ValueError, match="'ddr4' is not priced .*primary source"):
+        EnergyModel(cfg, dram_type="ddr4")
+
+
+def test_floor_is_below_a_real_program_and_sram_area_is_cited():
+    from sim_models.energy import sram_area_mm2
+    cfg = NPUConfig(rows=8, cols=8, sp_lines=4096, acc_lines=256)
+    rng = np.random.default_rng(1)
+    layer = compile_gemm(cfg, rng.integers(-128, 128, (64, 64)),
+                         rng.integers(-128, 128, (64, 64)), Requant(scale=0.001))
+    model = EnergyModel(cfg)
+    real = model.estimate(events_from_program(cfg, layer.program, cycles=4703))
+    floor = model.floor(layer.macs, 3 * 64 * 64, 2 * 64 * 64, 64 * 64)
+    assert 0 < floor.low_pj < real.low_pj and floor.high_pj < real.high_pj
+    assert floor.breakdown["dram"][0] == pytest.approx(3 * 64 * 64 * 8 * 1300 / 64)
+    area, source = sram_area_mm2(1 << 20, 45)
+    assert area == pytest.approx(8 * 2 ** 20 * 0.346 / 1e6) and "IEDM 2007" in source
+    area180, source180 = sram_area_mm2(1 << 20, 180)
+    assert area180 > 10 * area and "moved 90 -> 180 nm" in source180
