@@ -471,7 +471,16 @@ class ComputeUnit(wiring.Component):
             self.c2l_push.eq(a_stream.done_push + b_stream.done_push),
         ]
 
-        # Result writer: array rows -> accumulator (read-modify-write when accumulating).
+        s_valid = self._result_writer(m, array, results, info)
+        m.d.comb += self.idle.eq(a_stream.cmd.ready & b_stream.cmd.ready & (results.level == 0) &
+                                 array.idle & ~s_valid)
+        return m
+
+
+    def _result_writer(self, m, array, results, info):
+        """Array rows -> accumulator lines (read-modify-write when accumulating), addressed
+        by the head of the result queue; returns the write stage's ``valid``."""
+        cfg, R, C = self.cfg, self.cfg.rows, self.cfg.cols
         head = Signal(info)
         m.d.comb += head.eq(results.r_data)
         row = Signal(16)
@@ -497,9 +506,7 @@ class ComputeUnit(wiring.Component):
                                      for i in range(C)])),
             self.c2s_push.eq(s_push),
         ]
-        m.d.comb += self.idle.eq(a_stream.cmd.ready & b_stream.cmd.ready & (results.level == 0) &
-                                 array.idle & ~s_valid)
-        return m
+        return s_valid
 
 
 class StoreUnit(wiring.Component):
