@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hdl.config import NPUConfig  # noqa: E402
 from scripts.cli import parse_size  # noqa: E402
-from testbench.rtl import BUILD, fresh_report, run_cocotb  # noqa: E402
+from testbench import BUILD, fresh_report, run_cocotb  # noqa: E402
 
 #: Operand profiles: name -> description (:func:`operands` generates them).
 PROFILES = {

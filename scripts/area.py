@@ -22,7 +22,7 @@ from pathlib import Path
 from hdl.config import NPUConfig
 from scripts.cli import parse_size
 from scripts.debian import unpack
-from testbench.rtl import BUILD, REPO, verilog_for
+from testbench import BUILD, REPO, verilog_for
 
 LIB_IN_PACKAGE = "usr/share/qflow/tech/osu018/osu018_stdcells.lib"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from testbench.rtl import BUILD
+from testbench import BUILD
 
 TECH = BUILD / "tech"
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hdl.config import NPUConfig  # noqa: E402
 from scripts.cli import parse_size  # noqa: E402
-from testbench.rtl import BUILD, verilog_for  # noqa: E402
+from testbench import BUILD, verilog_for  # noqa: E402
 
 BIN = Path(sys.executable).parent
 DEVICE = ["--85k", "--package", "CABGA756"]

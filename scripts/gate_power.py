@@ -32,7 +32,7 @@ from scripts.area import liberty, synthesize  # noqa: E402
 from scripts.cli import parse_size  # noqa: E402
 from scripts.debian import unpack  # noqa: E402
 from sim_models.energy import EnergyModel  # noqa: E402
-from testbench.rtl import BUILD, fresh_report, run_cocotb  # noqa: E402
+from testbench import BUILD, fresh_report, run_cocotb  # noqa: E402
 
 #: The OSU liberty's nominal corner (``nom_voltage : 1.8``) and node.
 LIB_NODE_NM, LIB_VOLTAGE_V = 180, 1.8

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sim_models.analytical import SCALESIM_DATAFLOWS, scalesim_layer_cycles
 from sim_models.workloads import WORKLOADS, Layer, build, load, to_scalesim_csv
-from testbench.rtl import BUILD, fresh_report, run_cocotb
+from testbench import BUILD, fresh_report, run_cocotb
 
 VENV = BUILD / "scalesim-venv"
 SCALESIM = "scalesim==3.0.0"

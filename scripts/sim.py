@@ -13,8 +13,8 @@ import sys
 import time
 
 from hdl.config import ConfigError, NPUConfig
-from testbench.rtl import BUILD, fresh_report, run_cocotb
-from testbench.stimulus import stimulus_seed
+from testbench import BUILD, fresh_report, run_cocotb
+from testbench import stimulus_seed
 
 
 def _waveform(sim: str, name: str) -> str:
