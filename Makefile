@@ -27,6 +27,7 @@ help:
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
 	@echo "make fuzz     N random legal programs per configuration (SEED=, SCHEDULER=tcp://...) on every back end"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
+	@echo "make run      MODEL=m.onnx [INPUT=x.npy] [SIM=functional|model|verilator|icarus]: one inference vs onnxruntime"
 	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
 	@echo "make activity RTL switching activity per operand profile -> MAC-energy factors: build/activity.json"
@@ -71,6 +72,17 @@ fuzz: bootstrap
 
 bench: bootstrap
 	$(PY) scripts/bench.py
+
+# One inference of a quantized ONNX model (MODEL=, INPUT=x.npy or a seeded random input) on
+# SIM=functional|model|verilator|icarus, compared with onnxruntime: build/run/{output.npy,report.json}.
+# A float model is first quantized by onnxruntime (QUANT=qoperator|qdq).
+.PHONY: run
+MODEL ?= sim_models/models/digits_cnn.onnx
+INPUT ?=
+QUANT ?= qoperator
+run: bootstrap
+	$(PY) scripts/run.py --model $(MODEL) $(if $(INPUT),--input $(INPUT)) --sim $(if $(filter command line,$(origin SIM)),$(SIM),functional) \
+	  --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --quantize $(QUANT)
 
 bench-model: bootstrap
 	$(PY) scripts/model_bench.py

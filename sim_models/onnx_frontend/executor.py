@@ -207,7 +207,7 @@ def _layer_info(cfg, op, layer, out_info):
     cycles = out_info.get("cycles")
     source = "measured"
     if cycles is None:
-        shape = out_info.get("workload")
+        shape = meta.get("workload")
         wl = WLayer(layer.name, "gemm", M=meta["M"], K=meta["K"], N=meta["N"]) \
             if shape is None else shape
         cycles = core_estimate(cfg, wl, 1 if layer.out_dtype == "int8" else 4).cycles

@@ -29,7 +29,8 @@ import numpy as np
 from hdl.config import NPUConfig
 
 from .. import golden
-from ..compiler import Layer, Requant, compile_conv2d, compile_gemm
+from ..compiler import Requant, compile_conv2d, compile_gemm
+from ..workloads import Layer as WLayer
 from .graph import OnnxImportError
 from .host_ops import requantize_ort
 
@@ -125,9 +126,13 @@ def lower_conv(cfg: NPUConfig, op, x, w, bias) -> Lowered:
         img = np.pad(img, ((t, bo), (l, r), (0, 0)), constant_values=zx)
         if hi is not None:
             img = np.concatenate([img, img], axis=2)
-        layers.append(compile_conv2d(cfg, img, wk, stride=a["stride"], padding=0,
-                                     depthwise=depthwise, requant=requant,
-                                     name=f"{op.name}[{n}]" if N > 1 else op.name))
+        layer = compile_conv2d(cfg, img, wk, stride=a["stride"], padding=0,
+                               depthwise=depthwise, requant=requant,
+                               name=f"{op.name}[{n}]" if N > 1 else op.name)
+        layer.meta["workload"] = WLayer(layer.name, "conv", h=img.shape[0], w=img.shape[1],
+                                        c=img.shape[2], kh=wk.shape[0], kw=wk.shape[1],
+                                        n=M, stride=a["stride"], depthwise=depthwise)
+        layers.append(layer)
 
     def assemble(outs):
         y = np.stack([o.transpose(2, 0, 1) for o in outs])
