@@ -20,7 +20,7 @@ __all__ = ["NPUConfig", "ConfigError", "DATAFLOWS", "MAX_ARRAY_DIM", "BUS_WIDTHS
 DATAFLOWS = ("ws", "os")
 
 #: AXI data widths the DMA supports.
-BUS_WIDTHS = (64, 128, 256)
+BUS_WIDTHS = (64, 128, 256, 512)
 
 #: Weight tiles a weight-stationary array holds: the one computing and the one loading.
 WEIGHT_BANKS = 2

@@ -205,7 +205,7 @@ REGISTERS = (
                      Field("dataflow", 18, 1, "weight-stationary (ws) or output-stationary (os)",
                            coding=("ws", "os"), config="dataflow"),
                      Field("bus_bits", 19, 3, "AXI4 data width in bits",
-                           coding=(64, 128, 256), config="bus_bits"))),
+                           coding=(64, 128, 256, 512), config="bus_bits"))),
     Register("CYCLES", 0x20, "R", _COUNTER + "cycles from START to done or error.",
              width=64, group="counters"),
     Register("ARRAY_BUSY", 0x28, "R", _COUNTER + "cycles an activation row entered the array "

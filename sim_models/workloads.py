@@ -81,6 +81,15 @@ class Layer:
     def macs(self) -> int:
         return sum(count * M * K * N for count, M, K, N in self.gemms())
 
+    def compulsory_bytes(self, out_bytes: int = 1) -> tuple[int, int, int]:
+        """(input, weight, output) bytes the layer must move at least once when it runs on
+        its own: every input and weight byte read once, every output written once."""
+        if self.kind == "gemm":
+            return self.M * self.K, self.K * self.N, self.M * self.N * out_bytes
+        ho, wo = self.out_hw
+        weights = self.kh * self.kw * self.c * (1 if self.depthwise else self.n)
+        return self.h * self.w * self.c, weights, ho * wo * self.n * out_bytes
+
 
 def _conv(name, h, c, n, k, stride=1, pad=None, depthwise=False, w=None):
     return Layer(name, "conv", h=h, w=w or h, c=c, kh=k, kw=k, n=n, stride=stride,

@@ -22,7 +22,7 @@ def _plain_bursts(addr, nbytes, bus_bytes):
     return [tuple(b) for b in bursts]
 
 
-@pytest.mark.parametrize("bus_bytes", [8, 16, 32])
+@pytest.mark.parametrize("bus_bytes", [8, 16, 32, 64])
 def test_burst_plan_equals_the_plain_rule(bus_bytes):
     rng = np.random.default_rng(bus_bytes)
     cases = [(int(rng.integers(0, 1 << 14)), int(rng.integers(1, 129))) for _ in range(3000)]
@@ -41,11 +41,12 @@ def test_burst_plan_checks_the_window():
     assert not burst_plan(0x100, 0, 16, base=0x100, size=16).in_range    # empty rows refused
 
 
-@pytest.mark.parametrize("bus_bits", [64, 128])
+# 512 bits: the width the sweep's balanced 64-wide arrays choose (scripts/sweep.py).
+@pytest.mark.parametrize("bus_bits", [64, 128, 512])
 def test_row_reader_model_equals_rtl(bus_bits):
     check(reader_pairing(bus_bits), ["ar", "rsp_tag", "rready", "error"])
 
 
-@pytest.mark.parametrize("bus_bits", [64, 256])
+@pytest.mark.parametrize("bus_bits", [64, 256, 512])
 def test_row_writer_model_equals_rtl(bus_bits):
     check(writer_pairing(bus_bits), ["awlen", "wvalid", "error", "bytes_written"])

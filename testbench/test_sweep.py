@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 
 from scripts.sweep import pareto
+from sim_models.energy import DRAM_TYPES
 
 REPO = Path(__file__).resolve().parent.parent
+CSV_CONTRACT = ("rows, cols, dataflow, workload, bus_bits, sp_bytes, acc_bytes, dram_type, "
+                "utilization, dram_bytes, compulsory_dram_bytes, energy_low_uj, energy_high_uj, "
+                "floor_low_uj, floor_high_uj, tops_per_w_onchip_low, tops_per_w_onchip_high, "
+                "tops_per_w_system_low, tops_per_w_system_high, area_mm2, balanced").split(", ")
 
 
 def _sweep(out, *extra):
@@ -35,13 +40,21 @@ def test_sweep_on_a_dask_cluster_with_cache_and_a_failed_point(tmp_path):
     assert run.returncode == 2, "a failed point must make the sweep exit non-zero"
     assert "FAILED 0x4" in run.stdout and "rows" in run.stdout
     rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
-    assert len(rows) == 12
+    assert len(rows) == 8 * len(DRAM_TYPES) + 4      # one row per point and DRAM type
+    assert set(CSV_CONTRACT) <= set(rows[0]), set(CSV_CONTRACT) - set(rows[0])
     ok = [r for r in rows if r["status"] == "ok"]
-    assert len(ok) == 8 and all(float(r["tops_per_w_low"]) <= float(r["tops_per_w_high"])
-                                for r in ok)
+    assert len(ok) == 8 * len(DRAM_TYPES)
+    for r in ok:
+        for kind in ("onchip", "system"):
+            assert float(r[f"tops_per_w_{kind}_low"]) <= float(r[f"tops_per_w_{kind}_high"])
+        assert float(r["tops_per_w_system_high"]) < float(r["tops_per_w_onchip_high"])
+        assert float(r["floor_low_uj"]) <= float(r["energy_low_uj"])
+        assert int(r["compulsory_dram_bytes"]) <= int(r["dram_bytes"])
     assert all(0 < float(r["utilization"]) <= 1 for r in ok)
-    for chart in ("tops_per_w_vs_size", "utilization_vs_size", "area_vs_size",
-                  "energy_breakdown", "pareto"):
+    # Small arrays sweep one memory: each of their points is its group's balanced one.
+    assert sum(r["balanced"] == "True" for r in ok) == 8
+    for chart in ("tops_per_w_vs_size", "tops_per_w_onchip_vs_size", "utilization_vs_size",
+                  "area_vs_size", "energy_breakdown", "pareto"):
         for ext in ("png", "svg"):
             assert (tmp_path / f"{chart}.{ext}").stat().st_size > 1000
     # Resume: the good points come from the cache, only the failed one runs again.
@@ -60,11 +73,15 @@ def test_a_point_moved_to_7nm_with_measured_activity_costs_less_energy_and_area(
     from scripts.sweep import area_model, energy_options, evaluate
 
     fit = area_model()
-    base = {"rows": 8, "cols": 8, "dataflow": "ws", "workload": "mlp"}
+    base = {"rows": 8, "cols": 8, "dataflow": "ws", "workload": "mlp", "dram_type": "ddr3"}
     at_180 = evaluate({**base, **energy_options(None, None, "1.0")}, fit)
     at_7 = evaluate({**base, **energy_options(7, 0.7, "0.6")}, fit)
     assert at_7["cycles"] == at_180["cycles"]
-    assert at_7["area_mm2"] == pytest.approx(at_180["area_mm2"] * 0.0032)   # 180 -> 7 nm
+    assert at_7["array_area_mm2"] == pytest.approx(at_180["array_area_mm2"] * 0.0032)
+    # SRAM from the cited bitcells at each node: TSMC 7 nm's directly, 180 nm moved from 90.
+    assert "IEDM 2016" in at_7["sram_area_source"] and "90 -> 180" in at_180["sram_area_source"]
+    assert at_7["sram_area_mm2"] == pytest.approx(
+        (at_7["sp_bytes"] + at_7["acc_bytes"]) * 8 * 0.027 / 1e6)
     assert at_7["e_mac_uj"] < 0.1 * at_180["e_mac_uj"]
     assert at_7["e_dram_uj"] == at_180["e_dram_uj"]          # another chip: not scaled
     assert "7 nm, 0.7 V" in at_7["energy_label"] and "activity x0.6" in at_7["energy_label"]
@@ -72,3 +89,25 @@ def test_a_point_moved_to_7nm_with_measured_activity_costs_less_energy_and_area(
         energy_options(40, 0.9, "1.0")
     with pytest.raises(SystemExit, match="needs both node_nm and voltage_v"):
         energy_options(7, None, "1.0")
+
+
+def test_memory_axes_choose_a_balanced_point_that_beats_its_neighbours():
+    """A 16x16 array over buses and memories: the balanced row has the best system TOPS/W
+    of its group, a wider bus is never slower, and every point sits above its floor."""
+    from scripts.sweep import area_model, csv_rows, evaluate, memory_grid
+
+    grid = memory_grid(16, 16, buses=(64, 128, 256), sp_lines=(1024, 4096), acc_lines=(256,))
+    assert [m["bus_bits"] for m in grid] == [64, 64, 128, 128]   # no bus wider than a line
+    assert memory_grid(4, 4) == [{"bus_bits": 64, "sp_lines": 1024, "acc_lines": 256}]
+    fit = area_model()
+    results = [evaluate({"rows": 16, "cols": 16, "dataflow": "ws", "workload": "mlp", **m},
+                        fit) for m in grid]
+    rows = [r for r in csv_rows(results) if r.get("own_dram")]
+    best = [r for r in rows if r["balanced"]]
+    assert len(best) == 1 and len([r for r in rows if r["balanced_area"]]) == 1
+    mid = lambda r: r["tops_per_w_system_low"] + r["tops_per_w_system_high"]  # noqa: E731
+    assert all(mid(best[0]) >= mid(r) for r in rows)
+    by = {(r["bus_bits"], r["sp_lines"]): r for r in rows}
+    for sp in (1024, 4096):
+        assert by[128, sp]["cycles"] <= by[64, sp]["cycles"]
+    assert all(r["ratio_to_floor"] > 1 and r["dram_ratio"] >= 1 for r in rows)
