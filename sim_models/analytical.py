@@ -95,13 +95,15 @@ def _store(cfg: NPUConfig, ev: Events, rows: int, nt: int, esize: int) -> int:
     return rows * max(2, _beats(nt * esize, cfg.bus_bytes) + 1)
 
 
-def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize):
+def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=False):
     """The compiler's WS schedule (``compiler._schedule_ws``), step by step, costed.
 
     A step is PRELOAD + COMPUTE of one weight tile: the array needs max(mb, R) cycles (the
     next tile's weights stream in while this one computes); the read DMA needs a cycle per
     beat (and per row) for the A chunk, if loaded, the weight tile and the instructions.
-    A tile's store overlaps the next tile's steps.  The slower of the two sets the pace."""
+    A tile's store overlaps the next tile's steps.  The slower of the two sets the pace.
+    ``on_chip``: activations and results live in an on-chip buffer fed separately (a
+    TPU-style unified buffer): only weights and instructions cross the bus."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
     Mb, resident = ws_blocking(cfg, M, len(k_tiles))
     ev = Events()
@@ -114,7 +116,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize):
             tile_cycles = 0
             for ki in live:
                 kt = k_tiles[ki]
-                load_a = not resident or ni == 0
+                load_a = (not resident or ni == 0) and not on_chip
                 read = kt * _beats(nt, B) + LOAD_LATENCY      # one LOAD of weights
                 if load_a:                                    # A: one LOAD per segment
                     read += mb * _beats(kt, B) + a_segments(mb) * LOAD_LATENCY
@@ -129,7 +131,11 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize):
                 ev.acc_read_bytes += 4 * mb * C * (ki != live[0])
                 ev.macs += mb * R * C
                 tile_cycles += max(mb + STEP_WS, R + STEP_WS, read + READ_WS)
-            cycles += max(tile_cycles, _store(cfg, ev, mb, nt, esize))
+            before = ev.dram_bytes
+            store = _store(cfg, ev, mb, nt, esize)
+            if on_chip:       # results go to the on-chip buffer: two cycles a row, no DRAM
+                ev.dram_bytes, store = before, 2 * mb
+            cycles += max(tile_cycles, store)
     return cycles, ev
 
 
@@ -165,11 +171,20 @@ def _os_gemm(cfg: NPUConfig, M, K, N, esize):
     return cycles, ev
 
 
-def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1) -> CoreEstimate:
+def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
+                  inputs_on_chip: bool = False) -> CoreEstimate:
     """Fast analytical mode: cycles and events of ``layer`` on the core ``cfg`` from its
     shape alone (no tensors, no program), following the compiler's tiling.  Validated
     against the cycle-exact model in ``testbench/test_cycle_model.py``; the error bound is
-    stated there."""
+    stated there.
+
+    ``inputs_on_chip`` (weight-stationary GEMMs only) models a separate weight path: the
+    activations and results stay in an on-chip buffer (as in Google's TPU v1, whose
+    unified buffer is filled over PCIe apart from the weight DRAM), so only weights and
+    instructions use the bus.  Not a configuration of the knpu RTL."""
+    if inputs_on_chip and (cfg.dataflow != "ws" or layer.kind != "gemm"):
+        raise ValueError("inputs_on_chip models weight-stationary GEMM layers only, got "
+                         f"{cfg.dataflow} {layer.kind} layer {layer.name!r}")
     R = cfg.rows
     fixed = 60 + 4 * (cfg.rows + cfg.cols)   # fetch start, array and requantizer latency, drain
     if cfg.dataflow == "os":
@@ -183,7 +198,7 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1) -> CoreEstim
         M, K, N = layer.M, layer.K, layer.N
         k_tiles = [min(R, K - k0) for k0 in range(0, K, R)]
         cyc, ev = _ws_gemm(cfg, M, N, k_tiles, lambda n0, nt: list(range(len(k_tiles))),
-                           lambda mb: 1, out_bytes)
+                           lambda mb: 1, out_bytes, inputs_on_chip)
     else:
         ho, wo = layer.out_hw
         cin, taps = layer.c, layer.kh * layer.kw
