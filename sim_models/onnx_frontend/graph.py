@@ -163,7 +163,7 @@ class _Reader:
             z = _to_int8(zraw, unsigned)
         else:
             unsigned = self.unsigned(tensor)
-            z = np.zeros(s.shape, np.int64)
+            z = _to_int8(np.zeros(s.shape, np.int64), unsigned)
         if not np.all(np.isfinite(s)) or np.any(s <= 0):
             raise OnnxImportError(f"node {node.name!r} ({node.op_type}): scale {scale!r} must "
                                   f"be positive and finite")
@@ -232,9 +232,9 @@ class _Reader:
         xz = node.input[2] if len(node.input) > 2 else ""
         wz = node.input[3] if len(node.input) > 3 else ""
         one = np.ones((), F32)
-        xq = QParams(one, np.asarray(_to_int8(self.raw[xz], self.unsigned(x)) if xz else 0),
+        xq = QParams(one, _to_int8(self.raw[xz] if xz else 0, self.unsigned(x)),
                      self.unsigned(x))
-        wzv = _to_int8(self.raw[wz], self.unsigned(w)) if wz else np.zeros((), np.int64)
+        wzv = _to_int8(self.raw[wz] if wz else 0, self.unsigned(w))
         wq = QParams(np.ones(np.shape(wzv), F32), np.asarray(wzv), self.unsigned(w), 0)
         self.int32.add(node.output[0])
         self.emit("conv", node, [x, self.put_const(w)], node.output,
@@ -255,8 +255,8 @@ class _Reader:
         a, b = node.input[:2]
         az = node.input[2] if len(node.input) > 2 else ""
         bz = node.input[3] if len(node.input) > 3 else ""
-        azv = _to_int8(self.raw[az], self.unsigned(a)) if az else np.zeros((), np.int64)
-        bzv = _to_int8(self.raw[bz], self.unsigned(b)) if bz else np.zeros((), np.int64)
+        azv = _to_int8(self.raw[az] if az else 0, self.unsigned(a))
+        bzv = _to_int8(self.raw[bz] if bz else 0, self.unsigned(b))
         if np.size(azv) != 1:
             raise OnnxImportError(f"node {node.name!r} (MatMulInteger): per-row A zero points "
                                   f"not supported")

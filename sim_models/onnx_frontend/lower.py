@@ -120,28 +120,44 @@ def lower_conv(cfg: NPUConfig, op, x, w, bias) -> Lowered:
     wk = lo if hi is None else np.concatenate([lo, hi], axis=2)
     t, l, bo, r = a["pads"]
     requant, post = _requant(op, b, M)
-    layers = []
+    # A batch is one layer: the padded images stacked along H (each padded to a multiple of
+    # the stride), the output rows that straddle two images discarded.
+    s = a["stride"]
+    Hp = H + t + bo
+    Hs = -(-Hp // s) * s
+    KH = wk.shape[0]
+    if Hp < KH or W + l + r < wk.shape[1]:
+        raise OnnxImportError(f"node {op.name!r}: kernel larger than the padded input")
+    Ho = (Hp - KH) // s + 1
+    imgs = []
     for n in range(N):
         img = np.asarray(x[n], np.int64).transpose(1, 2, 0)
-        img = np.pad(img, ((t, bo), (l, r), (0, 0)), constant_values=zx)
-        if hi is not None:
-            img = np.concatenate([img, img], axis=2)
-        layer = compile_conv2d(cfg, img, wk, stride=a["stride"], padding=0,
-                               depthwise=depthwise, requant=requant,
-                               name=f"{op.name}[{n}]" if N > 1 else op.name)
-        layer.meta["workload"] = WLayer(layer.name, "conv", h=img.shape[0], w=img.shape[1],
-                                        c=img.shape[2], kh=wk.shape[0], kw=wk.shape[1],
-                                        n=M, stride=a["stride"], depthwise=depthwise)
-        layers.append(layer)
+        imgs.append(np.pad(img, ((t, bo + (Hs - Hp if n < N - 1 else 0)), (l, r), (0, 0)),
+                           constant_values=zx))
+    img = np.concatenate(imgs, axis=0)
+    if hi is not None:
+        img = np.concatenate([img, img], axis=2)
+    layer = compile_conv2d(cfg, img, wk, stride=s, padding=0, depthwise=depthwise,
+                           requant=requant, name=op.name)
+    layer.meta["workload"] = WLayer(layer.name, "conv", h=img.shape[0], w=img.shape[1],
+                                    c=img.shape[2], kh=wk.shape[0], kw=wk.shape[1], n=M,
+                                    stride=s, depthwise=depthwise)
+    layer.meta["batch"] = N
 
     def assemble(outs):
-        y = np.stack([o.transpose(2, 0, 1) for o in outs])
-        return post(y.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if post else y
+        y = outs[0]
+        y = np.stack([y[n * Hs // s:n * Hs // s + Ho] for n in range(N)])   # N, Ho, Wo, M
+        if post:
+            y = post(y)
+        return y.transpose(0, 3, 1, 2)
+    layers = [layer]
     return Lowered(layers, assemble, post is not None)
 
 
 def lower_matmul(cfg: NPUConfig, op, a_val, b_val, bias) -> Lowered:
-    """QLinearMatMul / MatMulInteger / QGemm / QDQ MatMul, Gemm: ``A (..., M, K) @ B``."""
+    """QLinearMatMul / MatMulInteger / QGemm / QDQ MatMul, Gemm: ``A (..., M, K) @ B``;
+    a 2-D ``B`` takes every leading row of ``A`` in one layer, a batched ``B`` (numpy
+    matmul broadcasting) gives one layer per matrix."""
     at = op.attrs
     A = np.asarray(a_val, np.int64)
     B = np.asarray(b_val, np.int64)
@@ -149,29 +165,38 @@ def lower_matmul(cfg: NPUConfig, op, a_val, b_val, bias) -> Lowered:
         A = A.T
     if at["trans_b"]:
         B = B.T
-    if B.ndim != 2:
-        raise OnnxImportError(f"node {op.name!r}: B with {B.ndim} dimensions not supported "
-                              f"(2-D weights only)")
-    K, Nn = B.shape
+    K, Nn = B.shape[-2:]
     za = at["aq"].zp_scalar("A", op.name)
     zb = at["bq"].zp.reshape(-1)
     if zb.size not in (1, Nn):
         raise OnnxImportError(f"node {op.name!r}: B zero points must be per tensor or per column")
+    if A.shape[-1] != K:
+        raise OnnxImportError(f"node {op.name!r}: A is {A.shape}, B is {B.shape}")
     d = B - zb.reshape(1, -1)
     lo, hi = _split(d)
-    lead = A.shape[:-1]
-    A2 = A.reshape(-1, A.shape[-1])
-    if A2.shape[1] != K:
-        raise OnnxImportError(f"node {op.name!r}: A is {A.shape}, B is {B.shape}")
     b = np.zeros(Nn, np.int64) if bias is None else \
         np.broadcast_to(np.asarray(bias, np.int64).reshape(-1), (Nn,))
-    b = b - za * d.sum(axis=0)
-    Bk = lo if hi is None else np.concatenate([lo, hi], axis=0)
-    Ak = A2 if hi is None else np.concatenate([A2, A2], axis=1)
-    requant, post = _requant(op, b, Nn)
-    layer = compile_gemm(cfg, Ak, Bk, requant, name=op.name)
+    if B.ndim == 2:
+        groups = [(A.reshape(-1, K), lo, hi, d)]
+        out_shape = A.shape[:-1] + (Nn,)
+    else:
+        lead = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+        A3 = np.broadcast_to(A, lead + A.shape[-2:]).reshape(-1, *A.shape[-2:])
+        L3, D3 = (np.broadcast_to(v, lead + v.shape[-2:]).reshape(-1, K, Nn) for v in (lo, d))
+        H3 = None if hi is None else np.broadcast_to(hi, lead + (K, Nn)).reshape(-1, K, Nn)
+        groups = [(A3[i], L3[i], None if H3 is None else H3[i], D3[i]) for i in range(len(A3))]
+        out_shape = lead + (A.shape[-2], Nn)
+    layers, posts = [], []
+    for i, (a2, lo2, hi2, d2) in enumerate(groups):
+        bb = b - za * d2.sum(axis=0)
+        Bk = lo2 if hi2 is None else np.concatenate([lo2, hi2], axis=0)
+        Ak = a2 if hi2 is None else np.concatenate([a2, a2], axis=1)
+        requant, post = _requant(op, bb, Nn)
+        layers.append(compile_gemm(cfg, Ak, Bk, requant,
+                                   name=op.name if len(groups) == 1 else f"{op.name}[{i}]"))
+        posts.append(post)
 
     def assemble(outs):
-        y = post(outs[0]) if post else outs[0]
-        return y.reshape(lead + (Nn,))
-    return Lowered([layer], assemble, post is not None)
+        ys = [p(o) if p else o for p, o in zip(posts, outs)]
+        return np.stack(ys).reshape(out_shape)
+    return Lowered(layers, assemble, posts[0] is not None)
