@@ -127,15 +127,11 @@ class _Lane(wiring.Component):
         rest = q_mant & ((Const(1, 27) << k) - 1)[:24]
         half = (Const(1, 27) << k) >> 1
         up = (rest > half) | ((rest == half) & whole[0])
+        # Plain expressions, no comb process (Icarus would leave one at X until it moves).
         magnitude = Signal(34)
-        with m.If(q_mant == 0):
-            m.d.comb += magnitude.eq(0)
-        with m.Elif(q_exp >= 8):
-            m.d.comb += magnitude.eq(1 << 32)
-        with m.Elif(q_exp >= 0):
-            m.d.comb += magnitude.eq(q_mant << q_exp[:3])
-        with m.Else():
-            m.d.comb += magnitude.eq(whole + up)
+        m.d.comb += magnitude.eq(Mux(q_mant == 0, 0,
+                                     Mux(q_exp >= 8, 1 << 32,
+                                         Mux(q_exp >= 0, q_mant << q_exp[:3], whole + up))))
         return Mux(q_neg, -magnitude.as_signed(), magnitude.as_signed())
 
 
