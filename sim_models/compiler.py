@@ -187,12 +187,25 @@ class _Program:
         self.words.append(isa.encode(op, **fields))
 
 
+#: Integer dtypes taken as operands: int8 itself and numpy's default integers (whose values
+#: must then lie in int8).  Unsigned arrays (uint8 means "offset by a zero point") and int16
+#: (a different quantization) are refused rather than reinterpreted.
+OPERAND_DTYPES = (np.dtype(np.int8), np.dtype(np.int32), np.dtype(np.int64))
+
+
 def _check_int8(name, x, ndim):
     x = np.asarray(x)
     if x.ndim != ndim:
         raise LayerError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.integer):
         raise LayerError(f"{name} must hold integers, got {x.dtype}")
+    if np.issubdtype(x.dtype, np.unsignedinteger):
+        raise LayerError(f"{name} is {x.dtype}: unsigned tensors carry a zero point; shift "
+                         f"them to int8 (x - 128, zero point - 128) and fold the zero point "
+                         f"(sim_models.onnx_frontend does both) instead of passing them as int8")
+    if x.dtype not in OPERAND_DTYPES:
+        raise LayerError(f"{name} is {x.dtype}, not int8: knpu multiplies int8 operands; "
+                         f"narrow it explicitly if its values are int8")
     if x.size == 0:
         raise LayerError(f"{name} is empty (shape {x.shape})")
     if x.min() < -128 or x.max() > 127:
@@ -463,6 +476,9 @@ def compile_gemm(cfg: NPUConfig, a, b, requant: Requant | None = None,
     acc = golden.gemm(a, b)
     bias_addr = None
     if acc_bias is not None:
+        if np.asarray(acc_bias).dtype.kind not in "iu":
+            raise LayerError(f"{name}: acc_bias must be integers (int32), not "
+                             f"{np.asarray(acc_bias).dtype}")
         acc_bias = np.asarray(acc_bias, np.int64)
         if acc_bias.shape != (N,) or acc_bias.min() < golden.INT32_MIN or \
                 acc_bias.max() > golden.INT32_MAX:

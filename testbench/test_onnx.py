@@ -201,3 +201,27 @@ def test_unsupported_attribute_named():
                                  ["y"], name="convB", auto_pad="SAME_UPPER")
     with pytest.raises(OnnxImportError, match="convB.*auto_pad"):
         import_model(_tiny(node, inits, onnx.TensorProto.UINT8))
+
+
+# -- bad input to the compiler: a clear LayerError, never a change of meaning ---------------
+
+def test_compiler_refuses_uint8_int16_and_unscaled_bias():
+    from sim_models.compiler import LayerError, Requant, compile_conv2d, compile_gemm
+    a = np.arange(12).reshape(3, 4)
+    b = np.ones((4, 2), np.int64)
+    with pytest.raises(LayerError, match="uint8.*zero point"):
+        compile_gemm(CFG, a.astype(np.uint8), b)
+    with pytest.raises(LayerError, match="int16, not int8"):
+        compile_gemm(CFG, a.astype(np.int16), b)
+    with pytest.raises(LayerError, match="uint8"):
+        compile_conv2d(CFG, np.zeros((4, 4, 2), np.uint8), np.zeros((3, 3, 2, 2), np.int8))
+    with pytest.raises(LayerError, match="needs a scale"):
+        compile_gemm(CFG, a, b, Requant(scale=None, bias=np.array([1, 2])))
+    with pytest.raises(LayerError, match="scale out of range"):
+        compile_gemm(CFG, a, b, Requant(scale=np.float32(2.0 ** 40), rounding="onnxruntime"))
+    with pytest.raises(LayerError, match="float32"):
+        compile_gemm(CFG, a, b, Requant(scale=0.5, rounding="onnxruntime"))
+    with pytest.raises(LayerError, match="acc_bias must be integers"):
+        compile_gemm(CFG, a, b, acc_bias=np.array([0.5, 1.0]))
+    # int8 and numpy's default integers with int8 values are operands as before.
+    assert compile_gemm(CFG, a.astype(np.int8), b).expected.shape == (3, 2)
