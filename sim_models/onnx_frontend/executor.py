@@ -175,7 +175,8 @@ def _host_op(op, ins, graph):
         aq, bq, cq = a["aq"], a["bq"], a["cq"]
         y = host_ops.qlinear_add(ins[0], aq.scale_scalar(), aq.zp_scalar("A", op.name),
                                  ins[1], bq.scale_scalar(), bq.zp_scalar("B", op.name),
-                                 cq.scale_scalar(), cq.zp_scalar("C", op.name))
+                                 cq.scale_scalar(), cq.zp_scalar("C", op.name),
+                                 unsigned=cq.unsigned)
         lo, hi = a.get("clamp", (-128, 127))
         return np.clip(y, lo, hi), y.size
     if op.kind == "gap":

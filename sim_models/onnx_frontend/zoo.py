@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["DIGITS_ONNX", "digits", "digits_model", "quantize", "ort_run", "resnet18",
-           "mobilenet_v2", "calibration"]
+           "mobilenet_v2", "mixed", "calibration"]
 
 DIGITS_ONNX = Path(__file__).resolve().parent.parent / "models" / "digits_cnn.onnx"
 OPSET = 13
@@ -158,6 +158,54 @@ def mobilenet_v2(width: float = 1.0, resolution: int = 224, classes: int = 1000,
     b.head(x, last, classes)
     return _model(b.nodes, b.inits, ["N", 3, resolution, resolution], ["N", classes],
                   "mobilenet_v2")
+
+
+def mixed(seed: int = 0, resolution: int = 12):
+    """A small graph with what the topologies lack: a grouped (not depthwise) convolution,
+    a dilated one, asymmetric pads, stride 2, Concat, MaxPool with padding, Transpose and
+    Reshape before a MatMul (NCHW input 4 x ``resolution`` x ``resolution``)."""
+    from onnx import helper
+    b = _Builder(seed)
+    n = helper.make_node
+    r = resolution
+    x = b.conv("input", 4, 8, 3, act="relu")
+    b.inits["g_w"] = b.rng.normal(0, 0.4, (8, 4, 3, 3))
+    b.inits["g_b"] = b.rng.normal(0, 0.05, 8)
+    b.nodes.append(n("Conv", [x, "g_w", "g_b"], ["g"], name="grouped", group=2,
+                     pads=[0, 1, 2, 1], kernel_shape=[3, 3]))
+    b.inits["d_w"] = b.rng.normal(0, 0.2, (6, 8, 3, 3))
+    b.inits["d_b"] = b.rng.normal(0, 0.05, 6)
+    b.nodes.append(n("Conv", [x, "d_w", "d_b"], ["d"], name="dilated", dilations=[2, 2],
+                     pads=[2, 2, 2, 2], kernel_shape=[3, 3]))
+    # grouped: (r + 1) x r; crop it to r x r with a stride-1 pool-free conv is not needed:
+    # both branches are brought to the same size by a strided conv each.
+    b.inits["s_w"] = b.rng.normal(0, 0.2, (8, 8, 2, 2))
+    b.inits["s_b"] = b.rng.normal(0, 0.05, 8)
+    b.nodes.append(n("Conv", ["g", "s_w", "s_b"], ["gs"], name="strided", strides=[2, 2],
+                     pads=[0, 0, 0, 1], kernel_shape=[2, 2]))
+    b.nodes.append(n("MaxPool", ["d"], ["dp"], name="pool", kernel_shape=[3, 3],
+                     strides=[2, 2], pads=[1, 1, 1, 1]))
+    b.nodes.append(n("Concat", ["gs", "dp"], ["cat"], name="concat", axis=1))
+    b.nodes.append(n("Relu", ["cat"], ["catr"], name="cat_relu"))
+    b.nodes.append(n("Transpose", ["catr"], ["t"], name="nhwc", perm=[0, 2, 3, 1]))
+    h = r // 2
+    b.inits["shape"] = np.array([-1, h * h, 14], np.int64)
+    b.nodes.append(n("Reshape", ["t", "shape"], ["rs"], name="reshape"))
+    b.inits["m_w"] = b.rng.normal(0, 0.3, (14, 5))
+    b.nodes.append(n("MatMul", ["rs", "m_w"], ["output"], name="matmul"))
+    inits = {k: (v if v.dtype == np.int64 else np.asarray(v, np.float32))
+             for k, v in b.inits.items()}
+    from onnx import TensorProto, numpy_helper
+    graph = helper.make_graph(
+        b.nodes, "mixed", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                         ["N", 4, r, r])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", h * h, 5])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    import onnx
+    onnx.checker.check_model(model)
+    return model
 
 
 def calibration(shape, count: int = 8, seed: int = 1) -> np.ndarray:
