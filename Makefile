@@ -17,7 +17,7 @@ POWER_SIZE ?= 4x4
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model fmax fuzz test test-fast bench verilog verilog-core isa-doc regmap-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model fmax fuzz test test-fast bench harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
 
 all: help
 
@@ -27,6 +27,7 @@ help:
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
 	@echo "make fuzz     N random legal programs per configuration (SEED=, SCHEDULER=tcp://...) on every back end"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
+	@echo "make harness  the C++ Verilator harness: make sim's layers, or NETWORK=resnet50; WAVES=1 FROM= TO="
 	@echo "make run      MODEL=m.onnx [INPUT=x.npy] [SIM=functional|model|verilator|icarus]: one inference vs onnxruntime"
 	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
@@ -44,6 +45,10 @@ $(STAMP): pyproject.toml
 	  echo "knpu: installing Icarus Verilog (apt-get)"; \
 	  SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog; }
+	@test -f /usr/include/lz4.h || { \
+	  echo "knpu: the harness's FST waveforms need lz4 headers: installing liblz4-dev"; \
+	  SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq liblz4-dev; }
 	@command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || { \
 	  echo "knpu: Verilator needs g++ and make: installing build-essential"; \
 	  SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
@@ -72,6 +77,15 @@ fuzz: bootstrap
 
 bench: bootstrap
 	$(PY) scripts/bench.py
+
+# The C++ Verilator harness: make sim's layers (or NETWORK=mobilenet_v2 at RESOLUTION=, every
+# layer) at Verilator speed; WAVES=1 FROM= TO= writes an FST of those cycles of each run.
+NETWORK ?=
+RESOLUTION ?= 1.0
+harness: bootstrap
+	$(PY) scripts/harness.py $(if $(NETWORK),network --workload $(NETWORK) --resolution $(RESOLUTION),demo) \
+	  --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) \
+	  $(if $(filter 1,$(WAVES)),--waves --from $(or $(FROM),0) --to $(or $(TO),1000))
 
 # One inference of a quantized ONNX model (MODEL=, INPUT=x.npy or a seeded random input) on
 # SIM=functional|model|verilator|icarus, compared with onnxruntime: build/run/{output.npy,report.json}.

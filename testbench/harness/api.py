@@ -215,19 +215,20 @@ class Harness:
         d_ranges, n_d = _ranges(decerr)
         buf = (ctypes.c_uint8 * len(mem)).from_buffer(mem)
         out = _Result()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         rc = self.lib.knpu_run(self._sim, buf, len(mem), program_addr, program_len, dram_base,
                                dram_size, max_cycles, pause_seed & ((1 << 64) - 1),
                                threshold(pause_probability), s_ranges, n_s, d_ranges, n_d,
                                ctypes.byref(out))
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
         del buf
         status = regmap.decode_status(out.status)
         result = NPUResult(done=status["done"] and not status["error"],
                            error=ErrorCode(status["code"]), err_pc=out.err_pc,
                            counters=dict(zip(_COUNTER_NAMES, out.counters)), dram=bytes(mem),
                            backend="verilator", wall_s=wall,
-                           meta={"pause_first": out.pause_first, "start_edge": out.start_edge,
+                           meta={"cpu_s": cpu, "pause_first": out.pause_first,
+                                 "start_edge": out.start_edge,
                                  "edges": out.edges,
                                  "status": out.status})
         if rc:

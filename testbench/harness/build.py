@@ -118,6 +118,9 @@ def build_harness(cfg: NPUConfig, trace: bool = False, threads: int | None = Non
         The shared library and the seconds this call spent building (0.0 when cached).
     """
     setup_simulator_env()
+    if trace and not Path("/usr/include/lz4.h").exists():
+        raise HarnessBuildError("FST waveforms need the lz4 headers: apt-get install liblz4-dev "
+                                "(make bootstrap installs it)")
     threads = DEFAULT_THREADS if threads is None else threads
     verilog = verilog_for(cfg, core=True)
     variant = ("trace" if trace else "fast") + f"_t{threads}"
@@ -143,8 +146,8 @@ def build_harness(cfg: NPUConfig, trace: bool = False, threads: int | None = Non
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--prefix", "Vcore",
                "--top-module", "knpu_harness_top", *args,
                "-CFLAGS", f"{CXXFLAGS} -I{out_dir}", "-LDFLAGS", "-shared -Wl,-Bsymbolic",
-               "--Mdir", str(out_dir / "obj"), "-o", LIB_NAME, str(SOURCE), str(out_dir / "knpu_harness_top.v"),
-               str(verilog)]
+               "--Mdir", str(out_dir / "obj"), "-o", LIB_NAME, str(SOURCE),
+               str(out_dir / "knpu_harness_top.v"), str(verilog)]
         env = dict(os.environ)
         env["MAKEFLAGS"] = " ".join([env.get("MAKEFLAGS", "")]
                                     + [f"{k}={v}" for k, v in MAKE_OPT.items()]).strip()

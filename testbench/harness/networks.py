@@ -85,7 +85,8 @@ def run_network(cfg: NPUConfig, layers, seed: int = 0, model: bool = False,
         functional_s = time.perf_counter() - t0
         rec = {"layer": wl.name, "macs": layer.macs, "done": result.done,
                "error": result.error.name, "cycles": result.counters["cycles"],
-               "wall_s": result.wall_s, "functional_s": functional_s,
+               "wall_s": result.wall_s, "cpu_s": result.meta["cpu_s"],
+               "functional_s": functional_s,
                "dram_equal": result.dram == bytes(functional_dram) and run_result.done,
                "golden_equal": bool(np.array_equal(layer.output(result.dram), layer.expected))}
         if cycle_model is not None:
