@@ -209,7 +209,10 @@ def main(argv=None) -> int:
         model = onnx.load(args.model)
         if not is_quantized(model):
             model = quantize_float(model, args, Path(args.out))
-        graph = import_model(model)
+        graph = import_model(model)          # names an unsupported node before anything
+        islands = ort_float_nodes(model) if graph.fmt == "qdq" else []
+        if islands:
+            graph = import_model(model, float_islands=islands)
     except (ConfigError, LayerError, OSError) as err:
         print(f"knpu run: {err}", file=sys.stderr)
         return 2
@@ -233,7 +236,6 @@ def main(argv=None) -> int:
         close()
     ex.wall_s = time.perf_counter() - t0
     ref = zoo.ort_run(model, feeds)
-    islands = ort_float_nodes(model) if graph.fmt == "qdq" else []
     rep = report(graph, ex, compare(ex.outputs, ref), cfg, args.sim, args.model, islands)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -230,3 +230,34 @@ def test_compiler_refuses_uint8_int16_and_unscaled_bias():
         compile_gemm(CFG, a, b, acc_bias=np.array([0.5, 1.0]))
     # int8 and numpy's default integers with int8 values are operands as before.
     assert compile_gemm(CFG, a.astype(np.int8), b).expected.shape == (3, 2)
+
+
+def test_make_run_command_writes_output_and_report(tmp_path):
+    """scripts/run.py (what make run calls) on the shipped float digits CNN: quantized by
+    onnxruntime, one inference, output.npy as onnxruntime returns it, report.json."""
+    import json
+    from scripts.run import main
+    x = zoo.digits()[1][0][:3]
+    np.save(tmp_path / "x.npy", x)
+    assert main(["--model", str(zoo.DIGITS_ONNX), "--input", str(tmp_path / "x.npy"),
+                 "--sim", "model", "--rows", "4", "--cols", "4", "--out", str(tmp_path)]) == 0
+    rep = json.loads((tmp_path / "report.json").read_text())
+    out = np.load(tmp_path / "output.npy")
+    assert out.dtype == np.float32 and out.shape == (3, 10)
+    assert rep["onnxruntime"]["output"]["equal"] and rep["onnxruntime"]["output"]["differing"] == 0
+    assert [l["op"] for l in rep["layers"]] == ["QLinearConv", "QLinearConv", "QGemm"]
+    assert all(l["cycles_source"] == "measured" and l["cycles"] > 0 for l in rep["layers"])
+    assert {h["op"] for h in rep["host_ops"]} == {"QuantizeLinear", "MaxPool", "Flatten",
+                                                  "DequantizeLinear"}
+    assert 0 < rep["totals"]["host_share"] < 0.1
+
+
+def test_make_run_refuses_unsupported_before_running(tmp_path, capsys):
+    from scripts.run import main
+    m = _tiny(onnx.helper.make_node("LpNormalization", ["x"], ["y"], name="norm7"), {})
+    m.graph.node.insert(0, onnx.helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]))
+    m.graph.initializer.extend([onnx.numpy_helper.from_array(np.float32(0.1), "s"),
+                                onnx.numpy_helper.from_array(np.int8(0), "z")])
+    onnx.save(m, tmp_path / "m.onnx")
+    assert main(["--model", str(tmp_path / "m.onnx"), "--out", str(tmp_path)]) == 2
+    assert "norm7" in capsys.readouterr().err and not (tmp_path / "report.json").exists()

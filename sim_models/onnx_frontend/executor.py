@@ -171,6 +171,13 @@ def _host_op(op, ins, graph):
         y = host_ops.max_pool(x, a["kernel"], a["strides"], a["pads"], a["dilations"],
                               a["ceil_mode"])
         return y, y.size * int(np.prod(a["kernel"]))
+    if op.kind == "add" and a.get("float_path"):
+        aq, bq, cq = a["aq"], a["bq"], a["cq"]
+        va = host_ops.dequantize_linear(ins[0], aq.scale_scalar(), aq.zp_scalar("A", op.name))
+        vb = host_ops.dequantize_linear(ins[1], bq.scale_scalar(), bq.zp_scalar("B", op.name))
+        y = host_ops.quantize_linear(va + vb, cq.scale_scalar(), cq.zp_scalar("C", op.name),
+                                     *a.get("clamp", (-128, 127)))
+        return y, y.size
     if op.kind == "add":
         aq, bq, cq = a["aq"], a["bq"], a["cq"]
         y = host_ops.qlinear_add(ins[0], aq.scale_scalar(), aq.zp_scalar("A", op.name),
@@ -221,7 +228,8 @@ def _layer_info(cfg, op, layer, out_info):
             "utilization": layer.macs / (cycles * cfg.rows * cfg.cols),
             "dram_bytes": int(dram), "energy_pj": [band.low_pj, band.high_pj],
             "backend": out_info.get("backend"), "wall_s": out_info.get("wall_s", 0.0),
-            "golden_equal": out_info.get("golden_equal")}
+            "golden_equal": out_info.get("golden_equal"),
+            "onnxruntime_float_island": bool(op.attrs.get("ort_float", False))}
 
 
 def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None) -> Execution:
