@@ -93,7 +93,8 @@ def compare(ours: dict, ref: dict) -> dict:
 
 
 def ort_float_nodes(model) -> list:
-    """Nodes onnxruntime's optimizer leaves in float in a QDQ model (the float islands)."""
+    """Nodes onnxruntime's optimizer leaves in float in a QDQ model (the float islands), by
+    their output tensor (node names may be empty)."""
     import onnxruntime as ort
     import tempfile
     import onnx
@@ -104,7 +105,7 @@ def ort_float_nodes(model) -> list:
         ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
         opt = onnx.load(so.optimized_model_filepath)
     dq_out = {o for n in opt.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    return [n.name for n in opt.graph.node
+    return [n.output[0] for n in opt.graph.node
             if n.op_type not in ("DequantizeLinear", "QuantizeLinear")
             and any(i in dq_out for i in n.input)
             and not (n.op_type in ("Flatten", "Reshape") and n.output[0] in
@@ -174,15 +175,16 @@ def is_quantized(model) -> bool:
 
 def quantize_float(model, args, out: Path):
     """A float model quantized by onnxruntime's quantize_static (``--quantize`` format, int8):
-    calibrated on the digits training images for the shipped digits CNN, else on seeded
-    uniform [0, 1) inputs.  Saved next to the report."""
+    calibrated on the digits training images for the shipped digits CNN, else on eight
+    seeded uniform [0, 1) inputs of the model's shape.  Saved next to the report."""
     import onnx
     shape = [d.dim_value or 1 for d in model.graph.input[0].type.tensor_type.shape.dim]
     if Path(args.model).resolve() == zoo.DIGITS_ONNX.resolve():
         calib = zoo.digits()[0][0][:128]
     else:
-        calib = np.random.default_rng(args.seed + 1).random([8] + shape[1:], dtype=np.float32)
-    q = zoo.quantize(model, calib, args.quantize, "int8", per_channel=True)
+        calib = np.random.default_rng(args.seed + 1).random([8 * shape[0]] + shape[1:],
+                                                            dtype=np.float32)
+    q = zoo.quantize(model, calib, args.quantize, "int8", per_channel=True, batch=shape[0])
     out.mkdir(parents=True, exist_ok=True)
     onnx.save(q, out / "model_int8.onnx")
     print(f"knpu run: {args.model} is a float model: quantized by onnxruntime quantize_static "

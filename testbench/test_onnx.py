@@ -120,7 +120,7 @@ def test_topology_every_tensor_against_onnxruntime(net, fmt, act, per_channel):
         r = _inside(ref[o])
         diff = np.abs(r - vals[o])
         checked += 1
-        if fmt == "qdq":
+        if fmt == "qdq":   # (islands: by output tensor)
             # A QDQ tensor made a graph output may be computed by a float path that
             # onnxruntime keeps for that output alone, so even fused nodes are only bounded
             # here; their exactness is the QOperator cases' (same integer kernels).

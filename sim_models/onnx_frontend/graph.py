@@ -180,7 +180,7 @@ class _Reader:
         return name
 
     def emit(self, kind, node, inputs, outputs, **attrs):
-        if kind in ("conv", "matmul") and node.name in getattr(self, "islands", ()):
+        if kind in ("conv", "matmul") and node.output[0] in getattr(self, "islands", ()):
             attrs["ort_float"] = True       # onnxruntime runs this node in float
         self.ops.append(Op(kind, node.name or f"{node.op_type}_{len(self.ops)}",
                            node.op_type, list(inputs), list(outputs), attrs))
@@ -490,7 +490,7 @@ class _Reader:
                                 for i in node.input]
             self.emit("add", node, [self.put_const(a) if a in self.raw else a,
                                     self.put_const(b) if b in self.raw else b], [y], aq=aq,
-                      bq=bq, cq=yq, clamp=clamp, float_path=node.name in self.islands)
+                      bq=bq, cq=yq, clamp=clamp, float_path=node.output[0] in self.islands)
         elif t == "GlobalAveragePool":
             x, xq = self.dq_act[node.input[0]]
             self.emit("gap", node, [x], [y], xq=xq, yq=yq, channels_last=False, clamp=clamp)
@@ -540,8 +540,8 @@ def import_model(model, bind: dict | None = None, float_islands=()) -> Graph:
         Values for graph inputs that the ops need as constants (scales, zero points), e.g.
         for the ``onnx`` package's node tests, whose every operand is a graph input.
     float_islands : iterable of str, optional
-        QDQ nodes the reference runtime computes in float (e.g. onnxruntime's optimizer
-        leaves them unfused).  An ``Add`` among them is computed as that float path
+        QDQ nodes, by their (float) output tensor, that the reference runtime computes in
+        float (e.g. onnxruntime's optimizer leaves them unfused).  An ``Add`` among them is computed as that float path
         (DequantizeLinear, float32 add, QuantizeLinear: exact, elementwise); a Conv, MatMul or
         Gemm stays an integer NPU layer, marked so the report can bound its difference.
 

@@ -214,15 +214,16 @@ def calibration(shape, count: int = 8, seed: int = 1) -> np.ndarray:
 
 
 def quantize(model, calib: np.ndarray, fmt: str = "qoperator", activation: str = "int8",
-             per_channel: bool = False):
-    """onnxruntime's ``quantize_static`` (MinMax calibration on ``calib``, one image at a
-    time): ``fmt`` qoperator | qdq, ``activation`` int8 | uint8; int8 weights."""
+             per_channel: bool = False, batch: int = 1):
+    """onnxruntime's ``quantize_static`` (MinMax calibration on ``calib``, ``batch`` images
+    at a time): ``fmt`` qoperator | qdq, ``activation`` int8 | uint8; int8 weights."""
     import onnx
     from onnxruntime import quantization as q
 
     class Reader(q.CalibrationDataReader):
         def __init__(self):
-            self.it = iter([{"input": calib[i:i + 1]} for i in range(len(calib))])
+            self.it = iter([{"input": calib[i:i + batch]}
+                            for i in range(0, len(calib) - batch + 1, batch)])
 
         def get_next(self):
             return next(self.it, None)
