@@ -29,6 +29,7 @@ help:
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
 	@echo "make harness  the C++ Verilator harness: make sim's layers, or NETWORK=resnet50; WAVES=1 FROM= TO="
 	@echo "make run      MODEL=m.onnx [INPUT=x.npy] [SIM=functional|model|verilator|icarus]: one inference vs onnxruntime"
+	@echo "make onnx-networks  ResNet-18 and MobileNetV2 (224x224, seeded weights) through make run (functional, long)"
 	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
 	@echo "make activity RTL switching activity per operand profile -> MAC-energy factors: build/activity.json"
@@ -97,6 +98,15 @@ QUANT ?= qoperator
 run: bootstrap
 	$(PY) scripts/run.py --model $(MODEL) $(if $(INPUT),--input $(INPUT)) --sim $(if $(filter command line,$(origin SIM)),$(SIM),functional) \
 	  --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --quantize $(QUANT)
+
+# The ResNet-18 and MobileNetV2 topologies (seeded weights) at full size (224x224) through make
+# run on the functional model (long: minutes each): build/run_<net>/report.json
+.PHONY: onnx-networks
+onnx-networks: bootstrap
+	for n in resnet18 mobilenet_v2; do \
+	  $(PY) scripts/onnx_models.py --net $$n --out build/onnx/$$n.onnx && \
+	  $(PY) scripts/run.py --model build/onnx/$$n.onnx --sim functional --out build/run_$$n \
+	    --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --quantize $(QUANT) || exit 1; done
 
 bench-model: bootstrap
 	$(PY) scripts/model_bench.py
