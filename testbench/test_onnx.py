@@ -261,3 +261,39 @@ def test_make_run_refuses_unsupported_before_running(tmp_path, capsys):
     onnx.save(m, tmp_path / "m.onnx")
     assert main(["--model", str(tmp_path / "m.onnx"), "--out", str(tmp_path)]) == 2
     assert "norm7" in capsys.readouterr().err and not (tmp_path / "report.json").exists()
+
+
+@pytest.mark.parametrize("group,wz", [(1, 3), (2, 0), (4, 250)])
+def test_uint8_weights_split_over_doubled_k(group, wz):
+    """uint8 weights whose ``w - zw`` leaves int8 (the K-doubling split), grouped and
+    depthwise, against onnxruntime's QLinearConv; and a QLinearMatMul the same way."""
+    rng = np.random.default_rng(group)
+    h = onnx.helper
+    u8, f = (lambda v: np.array(v, np.uint8)), (lambda v: np.array(v, np.float32))
+    C = 4
+    w = rng.integers(0, 256, (4, C // group, 3, 3)).astype(np.uint8)
+    inits = {"xs": f(0.02), "xz": u8(100), "w": w, "ws": f(0.003), "wz": u8(wz),
+             "ys": f(0.9), "yz": u8(120), "bias": rng.integers(-500, 500, 4).astype(np.int32)}
+    node = h.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "bias"],
+                       ["y"], group=group, pads=[1, 0, 2, 1], strides=[2, 2])
+    g = h.make_graph([node], "t", [h.make_tensor_value_info("x", onnx.TensorProto.UINT8,
+                                                            [2, C, 9, 8])],
+                     [h.make_tensor_value_info("y", onnx.TensorProto.UINT8, None)],
+                     [onnx.numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    x = rng.integers(0, 256, (2, C, 9, 8)).astype(np.uint8)
+    ours = execute(import_model(m), {"x": x}, CFG).outputs["y"]
+    ref = zoo.ort_run(m, {"x": x})["y"]
+    assert ours.dtype == np.uint8 and np.array_equal(ours, ref)
+    b = rng.integers(0, 256, (16, 5)).astype(np.uint8)
+    inits = {"as": f(0.02), "az": u8(7), "b": b, "bs": f(0.01), "bz": u8(wz), "ys": f(0.7),
+             "yz": u8(9)}
+    node = h.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"])
+    g = h.make_graph([node], "t", [h.make_tensor_value_info("a", onnx.TensorProto.UINT8,
+                                                            [3, 16])],
+                     [h.make_tensor_value_info("y", onnx.TensorProto.UINT8, None)],
+                     [onnx.numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    a = rng.integers(0, 256, (3, 16)).astype(np.uint8)
+    assert np.array_equal(execute(import_model(m), {"a": a}, CFG).outputs["y"],
+                          zoo.ort_run(m, {"a": a})["y"])
