@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from hdl.config import NPUConfig  # noqa: E402
 from sim_models import workloads  # noqa: E402
 from sim_models.analytical import core_estimate  # noqa: E402
-from sim_models.compiler import compile_random  # noqa: E402
+from sim_models.compiler import Requant, compile_conv2d, compile_gemm  # noqa: E402
 from sim_models.cycle_model import CycleNPU  # noqa: E402
 from testbench.rtl import BUILD  # noqa: E402
 
@@ -40,9 +40,22 @@ CONFIGS = [
 ]
 
 
+def compile_int8(cfg: NPUConfig, layer, rng):
+    """The layer with random int8 tensors and requantized int8 outputs, as the sweep's
+    points store them (``core_estimate(..., out_bytes=1)``)."""
+    i8 = lambda *shape: rng.integers(-128, 128, shape)  # noqa: E731
+    rq = Requant(scale=0.001)
+    if layer.kind == "gemm":
+        return compile_gemm(cfg, i8(layer.M, layer.K), i8(layer.K, layer.N), rq, name=layer.name)
+    w = i8(layer.kh, layer.kw, layer.c) if layer.depthwise else \
+        i8(layer.kh, layer.kw, layer.c, layer.n)
+    return compile_conv2d(cfg, i8(layer.h, layer.w, layer.c), w, layer.stride, layer.pad,
+                          depthwise=layer.depthwise, requant=rq, name=layer.name)
+
+
 def measure(cfg: NPUConfig, layer, rng) -> dict:
-    """Exact and analytical cycles of one layer on one core."""
-    compiled = compile_random(cfg, layer, rng)
+    """Exact and analytical cycles of one layer on one core (int8 outputs)."""
+    compiled = compile_int8(cfg, layer, rng)
     t0 = time.perf_counter()
     exact = CycleNPU(cfg).run(compiled.program, compiled.program_addr)
     est = core_estimate(cfg, layer)
