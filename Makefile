@@ -17,7 +17,7 @@ POWER_SIZE ?= 4x4
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model fmax fuzz test test-fast bench harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model model-accuracy fmax fuzz test test-fast bench harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
 
 all: help
 
@@ -30,6 +30,7 @@ help:
 	@echo "make harness  the C++ Verilator harness: make sim's layers, or NETWORK=resnet50; WAVES=1 FROM= TO="
 	@echo "make run      MODEL=m.onnx [INPUT=x.npy] [SIM=functional|model|verilator|icarus]: one inference vs onnxruntime"
 	@echo "make onnx-networks  ResNet-18 and MobileNetV2 (224x224, seeded weights) through make run (functional, long)"
+	@echo "make model-accuracy  analytical vs exact model per layer at the sweep's memories (MAX_CYCLES=)"
 	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
 	@echo "make activity RTL switching activity per operand profile -> MAC-energy factors: build/activity.json"
@@ -110,6 +111,11 @@ onnx-networks: bootstrap
 
 bench-model: bootstrap
 	$(PY) scripts/model_bench.py
+
+# The analytical mode against the exact model on every layer of every workload at the
+# sweep's balanced memories (MAX_CYCLES=0: no layer skipped; hours on one core).
+model-accuracy: bootstrap
+	$(PY) scripts/model_accuracy.py --max-cycles $(or $(MAX_CYCLES),0)
 
 area: bootstrap
 	$(PY) scripts/area.py --sizes $(AREA_SIZES)
