@@ -65,7 +65,7 @@ def make_runner(sim: str):
         if not r.done:
             raise RuntimeError(f"layer {layer.name}: {sim} stopped with {r.error.name} at "
                                f"instruction {r.err_pc}")
-        info = {"backend": sim, "wall_s": r.wall_s}
+        info = {"backend": sim, "wall_s": r.wall_s, "dram": r.dram}
         if r.counters:
             info["cycles"] = r.counters["cycles"]
             info["dram_bytes"] = r.counters["dma_bytes_read"] + r.counters["dma_bytes_written"]

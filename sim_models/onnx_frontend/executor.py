@@ -16,9 +16,11 @@ import numpy as np
 
 from hdl.config import NPUConfig
 
+from ..isa_sim import FunctionalNPU
 from . import host_ops
 from .graph import Graph, OnnxImportError
 from .lower import NPU_REQUANT, lower_conv, lower_matmul
+from .wholegraph import link_segment, read_placed
 
 __all__ = ["execute", "Execution", "functional_runner", "to_model_dtype", "from_model_dtype"]
 
@@ -35,11 +37,13 @@ class Execution:
 def functional_runner(cfg: NPUConfig, layer):
     """Run a compiled layer on the functional model: (output, info dict)."""
     t0 = time.perf_counter()
-    result, out = layer.run_functional()
+    dram = bytearray(layer.dram)
+    result = FunctionalNPU(cfg, dram).run(layer.program)
     if not result.done:
         raise RuntimeError(f"layer {layer.name}: the functional model stopped with "
                            f"{result.error.name}")
-    return out, {"backend": "functional", "wall_s": time.perf_counter() - t0}
+    return layer.output(dram), {"backend": "functional", "wall_s": time.perf_counter() - t0,
+                                "dram": dram}
 
 
 def from_model_dtype(x, dtype: str):
@@ -232,7 +236,69 @@ def _layer_info(cfg, op, layer, out_info):
             "onnxruntime_float_island": bool(op.attrs.get("ort_float", False))}
 
 
-def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None) -> Execution:
+def plan_segments(graph: Graph, cfg: NPUConfig) -> dict:
+    """Chains of convolutions that run as one program (:mod:`.wholegraph`): each conv's
+    input is the previous op's int8 output.  Returns {index of first op: [op indices]}."""
+    if cfg.dataflow != "ws" or not NPU_REQUANT:
+        return {}
+    ops, segs, cur = graph.ops, {}, []
+    for i, op in enumerate(ops):
+        chained = (cur and op.kind == "conv" and op.inputs[0] == ops[cur[-1]].outputs[0])
+        if chained:
+            cur.append(i)
+            continue
+        if len(cur) > 1:
+            segs[cur[0]] = cur
+        cur = [i] if op.kind == "conv" and op.attrs["scale"] is not None else []
+    if len(cur) > 1:
+        segs[cur[0]] = cur
+    return segs
+
+
+def _run_segment(cfg, graph, idx, vals, run_layer, ex):
+    """Compile the chain ``idx`` (op indices), link it into one program, run it once, and
+    set every op's output (intermediate ones read back from the next layer's buffer)."""
+    ops = [graph.ops[i] for i in idx]
+    lows, x = [], None
+    for k, op in enumerate(ops):
+        if k == 0:
+            x = vals[op.inputs[0]]
+        else:
+            ho, wo, m, _ = lows[-1].out_geom
+            x = np.full((x.shape[0], m, ho, wo), op.attrs["xq"].zp_scalar("input", op.name))
+        lows.append(lower_conv(cfg, op, x, vals[op.inputs[1]],
+                               vals[op.inputs[2]] if op.attrs["has_bias"] else None))
+    seg = link_segment(cfg, [lw.layers[0] for lw in lows], [lw.place for lw in lows],
+                       [lw.out_geom for lw in lows], name="+".join(op.name for op in ops))
+    out, info = run_layer(cfg, seg)
+    dram = info.pop("dram")
+    offs = seg.meta["offsets"]
+    n = vals[ops[0].inputs[0]].shape[0]
+    golden = True
+    x = vals[ops[0].inputs[0]]
+    for k, op in enumerate(ops):
+        if k + 1 < len(ops):
+            ho, wo, m, _ = lows[k].out_geom
+            y = read_placed(dram, offs[k + 1], lows[k + 1].place, (n, m, ho, wo))
+        else:
+            y = lows[k].assemble([out])
+        ref = lower_conv(cfg, op, x, vals[op.inputs[1]],
+                         vals[op.inputs[2]] if op.attrs["has_bias"] else None)
+        golden &= bool(np.array_equal(y, ref.assemble([ref.layers[0].expected])))
+        vals[op.outputs[0]] = x = y
+    info["golden_equal"] = golden
+    entry = _layer_info(cfg, ops[-1], seg, info)
+    if entry["cycles_source"] == "analytical":
+        entry["cycles"] = sum(_layer_info(cfg, op, lw.layers[0], {})["cycles"]
+                              for op, lw in zip(ops, lows))
+        entry["utilization"] = seg.macs / (entry["cycles"] * cfg.rows * cfg.cols)
+    entry["op"] = f"{len(ops)} x {ops[0].onnx_op} (one program)"
+    entry["segment"] = [op.name for op in ops]
+    ex.layers.append(entry)
+
+
+def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
+            whole_graph: bool = True) -> Execution:
     """Run ``graph`` on ``feeds`` (model-level arrays by input name).
 
     Parameters
@@ -244,14 +310,19 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None) -> Execut
     cfg : NPUConfig
         The core the NPU layers are compiled for.
     run_layer : callable, optional
-        ``run_layer(cfg, layer) -> (int output array, info dict)``; the info may carry
-        ``cycles``, ``dram_bytes``, ``backend``, ``wall_s``.  Default: the functional model.
+        ``run_layer(cfg, layer) -> (int output array, info dict)``; the info carries ``dram``
+        (the memory after the run) and may carry ``cycles``, ``dram_bytes``, ``backend``,
+        ``wall_s``.  Default: the functional model.
+    whole_graph : bool
+        Run chains of convolutions as one program each (:func:`plan_segments`).
 
     Returns
     -------
     Execution
     """
     run_layer = run_layer or functional_runner
+    segments = plan_segments(graph, cfg) if whole_graph else {}
+    in_segment = {i for seg in segments.values() for i in seg}
     t0 = time.perf_counter()
     vals = {name: np.asarray(v) for name, v in graph.consts.items()}
     for name, dtype, _ in graph.inputs:
@@ -259,7 +330,12 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None) -> Execut
             raise OnnxImportError(f"graph input {name!r} has no value")
         vals[name] = from_model_dtype(feeds[name], dtype)
     ex = Execution({})
-    for op in graph.ops:
+    for index, op in enumerate(graph.ops):
+        if index in segments:
+            _run_segment(cfg, graph, segments[index], vals, run_layer, ex)
+            continue
+        if index in in_segment:
+            continue
         ins = [vals[i] if i else None for i in op.inputs]
         if op.kind in ("conv", "matmul"):
             bias = ins[2] if op.attrs["has_bias"] else None
@@ -268,6 +344,7 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None) -> Execut
             outs = []
             for layer in low.layers:
                 out, info = run_layer(cfg, layer)
+                info.pop("dram", None)
                 info["golden_equal"] = bool(np.array_equal(out, layer.expected))
                 outs.append(out)
                 ex.layers.append(_layer_info(cfg, op, layer, info))

@@ -33,6 +33,7 @@ from ..compiler import Requant, compile_conv2d, compile_gemm
 from ..workloads import Layer as WLayer
 from .graph import OnnxImportError
 from .host_ops import requantize_ort
+from .wholegraph import Placement
 
 __all__ = ["NPU_REQUANT", "lower_conv", "lower_matmul", "Lowered"]
 
@@ -46,6 +47,8 @@ class Lowered:
     layers: list                      # [Layer]
     assemble: object                  # callable(list of layer outputs) -> op output
     host_requant: bool                # the host requantizes (no NPU mode, or raw int32 op)
+    place: object = None              # conv: where its input sits in its image (Placement)
+    out_geom: tuple | None = None     # conv: (Ho, Wo, channels, stacked rows per image)
 
 
 def _split(d):
@@ -143,6 +146,8 @@ def lower_conv(cfg: NPUConfig, op, x, w, bias) -> Lowered:
                                     c=img.shape[2], kh=wk.shape[0], kw=wk.shape[1], n=M,
                                     stride=s, depthwise=depthwise)
     layer.meta["batch"] = N
+    place = Placement(0, Hs, Hp, W + l + r, t, l, img.shape[2], hi is not None, N)
+    wo = (W + l + r - wk.shape[1]) // s + 1
 
     def assemble(outs):
         y = outs[0]
@@ -151,7 +156,7 @@ def lower_conv(cfg: NPUConfig, op, x, w, bias) -> Lowered:
             y = post(y)
         return y.transpose(0, 3, 1, 2)
     layers = [layer]
-    return Lowered(layers, assemble, post is not None)
+    return Lowered(layers, assemble, post is not None, place, (Ho, wo, M, Hs // s))
 
 
 def lower_matmul(cfg: NPUConfig, op, a_val, b_val, bias) -> Lowered:

@@ -1,0 +1,188 @@
+"""Whole-graph execution of chains of convolutions: one program, one DRAM image, each layer
+reading what the layer before it wrote.
+
+A *segment* is a run of convolutions where each one's input is the previous one's int8
+output (weight-stationary cores).  Every layer is compiled as usual (its input a
+placeholder holding the input zero point, which is what the padding border keeps), then:
+
+* the layers' images are laid end to end in one image and their programs' DRAM addresses
+  relocated;
+* the STOREs of every layer but the last are split at image-row boundaries and sent into the
+  *interior* of the next layer's padded NHWC input buffer (twice, at both channel offsets,
+  when the next layer repeats its input for a weight zero-point split); rows of a stacked
+  batch that straddle two images are not stored;
+* a SYNC separates two layers (the next layer's loads wait for every store), and the
+  dependency tokens one layer leaves unconsumed (its last free-slot tokens) are taken by the
+  next layer's first instructions, so each layer starts in the steady state it was
+  scheduled for.
+
+The host writes the segment's first input once and reads its last output (and, for the
+report, the intermediate ones from where the next layer read them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hdl import isa
+from hdl.isa import Opcode
+
+from ..compiler import ALIGN, Layer
+
+__all__ = ["Placement", "link_segment", "read_placed"]
+
+
+@dataclass
+class Placement:
+    """Where a conv layer's padded, batch-stacked NHWC input lives in its own image."""
+    addr: int           # byte address of the buffer (0 in the layer's own image)
+    hs: int             # stacked rows per image (padded height rounded up to the stride)
+    hp: int             # padded rows per image
+    wp: int             # padded width
+    top: int            # pad above
+    left: int           # pad on the left
+    channels: int       # bytes per pixel (2 x the tensor's channels when repeated)
+    repeat: bool        # the tensor is stored twice per pixel (weight zero-point split)
+    batch: int
+
+    def pixel(self, n, y, x):
+        """Byte offset of image ``n``'s pixel (y, x) of the unpadded tensor."""
+        return self.addr + ((n * self.hs + self.top + y) * self.wp + self.left + x) * \
+            self.channels
+
+
+def _words(program):
+    return [isa.decode(w) for w in program]
+
+
+def _encode(d):
+    return isa.encode(d["op"], **{k: v for k, v in d.items() if k != "op"})
+
+
+def _leftover(ins):
+    """Tokens a layer's program leaves unconsumed: (compute -> load, store -> compute)."""
+    c2l = sum(i["push_prev"] for i in ins if i["op"] == Opcode.COMPUTE) - \
+        sum(i["pop_next"] for i in ins if i["op"] in (Opcode.LOAD, Opcode.LOAD_ACC))
+    s2c = sum(i["push_prev"] for i in ins if i["op"] == Opcode.STORE) - \
+        sum(i["pop_next"] for i in ins if i["op"] == Opcode.COMPUTE)
+    return c2l, s2c
+
+
+def _take_tokens(ins, c2l, s2c):
+    """Make the first ``c2l`` loads and ``s2c`` computes that pop nothing pop a token;
+    returns the tokens a short layer could not take (carried to the next one)."""
+    for i in ins:
+        if c2l and i["op"] in (Opcode.LOAD, Opcode.LOAD_ACC) and not i["pop_next"]:
+            i["pop_next"], c2l = 1, c2l - 1
+        elif s2c and i["op"] == Opcode.COMPUTE and not i["pop_next"]:
+            i["pop_next"], s2c = 1, s2c - 1
+    return c2l, s2c
+
+
+def _redirect_stores(ins, layer, out_geom, dst: Placement, base: int):
+    """Split this layer's STOREs into runs that land in ``dst`` (see module doc)."""
+    ho, wo, per_image, hs_s = out_geom        # output rows/cols per image, stacked pitch
+    N = layer.meta["N"]
+    out = []
+    for i in ins:
+        if i["op"] != Opcode.STORE:
+            out.append(i)
+            continue
+        rel = i["dram_addr"] - layer.out_addr
+        m0, n0 = divmod(rel, N)
+        runs, m = [], m0
+        while m < m0 + i["nrows"]:
+            yy, xx = divmod(m, wo)
+            n, y = divmod(yy, hs_s)
+            run = min(wo - xx, m0 + i["nrows"] - m)
+            if y < ho and n < dst.batch:
+                runs.append((m - m0, run, dst.pixel(n, y, xx)))
+            m += run
+        copies = [0, N] if dst.repeat else [0]
+        stores = [(r0, run, base + addr + c) for r0, run, addr in runs for c in copies]
+        if not stores:          # a block of straddling rows only: still pass the tokens
+            stores = [(0, 1, 0)]                  # into the image's scratch bytes
+        for k, (r0, run, addr) in enumerate(stores):
+            out.append(dict(i, acc_addr=i["acc_addr"] + r0, nrows=run,
+                            dram_addr=addr + n0, dram_stride=dst.channels,
+                            pop_prev=i["pop_prev"] if k == 0 else 0,
+                            push_prev=i["push_prev"] if k == len(stores) - 1 else 0))
+    return out
+
+
+def link_segment(cfg, layers, places, out_geoms, name="segment") -> Layer:
+    """One program and image for ``layers`` (compiled convs, WS), each after the first
+    reading its input from the buffer ``places[k]`` the previous one writes.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    places : list of Placement
+        The input buffer of each layer, in its own image.
+    out_geoms : list of (ho, wo, per_image, stacked_rows_per_image)
+        Each layer's output geometry (rows of a stacked batch).
+
+    Returns
+    -------
+    Layer
+        Whose ``meta["offsets"]`` are the layers' image offsets and ``out_addr`` the last
+        layer's output.
+    """
+    if cfg.dataflow != "ws":
+        raise ValueError("whole-graph segments are for weight-stationary cores")
+    # scratch bytes at address 0 for the stores of blocks made only of straddling rows
+    image = bytearray(-(-(max(l.meta["N"] for l in layers) + cfg.cols) // ALIGN) * ALIGN)
+    offsets = []
+    for layer in layers:
+        off = -(-len(image) // ALIGN) * ALIGN
+        image.extend(bytes(off - len(image)))
+        offsets.append(off)
+        image.extend(layer.dram[:layer.program_addr])
+    program = []
+    prev_left = (0, 0)
+    for k, layer in enumerate(layers):
+        ins = [i for i in _words(layer.program) if i["op"] != Opcode.HALT]
+        left = _leftover(ins)
+        for i in ins:
+            if "dram_addr" in i:
+                i["dram_addr"] += offsets[k]
+        if k + 1 < len(layers):
+            for i in ins:
+                if i["op"] == Opcode.STORE:
+                    i["dram_addr"] -= offsets[k]
+            ins = _redirect_stores(ins, layer, out_geoms[k], places[k + 1], offsets[k + 1])
+        if k:
+            program.append({"op": Opcode.SYNC, "pop_prev": 0, "pop_next": 0, "push_prev": 0,
+                            "push_next": 0})
+            carry = _take_tokens(ins, *prev_left)
+            left = (left[0] + carry[0], left[1] + carry[1])
+        prev_left = left
+        program.extend(ins)
+    program.append({"op": Opcode.HALT, "pop_prev": 0, "pop_next": 0, "push_prev": 0,
+                    "push_next": 0})
+    words = [_encode(i) for i in program]
+    code = isa.program_bytes(words)
+    paddr = -(-len(image) // ALIGN) * ALIGN
+    image.extend(bytes(paddr - len(image)))
+    image.extend(code)
+    image.extend(bytes(ALIGN))
+    last = layers[-1]
+    return Layer(cfg, name, words, image, paddr, offsets[-1] + last.out_addr, last.out_shape,
+                 last.out_dtype, last.expected, sum(l.macs for l in layers),
+                 {"offsets": offsets, "M": last.meta["M"], "K": last.meta["K"],
+                  "N": last.meta["N"], "layers": [l.name for l in layers]})
+
+
+def read_placed(dram, base: int, place: Placement, shape_nchw) -> np.ndarray:
+    """An int8 NCHW tensor read back from a placed (padded, stacked NHWC) buffer."""
+    N, C, H, W = shape_nchw
+    buf = np.frombuffer(bytes(dram), np.int8)
+    out = np.empty((N, H, W, C), np.int64)
+    for n in range(N):
+        for y in range(H):
+            a = base + place.pixel(n, y, 0)
+            row = buf[a:a + W * place.channels].reshape(W, place.channels)
+            out[n, y] = row[:, :C]
+    return out.transpose(0, 3, 1, 2)
