@@ -129,8 +129,11 @@ def report(graph, ex, cmp, cfg, sim, model_path, islands) -> dict:
                    "host_share": host_ops / max(1, host_ops + macs),
                    "wall_s": ex.wall_s},
         "onnxruntime": cmp, "onnxruntime_float_islands": islands,
-        "execution": "one program per NPU layer; layer-to-layer data, layout (NCHW<->NHWC) "
-                     "and the host ops go through the host",
+        "execution": "chains of convolutions run as one program each (a layer reads what "
+                     "the previous one wrote in DRAM); between other NPU programs the host "
+                     "lays the data out (NCHW<->NHWC, zero-point padding) and runs the host "
+                     "ops",
+        "programs": len(ex.layers),
     }
 
 
