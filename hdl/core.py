@@ -108,13 +108,19 @@ class NPUCore(wiring.Component):
         for dma in (reader, writer):
             m.d.comb += [dma.base.eq(regs.dram_base),
                          dma.size.eq(Mux(regs.dram_size == 0xFFFF_FFFF, 1 << 32, regs.dram_size))]
-        wiring.connect(m, fetch.rd_cmd, arbiter.fetch_cmd)
-        wiring.connect(m, load.rd_cmd, arbiter.load_cmd)
-        wiring.connect(m, arbiter.cmd, reader.cmd)
-        wiring.connect(m, reader.rsp, arbiter.rsp)
-        wiring.connect(m, arbiter.fetch_rsp, fetch.rd_rsp)
-        wiring.connect(m, arbiter.load_rsp, load.rd_rsp)
-        wiring.connect(m, store.wr_cmd, writer.cmd)
+        sp = m.submodules.scratchpad = Scratchpad(cfg)
+        acc = m.submodules.accumulator = Accumulator(cfg)
+        for source, sink in (
+                # Reads (fetch and load share the reader) and writes.
+                (fetch.rd_cmd, arbiter.fetch_cmd), (load.rd_cmd, arbiter.load_cmd),
+                (arbiter.cmd, reader.cmd), (reader.rsp, arbiter.rsp),
+                (arbiter.fetch_rsp, fetch.rd_rsp), (arbiter.load_rsp, load.rd_rsp),
+                (store.wr_cmd, writer.cmd),
+                # Memory ports.
+                (load.sp, sp.w_load), (load.acc, acc.w_load), (compute.sp_a, sp.r_a),
+                (compute.sp_b, sp.r_b), (compute.acc_r, acc.r_compute),
+                (compute.acc_w, acc.w_compute), (store.acc, acc.r_store)):
+            wiring.connect(m, source, sink)
         m.d.comb += store.writer_idle.eq(writer.idle)
 
         # Queues between fetch and the units.
@@ -125,17 +131,6 @@ class NPUCore(wiring.Component):
                          unit_q.ready.eq(q.w_rdy),
                          unit.insn.payload.eq(q.r_data), unit.insn.valid.eq(q.r_rdy),
                          q.r_en.eq(unit.insn.ready)]
-
-        # Memories.
-        sp = m.submodules.scratchpad = Scratchpad(cfg)
-        acc = m.submodules.accumulator = Accumulator(cfg)
-        wiring.connect(m, load.sp, sp.w_load)
-        wiring.connect(m, load.acc, acc.w_load)
-        wiring.connect(m, compute.sp_a, sp.r_a)
-        wiring.connect(m, compute.sp_b, sp.r_b)
-        wiring.connect(m, compute.acc_r, acc.r_compute)
-        wiring.connect(m, compute.acc_w, acc.w_compute)
-        wiring.connect(m, store.acc, acc.r_store)
 
         # Dependency tokens: the pushing unit's ``<name>_push``, the popping unit's port.
         for name, pusher, popper in TOKENS:

@@ -199,6 +199,18 @@ def float32_bits(scale) -> np.ndarray:
     return np.asarray(scale, np.float32).view(np.uint32).astype(np.int64)
 
 
+def _with_bias(acc, bias, clamp):
+    """The sums with the bias added (32-bit wrap, as the accumulator adder does) and the
+    clamp range, checked to be an int8 range."""
+    acc = _as_i64(acc)
+    if bias is not None:
+        acc = wrap(acc + _as_i64(bias), 32)
+    lo, hi = clamp
+    if not -128 <= lo <= hi <= 127:
+        raise ValueError(f"clamp range {clamp} is not within int8")
+    return acc, (lo, hi)
+
+
 def scale_ort(acc, scale) -> np.ndarray:
     """``rint(float32(acc) * scale)``: the int32 sum made float32 (round to nearest even),
     one float32 product with the float32 ``scale`` (round to nearest even), rounded to an
@@ -217,12 +229,7 @@ def requantize_ort(acc, scale, zero_point: int = 0, clamp=(-128, 127),
     optional length-N int32 vector added with 32-bit wrap.  onnxruntime clamps the float
     product to ``clamp`` less the zero point and then rounds; since those bounds are
     integers, rounding first and clamping after gives the same result."""
-    acc = _as_i64(acc)
-    if bias is not None:
-        acc = wrap(acc + _as_i64(bias), 32)
-    lo, hi = clamp
-    if not -128 <= lo <= hi <= 127:
-        raise ValueError(f"clamp range {clamp} is not within int8")
+    acc, (lo, hi) = _with_bias(acc, bias, clamp)
     return np.clip(scale_ort(acc, scale) + zero_point, lo, hi).astype(np.int8)
 
 
@@ -234,11 +241,6 @@ def requantize(acc, multiplier, shift, zero_point: int = 0, clamp=(-128, 127),
     channel, i.e. per column); ``bias`` is an optional length-N int32 vector added with
     32-bit wrap, as the accumulator adder does.
     """
-    acc = _as_i64(acc)
-    if bias is not None:
-        acc = wrap(acc + _as_i64(bias), 32)
-    lo, hi = clamp
-    if not -128 <= lo <= hi <= 127:
-        raise ValueError(f"clamp range {clamp} is not within int8")
+    acc, (lo, hi) = _with_bias(acc, bias, clamp)
     scaled = multiply_by_quantized_multiplier(acc, multiplier, shift)
     return np.clip(scaled + zero_point, lo, hi).astype(np.int8)

@@ -26,54 +26,28 @@ def test_requantizer_matches_golden_on_random_and_edge_values():
     cases = [(mult, shift, 3, (-128, 127), bias), (mult, shift, -7, (-7, 127), -bias - 1),
              (np.array([golden.INT32_MIN] * lanes), np.array([0, 0, -1, 2]), 0, (-50, 60),
               np.zeros(lanes, int))]
-    dut = Requantizer(lanes)
-    got = []
-
-    async def bench(ctx):
-        ctx.set(dut.en, 1)
-        for m_, s_, zp, (lo, hi), b_ in cases:
-            for i in range(lanes):
-                ctx.set(dut.bias[i], int(b_[i]))
-                ctx.set(dut.multiplier[i], int(m_[i]))
-                ctx.set(dut.shift[i], int(s_[i]))
-            ctx.set(dut.zero_point, zp)
-            ctx.set(dut.clamp_min, lo)
-            ctx.set(dut.clamp_max, hi)
-            outs = []
-            for t in range(len(accs) + LATENCY):
-                if t < len(accs):
-                    for i in range(lanes):
-                        ctx.set(dut.acc[i], int(accs[t, i]))
-                await ctx.tick()
-                if t >= LATENCY - 1 and len(outs) < len(accs):
-                    outs.append([ctx.get(dut.out[i]) for i in range(lanes)])
-            got.append(np.array(outs))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    got = _drive(lanes, accs, [(m_, s_, zp, clamp, b_, 0) for m_, s_, zp, clamp, b_ in cases])
     for (m_, s_, zp, clamp, b_), out in zip(cases, got):
         want = golden.requantize(accs, m_, s_, zero_point=zp, clamp=clamp, bias=b_)
         assert np.array_equal(out, want), np.argwhere(out != want)[:5]
 
 
-def _run_ort_mode(lanes, accs, scales, cases):
-    """Drive the requantizer in onnxruntime mode: per-lane float32 scales (as bits)."""
+def _drive(lanes, accs, cases):
+    """Stream ``accs`` through a requantizer once per case ``(multiplier, shift, zero point,
+    clamp, bias, mode)`` (per-lane arrays); the outputs of each case, in order."""
     dut = Requantizer(lanes)
     got = []
 
     async def bench(ctx):
         ctx.set(dut.en, 1)
-        ctx.set(dut.mode, 1)
-        for zp, (lo, hi), b_ in cases:
+        for m_, s_, zp, (lo, hi), b_, mode in cases:
             for i in range(lanes):
                 ctx.set(dut.bias[i], int(b_[i]))
-                ctx.set(dut.multiplier[i], int(golden.wrap(golden.float32_bits(scales[i]), 32)))
-                ctx.set(dut.shift[i], 0)
-            ctx.set(dut.zero_point, zp)
-            ctx.set(dut.clamp_min, lo)
-            ctx.set(dut.clamp_max, hi)
+                ctx.set(dut.multiplier[i], int(m_[i]))
+                ctx.set(dut.shift[i], int(s_[i]))
+            for port, value in ((dut.zero_point, zp), (dut.clamp_min, lo), (dut.clamp_max, hi),
+                                (dut.mode, mode)):
+                ctx.set(port, value)
             outs = []
             for t in range(len(accs) + LATENCY):
                 if t < len(accs):
@@ -89,6 +63,13 @@ def _run_ort_mode(lanes, accs, scales, cases):
     sim.add_testbench(bench)
     sim.run()
     return got
+
+
+def _run_ort_mode(lanes, accs, scales, cases):
+    """The onnxruntime mode: per-lane float32 scales, given to the multipliers as bits."""
+    bits = golden.wrap(golden.float32_bits(scales), 32)
+    return _drive(lanes, accs, [(bits, np.zeros(lanes, int), zp, clamp, b_, 1)
+                                for zp, clamp, b_ in cases])
 
 
 def test_requantizer_onnxruntime_mode_matches_golden():
