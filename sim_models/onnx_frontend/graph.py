@@ -169,7 +169,7 @@ class _Reader:
                                   f"be positive and finite")
         return QParams(s.astype(F32), np.asarray(z, np.int64), unsigned, axis)
 
-    def put_const(self, name, unsigned=None):
+    def put_const(self, name):
         """An initializer used as a tensor operand (weights, bias): int8 inside."""
         if name in self.raw and name not in self.consts:
             arr = self.raw[name]
