@@ -48,8 +48,9 @@ CLOCK_HZ = 1e9
 MODEL_VERSION = 3      # bump when a model changes: cached points are then recomputed
 AREA_DATA = REPO / "sim_models" / "area_osu018.json"
 AREA_NODE_NM = 180     # the OSU liberty the area points were synthesized on
-# The memory axes.  Small arrays (under 256 PEs) keep one memory: their lines are at most
-# 8-16 bytes, one beat of the narrowest bus, and their points are the slowest to evaluate.
+# The memory axes.  Small arrays (under 256 PEs) keep the narrowest bus and accumulator:
+# their lines are at most 8-16 bytes, one beat of a 64-bit bus, and their points are the
+# slowest to evaluate; their scratchpad depth is swept (it sets their DRAM traffic).
 BUSES = (64, 128, 256, 512)
 SP_LINES = (1024, 4096, 16384)
 ACC_LINES = (256, 1024, 4096)
@@ -70,13 +71,13 @@ def memory_grid(rows: int, cols: int, buses=BUSES, sp_lines=SP_LINES,
     """The memory configurations swept for one array: buses up to one scratchpad line per
     beat (a wider bus moves no row faster), every scratchpad and accumulator depth that
     holds two tiles.  Arrays under :data:`SMALL_ARRAY_PES` PEs get the narrowest bus and
-    the smallest memories only."""
+    the smallest accumulator only."""
     line_bits = 8 * max(rows, cols)
     b = [x for x in buses if x <= max(min(buses), line_bits)]
     sp = list(sp_lines)
     acc = [a for a in acc_lines if a >= 2 * rows] or [max(acc_lines)]
     if rows * cols < SMALL_ARRAY_PES:
-        b, sp, acc = b[:1], sp[:1], acc[:1]
+        b, acc = b[:1], acc[:1]
     return [{"bus_bits": x, "sp_lines": s_, "acc_lines": a} for x in b for s_ in sp for a in acc]
 
 

@@ -34,7 +34,7 @@ def test_sweep_on_a_dask_cluster_with_cache_and_a_failed_point(tmp_path):
                       dashboard_address=None) as cluster:
         assert cluster.scheduler_address.startswith("tcp://")
         # 0x4 is not a valid array: that point fails, the other eight are kept.
-        run = _sweep(tmp_path, "--sizes", "2x2", "8x4", "0x4",
+        run = _sweep(tmp_path, "--sizes", "2x2", "8x4", "0x4", "--sp-lines", "1024",
                      "--scheduler", cluster.scheduler_address)
     print(run.stdout, run.stderr)
     assert run.returncode == 2, "a failed point must make the sweep exit non-zero"
@@ -51,14 +51,15 @@ def test_sweep_on_a_dask_cluster_with_cache_and_a_failed_point(tmp_path):
         assert float(r["floor_low_uj"]) <= float(r["energy_low_uj"])
         assert int(r["compulsory_dram_bytes"]) <= int(r["dram_bytes"])
     assert all(0 < float(r["utilization"]) <= 1 for r in ok)
-    # Small arrays sweep one memory: each of their points is its group's balanced one.
+    # One memory per small array here: each of their points is its group's balanced one.
     assert sum(r["balanced"] == "True" for r in ok) == 8
     for chart in ("tops_per_w_vs_size", "tops_per_w_onchip_vs_size", "utilization_vs_size",
                   "area_vs_size", "energy_breakdown", "pareto"):
         for ext in ("png", "svg"):
             assert (tmp_path / f"{chart}.{ext}").stat().st_size > 1000
     # Resume: the good points come from the cache, only the failed one runs again.
-    again = _sweep(tmp_path, "--sizes", "2x2", "8x4", "0x4", "--scheduler", "synchronous")
+    again = _sweep(tmp_path, "--sizes", "2x2", "8x4", "0x4", "--sp-lines", "1024",
+                   "--scheduler", "synchronous")
     assert "8 cached, 4 to run" in again.stdout, again.stdout
 
 
@@ -98,7 +99,8 @@ def test_memory_axes_choose_a_balanced_point_that_beats_its_neighbours():
 
     grid = memory_grid(16, 16, buses=(64, 128, 256), sp_lines=(1024, 4096), acc_lines=(256,))
     assert [m["bus_bits"] for m in grid] == [64, 64, 128, 128]   # no bus wider than a line
-    assert memory_grid(4, 4) == [{"bus_bits": 64, "sp_lines": 1024, "acc_lines": 256}]
+    assert memory_grid(4, 4) == [{"bus_bits": 64, "sp_lines": s, "acc_lines": 256}
+                                 for s in (1024, 4096, 16384)]
     fit = area_model()
     results = [evaluate({"rows": 16, "cols": 16, "dataflow": "ws", "workload": "mlp", **m},
                         fit) for m in grid]
