@@ -18,6 +18,7 @@ from cocotbext.axi.constants import AxiResp
 from hdl import regmap
 from hdl.isa import ErrorCode
 
+from .axi_checker import AxiChecker
 from .trace_monitor import TraceMonitor
 
 __all__ = ["CoreBench"]
@@ -51,6 +52,8 @@ class CoreBench:
         self.slverr: list[range] = []
         self.decerr: list[range] = []
         self._install_fault_hooks()
+        #: Independent AXI4 / AXI4-Lite protocol checker on both ports (fails the test).
+        self.axi_checker = AxiChecker(dut, cfg.bus_bytes)
         self.pause_log: dict[str, list] = {}     # DRAM channel -> pause value per edge
         if pause_probability:
             rng = random.Random(seed)
@@ -155,6 +158,7 @@ class CoreBench:
             status["pause_marks"] = irq_marks
         if self.tracer:
             status["trace"] = self.tracer.since(mark)
+        self.axi_checker.check()
         return status
 
     def read_dram(self, addr: int, nbytes: int) -> bytes:
