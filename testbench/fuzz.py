@@ -404,13 +404,24 @@ def _config_op(rng, cfg):
 
 def _bad_operand(rng, cfg: NPUConfig, st: _State) -> list:
     """Instructions whose last breaks one rule of ``isa.operands_ok`` (chosen at random)."""
+    cases = bad_operand_cases(cfg, rng)
+    return cases[rng.choice(sorted(cases))]
+
+
+def bad_operand_cases(cfg: NPUConfig, rng=None) -> dict:
+    """Every rule of ``isa.operands_ok`` broken once: rule name -> instructions whose last
+    one the core must refuse with ``BAD_OPERAND``.  Field values are drawn from ``rng``;
+    without one each rule is broken by the smallest amount (one line past a bound, one
+    column too wide), which a bound loosened by one would accept."""
+    rng = rng or _Smallest()
     R, C, W, SP, ACC = cfg.rows, cfg.cols, cfg.sp_width, cfg.sp_lines, cfg.acc_lines
     d = dict(dram_addr=DATA.start, dram_stride=0)
     rules = {
         "load_nrows0": (Opcode.LOAD, dict(sp_addr=0, nrows=0, ncols=1, **d)),
         "load_ncols0": (Opcode.LOAD, dict(sp_addr=0, nrows=1, ncols=0, **d)),
         "load_wide": (Opcode.LOAD, dict(sp_addr=0, nrows=1, ncols=rng.randint(W + 1, 4095), **d)),
-        "load_range": (Opcode.LOAD, dict(sp_addr=SP - rng.randint(0, 3), nrows=4, ncols=1, **d)),
+        "load_range": (Opcode.LOAD, dict(sp_addr=SP - 4 + rng.randint(1, 4), nrows=4, ncols=1,
+                                         **d)),
         "load_acc_range": (Opcode.LOAD_ACC, dict(acc_addr=rng.randint(ACC - 2, 0xFFFF), nrows=3,
                                                  ncols=1, **d)),
         "load_acc_wide": (Opcode.LOAD_ACC, dict(acc_addr=0, nrows=1,
@@ -427,8 +438,7 @@ def _bad_operand(rng, cfg: NPUConfig, st: _State) -> list:
     if cfg.dataflow == "ws":
         rules.update({
             "preload_rows": (Opcode.PRELOAD, dict(sp_addr=0, nrows=rng.randint(R + 1, 0xFFFF))),
-            "preload_range": (Opcode.PRELOAD, dict(sp_addr=SP - rng.randint(0, R - 1 if R > 1
-                                                                            else 0), nrows=R)),
+            "preload_range": (Opcode.PRELOAD, dict(sp_addr=SP - R + rng.randint(1, R), nrows=R)),
             "compute_no_preload": (Opcode.COMPUTE, dict(a_addr=0, acc_addr=0, nrows=1)),
             "compute_a_range": (Opcode.COMPUTE, dict(a_addr=SP - 1, acc_addr=0, nrows=2)),
             "compute_acc_range": (Opcode.COMPUTE, dict(a_addr=0, acc_addr=ACC - 1, nrows=2)),
@@ -446,19 +456,27 @@ def _bad_operand(rng, cfg: NPUConfig, st: _State) -> list:
                                                        acc_addr=ACC - R + 1, nrows=1)),
             "compute_nrows0": (Opcode.COMPUTE, dict(a_addr=0, b_addr=0, acc_addr=0, nrows=0)),
         })
-    name = rng.choice(sorted(rules))
-    op, f = rules[name]
-    words = []
-    preloads = 0
-    if name in ("compute_a_range", "compute_acc_range", "compute_nrows0") \
-            and cfg.dataflow == "ws":
-        words, preloads = [isa.encode(Opcode.PRELOAD, sp_addr=0, nrows=0)], 1
-    elif name == "preload_third":
-        words = [isa.encode(Opcode.PRELOAD, sp_addr=0, nrows=0)] * WEIGHT_BANKS
-        preloads = WEIGHT_BANKS
-    if isa.operands_ok(cfg, op, f, preloads=preloads):
-        raise AssertionError(f"fuzz: bad-operand rule {name} gave a legal {op.name} {f}")
-    return words + [isa.encode(op, **f)]
+    out = {}
+    for name, (op, f) in rules.items():
+        words, preloads = [], 0
+        if name in ("compute_a_range", "compute_acc_range", "compute_nrows0") \
+                and cfg.dataflow == "ws":
+            words, preloads = [isa.encode(Opcode.PRELOAD, sp_addr=0, nrows=0)], 1
+        elif name == "preload_third":
+            words = [isa.encode(Opcode.PRELOAD, sp_addr=0, nrows=0)] * WEIGHT_BANKS
+            preloads = WEIGHT_BANKS
+        if isa.operands_ok(cfg, op, f, preloads=preloads):
+            raise AssertionError(f"fuzz: bad-operand rule {name} gave a legal {op.name} {f}")
+        out[name] = words + [isa.encode(op, **f)]
+    return out
+
+
+class _Smallest:
+    """A stand-in for ``random.Random`` whose draws are the smallest allowed."""
+
+    @staticmethod
+    def randint(lo, hi):
+        return lo
 
 
 def _fault_tail(rng, cfg: NPUConfig, st: _State, fault: ErrorCode, window) -> list:
