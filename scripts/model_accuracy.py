@@ -29,7 +29,7 @@ from sim_models import workloads  # noqa: E402
 from sim_models.analytical import core_estimate  # noqa: E402
 from sim_models.compiler import Requant, compile_conv2d, compile_gemm  # noqa: E402
 from sim_models.cycle_model import CycleNPU  # noqa: E402
-from testbench.rtl import BUILD  # noqa: E402
+from testbench import BUILD  # noqa: E402
 
 # Balanced memories the sweep chooses (bus, scratchpad lines, accumulator lines) at its sizes.
 CONFIGS = [

@@ -39,7 +39,7 @@ from scripts.cli import parse_size  # noqa: E402
 from sim_models import workloads  # noqa: E402
 from sim_models.analytical import core_estimate  # noqa: E402
 from sim_models.energy import DRAM_TYPES, EnergyModel, load_scaling, sram_area_mm2  # noqa: E402
-from testbench.rtl import BUILD  # noqa: E402
+from testbench import BUILD  # noqa: E402
 
 DEFAULT_SIZES = ["2x2", "4x4", "8x8", "16x16", "32x32", "64x64", "4x16", "16x4", "8x32",
                  "32x8", "16x64", "64x16"]

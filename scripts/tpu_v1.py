@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from hdl.config import NPUConfig  # noqa: E402
 from sim_models.analytical import core_estimate  # noqa: E402
 from sim_models.workloads import Layer  # noqa: E402
-from testbench.rtl import BUILD  # noqa: E402
+from testbench import BUILD  # noqa: E402
 
 SOURCE = ("N. P. Jouppi et al., \"In-Datacenter Performance Analysis of a Tensor Processing "
           "Unit\", ISCA 2017")
