@@ -33,6 +33,8 @@ VERILATOR_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast"]
 #: C++ optimisation: the per-cycle code at -O3 for this CPU (measured 10-20 % faster than
 #: -O2 on the 16x16 core; profile-guided -fprofile-use gave no more), start-up code at -O1.
 MAKE_OPT = {"OPT_FAST": "-O3", "OPT_SLOW": "-O1", "OPT_GLOBAL": "-O2"}
+#: The waveform variant is for looking at a window, not for speed: cheaper to compile.
+TRACE_MAKE_OPT = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0", "OPT_GLOBAL": "-O1"}
 CXXFLAGS = "-fPIC -march=native"
 
 
@@ -129,10 +131,11 @@ def build_harness(cfg: NPUConfig, trace: bool = False, threads: int | None = Non
     header = _config_header(cfg, trace)
     wrapper = _wrapper(cfg, verilog.read_text())
     args = VERILATOR_ARGS + VERILATOR_FLAGS + (["--threads", str(threads)] if threads > 1 else [])
-    args += ["--trace-fst", "--trace-structs"] if trace else []
+    args += ["--trace-fst"] if trace else []
+    make_opt = TRACE_MAKE_OPT if trace else MAKE_OPT
     key = hashlib.sha256(verilog.read_bytes() + SOURCE.read_bytes() + header.encode()
                          + wrapper.encode() + _cpu().encode()
-                         + repr((args, MAKE_OPT, CXXFLAGS)).encode()).hexdigest()
+                         + repr((args, make_opt, CXXFLAGS)).encode()).hexdigest()
     stamp = out_dir / ".knpu_stamp"
     with _locked(out_dir.with_suffix(".lock")):
         if stamp.exists() and stamp.read_text() == key and lib.exists():
@@ -150,7 +153,7 @@ def build_harness(cfg: NPUConfig, trace: bool = False, threads: int | None = Non
                str(out_dir / "knpu_harness_top.v"), str(verilog)]
         env = dict(os.environ)
         env["MAKEFLAGS"] = " ".join([env.get("MAKEFLAGS", "")]
-                                    + [f"{k}={v}" for k, v in MAKE_OPT.items()]).strip()
+                                    + [f"{k}={v}" for k, v in make_opt.items()]).strip()
         log = out_dir.parent / f"{variant}.build.log"
         with open(log, "w") as f:
             f.write(" ".join(cmd) + "\n")
