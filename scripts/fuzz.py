@@ -84,12 +84,15 @@ def _progress(r):
           f"{len(r['seeds']) - bad} agree, {bad} fail ({r['total_s']:.1f} s)", flush=True)
 
 
-def shrink_failures(results, backends, pause, shrink_budget) -> list:
-    """Shrink every failing program on the first back end it failed on; save reproducers."""
+def shrink_failures(results, backends, pause, shrink_budget, limit=3) -> list:
+    """Shrink the first ``limit`` failing programs on the first back end each failed on and
+    save reproducers (the others are in the report with their problems)."""
     from testbench import fuzz
     saved = []
     for r in results:
         for seed, problems in r["problems"].items():
+            if len(saved) >= limit:
+                return saved
             cfg = CONFIGS[r["config"]]
             prog = fuzz.generate(int(seed), cfg)
             failing = [b for b in backends if any(p.startswith(b + ":") for p in problems)]
@@ -129,6 +132,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=50, help="programs per simulator run")
     ap.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://...)")
     ap.add_argument("--shrink-budget", type=int, default=150)
+    ap.add_argument("--reproducers", type=int, default=3, help="failures to shrink and save")
     ap.add_argument("--replay", type=Path, help="rerun a saved reproducer")
     ap.add_argument("--out", type=Path, default=BUILD / "fuzz" / "report.json")
     args = ap.parse_args(argv)
@@ -148,8 +152,8 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t0
     failures = sum(len(r["problems"]) for r in results)
     per_backend = {b: round(sum(r["wall"].get(b, 0.0) for r in results), 2) for b in backends}
-    saved = shrink_failures(results, backends, args.pause, args.shrink_budget) \
-        if failures else []
+    saved = shrink_failures(results, backends, args.pause, args.shrink_budget,
+                            args.reproducers) if failures else []
     summary = {"seed": args.seed, "n_per_config": args.n, "configs": args.configs,
                "backends": backends, "pause": args.pause,
                "programs": args.n * len(args.configs), "failures": failures,
