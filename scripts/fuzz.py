@@ -44,7 +44,11 @@ def run_batch(config: str, seeds: list, backends: list, pause: float) -> dict:
     _, report = fuzz_run.check_seeds(cfg, seeds, backends, pause)
     wall = {b: sum(r["wall"].get(b, 0.0) for r in report.values()) for b in backends}
     wall["functional"] = wall.get("functional", 0.0)
-    return {"config": config, "seeds": seeds, "wall": wall,
+    bins = {}
+    for r in report.values():
+        for k, v in r["bins"].items():
+            bins[k] = bins.get(k, 0) + v
+    return {"config": config, "seeds": seeds, "wall": wall, "bins": bins,
             "total_s": time.perf_counter() - t0,
             "problems": {s: r["problems"] for s, r in report.items() if r["problems"]}}
 
@@ -154,7 +158,21 @@ def main(argv=None) -> int:
     per_backend = {b: round(sum(r["wall"].get(b, 0.0) for r in results), 2) for b in backends}
     saved = shrink_failures(results, backends, args.pause, args.shrink_budget,
                             args.reproducers) if failures else []
-    summary = {"seed": args.seed, "n_per_config": args.n, "configs": args.configs,
+    from testbench.fuzz_bins import all_bins
+    coverage = {}
+    for config in args.configs:
+        got = {}
+        for r in results:
+            if r["config"] == config:
+                for k, v in r.get("bins", {}).items():
+                    got[k] = got.get(k, 0) + v
+        want = all_bins(CONFIGS[config].dataflow)
+        missed = [b for b in want if not got.get(b)]
+        coverage[config] = {"hit": len(want) - len(missed), "total": len(want),
+                            "missed": missed, "counts": got}
+        print(f"functional bins {config}: {len(want) - len(missed)}/{len(want)} hit"
+              + (f"; missed: {', '.join(missed)}" if missed else ""))
+    summary = {"functional_bins": coverage, "seed": args.seed, "n_per_config": args.n, "configs": args.configs,
                "backends": backends, "pause": args.pause,
                "programs": args.n * len(args.configs), "failures": failures,
                "wall_s": round(wall, 1), "backend_s": per_backend, "reproducers": saved,

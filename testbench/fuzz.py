@@ -564,7 +564,8 @@ def generate(seed: int, cfg: NPUConfig, n_ops: int | None = None,
     cfg : NPUConfig
         The core.
     n_ops : int, optional
-        Abstract operations before legalization (default: 4..28 at random).
+        Abstract operations before legalization (default: 4..28 at random, 40..70 in
+        15 % of the programs).
     fault : ErrorCode, None or "random"
         The fault the program ends in (``None``: none; ``"random"``: none in half of the
         programs, each fault code equally often in the rest).
@@ -579,7 +580,8 @@ def generate(seed: int, cfg: NPUConfig, n_ops: int | None = None,
         raise FuzzError(f"fuzzing needs sp_lines >= 64 and acc_lines >= 32, not "
                         f"{cfg.sp_lines}/{cfg.acc_lines}")
     rng = random.Random(seed)
-    n_ops = rng.randint(4, 28) if n_ops is None else n_ops
+    if n_ops is None:      # some long programs, so that queues fill up
+        n_ops = rng.randint(4, 28) if rng.random() < 0.85 else rng.randint(40, 70)
     if fault == "random":
         fault = None if rng.random() < 0.5 else rng.choice(FAULTS[1:])
     elif fault is not None:

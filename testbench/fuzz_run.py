@@ -223,8 +223,10 @@ def check_programs(cfg, progs, backends, pause_probability=0.3, seed=0, fresh=Fa
     """Run ``progs`` on each of ``backends``; ``{seed: {"problems": [...], "wall": {...}}}``.
     The cycle model is checked against the functional model's error on its own, and each RTL
     back end against both models."""
+    from .fuzz_bins import program_bins, run_bins
     refs = {p.seed: expected(p) for p in progs}
-    report = {p.seed: {"problems": list(refs[p.seed][1]), "wall": {}} for p in progs}
+    report = {p.seed: {"problems": list(refs[p.seed][1]), "wall": {},
+                       "bins": dict(program_bins(p))} for p in progs}
     for backend in backends:
         if backend == "functional":
             continue
@@ -241,6 +243,9 @@ def check_programs(cfg, progs, backends, pause_probability=0.3, seed=0, fresh=Fa
                 rec["problems"].append(f"{backend}: no irq within {MAX_CYCLES} cycles")
                 continue
             ref = refs[p.seed][0]
+            if backend in RTL_BACKENDS:
+                for k, v in run_bins(got).items():
+                    rec["bins"][k] = rec["bins"].get(k, 0) + v
             if backend == "model":
                 got = NPUResult(got.done, got.error, got.err_pc, got.counters, None,
                                 backend="model")
