@@ -28,8 +28,7 @@ import numpy as np  # noqa: E402
 
 from hdl.config import NPUConfig  # noqa: E402
 from sim_models.compiler import Requant, compile_gemm  # noqa: E402
-from testbench.rtl import BUILD, build, fresh_report, run_cocotb  # noqa: E402
-from testbench.stimulus import stimulus_seed  # noqa: E402
+from testbench import BUILD, build, fresh_report, run_cocotb, stimulus_seed  # noqa: E402
 
 DEFAULT_CASES = [
     # rows, cols, dataflow, bus_bits, M, K, N
@@ -100,8 +99,7 @@ def harness_speed(size: str, seed: int, cocotb: list[dict], repeats: int = 3) ->
     ``repeats`` runs, checked against the golden model and, where the cocotb bench ran the
     same program, against its counters."""
     from scripts.cli import parse_size
-    from testbench.harness import Harness
-    from testbench.harness.build import build_harness, recorded_build_seconds
+    from testbench import Harness, build_harness, recorded_build_seconds
 
     R, C = parse_size(size)
     cfg = NPUConfig(rows=R, cols=C)
@@ -153,9 +151,7 @@ def print_harness(records) -> None:
 
 def run_networks(names, seed: int, model: bool) -> list[dict]:
     """Each network, every layer, on the 16x16 harness (one simulated chip per network)."""
-    from testbench.harness import Harness
-    from testbench.harness.build import build_harness
-    from testbench.harness.networks import run_network
+    from testbench import Harness, build_harness, run_network
 
     cfg = NPUConfig(rows=16, cols=16)
     lib, _ = build_harness(cfg)

@@ -23,11 +23,8 @@ import numpy as np
 
 from hdl.config import NPUConfig
 from sim_models import workloads
-from testbench import backends
-from testbench.core_layers import demo_layers
-from testbench.harness import HarnessError
-from testbench.harness.networks import run_network, scaled
-from testbench.rtl import BUILD
+from testbench import (BACKENDS, BUILD, BackendError, HarnessError, demo_layers, run,
+                       run_network, scaled)
 
 
 def _config(args) -> NPUConfig:
@@ -48,7 +45,7 @@ def cmd_demo(args) -> int:
     ok = True
     for layer in demo_layers(cfg, args.seed):
         waves = _waves(args, cfg, layer.name)
-        r = backends.run(cfg, layer.dram, layer.program_addr, program=layer.program,
+        r = run(cfg, layer.dram, layer.program_addr, program=layer.program,
                          backend=args.backend, max_cycles=args.max_cycles, waves=waves)
         good = r.done and np.array_equal(layer.output(r.dram), layer.expected)
         ok &= good
@@ -83,7 +80,7 @@ def cmd_image(args) -> int:
     cfg = _config(args)
     image = Path(args.image).read_bytes()
     waves = _waves(args, cfg, Path(args.image).stem)
-    r = backends.run(cfg, image, args.program_addr, args.program_len, backend=args.backend,
+    r = run(cfg, image, args.program_addr, args.program_len, backend=args.backend,
                      max_cycles=args.max_cycles, waves=waves)
     if args.out:
         Path(args.out).write_bytes(r.dram or b"")
@@ -107,7 +104,7 @@ def main(argv=None) -> int:
         s.add_argument("--bus-bits", type=int, default=128)
         s.add_argument("--seed", type=int, default=1)
         s.add_argument("--max-cycles", type=int, default=50_000_000)
-        s.add_argument("--backend", default="verilator", choices=backends.BACKENDS)
+        s.add_argument("--backend", default="verilator", choices=BACKENDS)
         s.add_argument("--waves", action="store_true", help="FST of the window below")
         s.add_argument("--from", dest="first", type=int, default=0)
         s.add_argument("--to", dest="last", type=int, default=1000)
@@ -125,7 +122,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         return {"demo": cmd_demo, "network": cmd_network, "image": cmd_image}[args.cmd](args)
-    except (HarnessError, backends.BackendError, OSError) as e:
+    except (HarnessError, BackendError, OSError) as e:
         print(f"harness: {e}", file=sys.stderr)
         return 2
 

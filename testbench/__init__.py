@@ -13,7 +13,10 @@ never the modules behind it, so the benches can change without breaking them:
 ``run(cfg, image, ...)``           a program on a back end by name (``functional``,
                                    ``model``, ``verilator``, ``icarus``,
                                    ``cocotb-verilator``): :mod:`testbench.backends`
-``BACKENDS``                       those names
+``BACKENDS``, ``BackendError``    those names; bad input to a back end
+``Harness``, ``HarnessError``      the C++ Verilator harness (:mod:`testbench.harness`)
+``build_harness(cfg, ...)``        its cached build; ``recorded_build_seconds(lib)``
+``run_network``, ``scaled``        whole networks layer by layer on the harness
 ``demo_layers``, ``regression_layers``  the layers ``make sim`` and the regression run
 =================================  ======================================================
 
@@ -23,11 +26,16 @@ Names load on first use, so ``import testbench`` stays cheap.
 from importlib import import_module
 
 __all__ = ["BUILD", "REPO", "verilog_for", "build", "run_cocotb", "fresh_report",
-           "stimulus_seed", "run", "BACKENDS", "demo_layers", "regression_layers"]
+           "stimulus_seed", "run", "BACKENDS", "BackendError", "Harness", "HarnessError",
+           "build_harness", "recorded_build_seconds", "run_network", "scaled", "demo_layers",
+           "regression_layers"]
 
 _WHERE = {"BUILD": "rtl", "REPO": "rtl", "verilog_for": "rtl", "build": "rtl",
           "run_cocotb": "rtl", "fresh_report": "rtl", "stimulus_seed": "stimulus",
-          "run": "backends", "BACKENDS": "backends", "demo_layers": "core_layers",
+          "run": "backends", "BACKENDS": "backends", "BackendError": "backends",
+          "Harness": "harness", "HarnessError": "harness", "build_harness": "harness.build",
+          "recorded_build_seconds": "harness.build", "run_network": "harness.networks",
+          "scaled": "harness.networks", "demo_layers": "core_layers",
           "regression_layers": "core_layers"}
 
 
