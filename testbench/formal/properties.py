@@ -309,7 +309,7 @@ PROPERTIES = [
              "deadlock iff no unit could progress in each of the last 7 cycles"),
     Property("fifo_depth4_no_loss_dup", lambda: FifoNoLossNoDup(FetchUnit.IBUF_DEPTH, 3),
              "bmc", 10, True, "fetch buffer (depth 4): no entry lost, duplicated or reordered"),
-    Property("fifo_depth16_no_loss_dup", lambda: FifoNoLossNoDup(16, 3), "bmc", 20, False,
+    Property("fifo_depth16_no_loss_dup", lambda: FifoNoLossNoDup(16, 3), "bmc", 14, False,
              "instruction queue (depth 16): no entry lost, duplicated or reordered"),
     Property("requantizer_equals_golden", RequantizerGolden, "bmc", LATENCY + 2, False,
              "requantizer lane == golden formula for every input (feed-forward pipeline)"),
