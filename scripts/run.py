@@ -49,7 +49,10 @@ def random_input(graph, seed: int) -> dict:
 
 def make_runner(sim: str):
     """``run_layer`` for :func:`execute` on a ``testbench.backends`` back end (the
-    Verilator harness is built once per configuration and kept for every layer)."""
+    Verilator harness is built once per configuration and kept for every layer, and reset
+    before each program: every program starts from reset on every back end, so that the
+    cycle model -- a fresh one per program -- can be held to the RTL's counters; the core's
+    arbiters otherwise carry their turn from one program into the next)."""
     from testbench import backends
     state = {}
 
@@ -59,6 +62,7 @@ def make_runner(sim: str):
             if "h" not in state:
                 from testbench.harness import Harness
                 state["h"] = Harness(cfg)
+            state["h"].reset()
             kw["harness"] = state["h"]
         r = backends.run(cfg, layer.dram, layer.program_addr, program=layer.program,
                          backend=sim, **kw)
