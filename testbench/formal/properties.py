@@ -14,6 +14,7 @@ from amaranth import Cat, Elaboratable, Module, Mux, ResetSignal, Signal, signed
 from amaranth.hdl import Assert, Assume, Cover
 from amaranth.lib import fifo
 
+from hdl.array import SystolicArray
 from hdl.config import NPUConfig
 from hdl.control import DeadlockDetector
 from hdl.dma import BURST_BOUNDARY, RowReader, RowWriter
@@ -285,6 +286,44 @@ class WsPeMac(_Wrapper):
         return m
 
 
+class ArrayIdleExact(_Wrapper):
+    """The array's ``idle`` is high exactly when every result owed for the beats it has
+    accepted has come out on ``c`` and no beat is accepted this cycle (WS: one result row
+    per ``a`` beat; OS: ``rows`` rows per tile, on its last beat); no result comes out that
+    is not owed.  Counted here from the ports, cycle by cycle, with random streams."""
+
+    def __init__(self, cfg: NPUConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        arr = m.submodules.dut = SystolicArray(cfg)
+        a_valid, b_valid = self.free(1, name="a_valid"), self.free(1, name="b_valid")
+        a_last = self.free(1, name="a_last")
+        a_data = self.free(len(arr.a.payload.data.as_value()), name="a_data")
+        b_data = self.free(len(arr.b.payload.as_value()), name="b_data")
+        self.no_reset(m)
+        m.d.comb += [arr.a.valid.eq(a_valid), arr.a.payload.last.eq(a_last),
+                     arr.a.payload.data.as_value().eq(a_data), arr.b.valid.eq(b_valid),
+                     arr.b.payload.as_value().eq(b_data)]
+        fire = arr.a.valid & arr.a.ready
+        if cfg.dataflow == "os":        # the two streams are joined: a beat takes both
+            # Only a tile's last beat makes results owed: the array is "idle" while a tile
+            # accumulates in its PEs (hdl/array.py's contract; the README's "nothing in
+            # flight" is looser than that).
+            fire = fire & arr.b.valid & arr.b.ready & arr.a.payload.last
+            owed_now = Mux(fire, cfg.rows, 0)
+        else:
+            owed_now = Mux(fire, 1, 0)
+        owed = Signal(16)
+        m.d.sync += owed.eq(owed + owed_now - arr.c.valid)
+        m.d.comb += [Assert(arr.idle == ((owed == 0) & ~fire)),
+                     Assert(~(arr.c.valid & (owed == 0))), Cover(arr.c.valid & arr.idle)]
+        return m
+
+
 @dataclass(frozen=True)
 class Property:
     """A named property: how to build it, how to prove it, and whether ``make test`` runs
@@ -315,6 +354,11 @@ PROPERTIES = [
              "requantizer lane == golden formula for every input (feed-forward pipeline)"),
     Property("os_pe_sum_of_products", lambda: OsPeSum(_cfg()), "bmc", 12, True,
              "OS PE result == wrapped sum of its tile's products, K up to 10"),
+    Property("array_idle_exact_ws", lambda: ArrayIdleExact(NPUConfig(rows=2, cols=2)), "bmc",
+             14, True, "2x2 WS array: idle iff every owed result has left, cycle by cycle"),
+    Property("array_idle_exact_os", lambda: ArrayIdleExact(NPUConfig(rows=2, cols=2,
+                                                                      dataflow="os")),
+             "bmc", 14, True, "2x2 OS array: idle iff every owed result has left"),
     Property("ws_pe_mac", lambda: WsPeMac(_cfg()), "bmc", 8, True,
              "WS PE psum_out == psum_in + a * w[bank]"),
 ]
