@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hdl.config import NPUConfig  # noqa: E402
-from testbench.rtl import BUILD, REPO, run_cocotb  # noqa: E402
+from testbench import BUILD, REPO, run_cocotb  # noqa: E402
 
 CONFIGS = [NPUConfig(rows=4, cols=4, dataflow="ws", bus_bits=128, sp_lines=1024, acc_lines=128),
            NPUConfig(rows=4, cols=4, dataflow="os", bus_bits=64, sp_lines=1024, acc_lines=128)]

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hdl.config import NPUConfig  # noqa: E402
 from testbench import fuzz_run  # noqa: E402
-from testbench.rtl import BUILD  # noqa: E402
+from testbench import BUILD  # noqa: E402
 
 CONFIGS = {
     "ws-4x4-b128": NPUConfig(rows=4, cols=4, dataflow="ws", bus_bits=128, sp_lines=1024,

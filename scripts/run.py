@@ -53,18 +53,18 @@ def make_runner(sim: str):
     before each program: every program starts from reset on every back end, so that the
     cycle model -- a fresh one per program -- can be held to the RTL's counters; the core's
     arbiters otherwise carry their turn from one program into the next)."""
-    from testbench import backends
+    from testbench import run
     state = {}
 
     def run_layer(cfg, layer):
         kw = {}
         if sim == "verilator":
             if "h" not in state:
-                from testbench.harness import Harness
+                from testbench import Harness
                 state["h"] = Harness(cfg)
             state["h"].reset()
             kw["harness"] = state["h"]
-        r = backends.run(cfg, layer.dram, layer.program_addr, program=layer.program,
+        r = run(cfg, layer.dram, layer.program_addr, program=layer.program,
                          backend=sim, **kw)
         if not r.done:
             raise RuntimeError(f"layer {layer.name}: {sim} stopped with {r.error.name} at "

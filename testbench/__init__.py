@@ -20,7 +20,10 @@ never the modules behind it, so the benches can change without breaking them:
 ``demo_layers``, ``regression_layers``  the layers ``make sim`` and the regression run
 =================================  ======================================================
 
-Names load on first use, so ``import testbench`` stays cheap.
+Public modules beyond these names: :mod:`testbench.fuzz` (random legal programs),
+:mod:`testbench.fuzz_run` (campaigns across back ends, shrinking, reproducers),
+:mod:`testbench.fuzz_bins` (functional coverage bins).  Names load on first use, so
+``import testbench`` stays cheap.
 """
 
 from importlib import import_module
