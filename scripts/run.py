@@ -64,8 +64,7 @@ def make_runner(sim: str):
                 state["h"] = Harness(cfg)
             state["h"].reset()
             kw["harness"] = state["h"]
-        r = run(cfg, layer.dram, layer.program_addr, program=layer.program,
-                         backend=sim, **kw)
+        r = run(cfg, layer.dram, layer.program_addr, program=layer.program, backend=sim, **kw)
         if not r.done:
             raise RuntimeError(f"layer {layer.name}: {sim} stopped with {r.error.name} at "
                                f"instruction {r.err_pc}")
