@@ -268,7 +268,20 @@ def markdown() -> str:
              "| [5] | pop_next | wait for and take a token from the next unit |",
              "| [6] | push_prev | give the previous unit a token when done |",
              "| [7] | push_next | give the next unit a token when done |", "",
-             "Units in order: load -> compute -> store. HALT and SYNC are handled by fetch.", ""]
+             "Units in order: load -> compute -> store. HALT and SYNC are handled by fetch.", "",
+             "Which flags each unit acts on, and when a push happens:", "",
+             "| unit | instruction | pops | pushes, and when |", "| --- | --- | --- | --- |",
+             "| load | LOAD, LOAD_ACC | pop_next (from compute) | push_next: every line "
+             "written |",
+             "| compute | PRELOAD | pop_prev, pop_next | push_prev: its scratchpad lines "
+             "read (push_next is ignored) |",
+             "| compute | COMPUTE | pop_prev, pop_next | push_prev: its scratchpad lines read "
+             "(not its results written); push_next: its last result row written to the "
+             "accumulator |",
+             "| store | STORE | pop_prev (from compute) | push_prev: every write "
+             "acknowledged |",
+             "| store | CONFIG | none (flags ignored) | none |",
+             "| fetch | HALT, SYNC | none | none |", ""]
     for op in Opcode:
         lines += [f"## {op.name} = {int(op):#x} ({QUEUE_OF[op].name.lower()} queue)", "",
                   _OPDOC[op], ""]
