@@ -280,7 +280,8 @@ def markdown() -> str:
              "accumulator |",
              "| store | STORE | pop_prev (from compute) | push_prev: every write "
              "acknowledged |",
-             "| store | CONFIG | none (flags ignored) | none |",
+             "| store | CONFIG | none: with pop_prev it waits for a compute token but "
+             "leaves it | none |",
              "| fetch | HALT, SYNC | none | none |", ""]
     for op in Opcode:
         lines += [f"## {op.name} = {int(op):#x} ({QUEUE_OF[op].name.lower()} queue)", "",
