@@ -71,7 +71,7 @@ sim-array: bootstrap
 	$(PY) scripts/sim.py --array --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --sim $(SIM) --gemm $(GEMM)
 
 test: bootstrap
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup
+	KNPU_HARNESS_OPT=quick $(PY) -m pytest -n $(JOBS) --dist loadgroup
 
 test-fast: bootstrap
 	$(PY) -m pytest -m "not rtl" -n $(JOBS)

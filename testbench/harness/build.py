@@ -33,6 +33,10 @@ VERILATOR_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast"]
 #: C++ optimisation: the per-cycle code at -O3 for this CPU (measured 10-20 % faster than
 #: -O2 on the 16x16 core; profile-guided -fprofile-use gave no more), start-up code at -O1.
 MAKE_OPT = {"OPT_FAST": "-O3", "OPT_SLOW": "-O1", "OPT_GLOBAL": "-O2"}
+#: The regression's short programs do not repay a long -O3 compile: ``make test`` sets
+#: KNPU_HARNESS_OPT=quick, the per-cycle code then at -O1 (a separate cached variant).
+QUICK_MAKE_OPT = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0", "OPT_GLOBAL": "-O1"}
+OPT_LEVELS = {"fast": MAKE_OPT, "quick": QUICK_MAKE_OPT}
 #: The waveform variant is for looking at a window, not for speed: cheaper to compile.
 TRACE_MAKE_OPT = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0", "OPT_GLOBAL": "-O1"}
 CXXFLAGS = "-fPIC -march=native"
@@ -125,14 +129,18 @@ def build_harness(cfg: NPUConfig, trace: bool = False, threads: int | None = Non
                                 "(make bootstrap installs it)")
     threads = DEFAULT_THREADS if threads is None else threads
     verilog = verilog_for(cfg, core=True)
-    variant = ("trace" if trace else "fast") + f"_t{threads}"
+    level = os.environ.get("KNPU_HARNESS_OPT", "fast")
+    if level not in OPT_LEVELS:
+        raise HarnessBuildError(f"KNPU_HARNESS_OPT={level!r} is unknown: must be one of "
+                                f"{sorted(OPT_LEVELS)}")
+    variant = ("trace" if trace else level) + f"_t{threads}"
     out_dir = BUILD / "harness" / cfg.core_name / variant
     lib = out_dir / LIB_NAME
     header = _config_header(cfg, trace)
     wrapper = _wrapper(cfg, verilog.read_text())
     args = VERILATOR_ARGS + VERILATOR_FLAGS + (["--threads", str(threads)] if threads > 1 else [])
     args += ["--trace-fst"] if trace else []
-    make_opt = TRACE_MAKE_OPT if trace else MAKE_OPT
+    make_opt = TRACE_MAKE_OPT if trace else OPT_LEVELS[level]
     key = hashlib.sha256(verilog.read_bytes() + SOURCE.read_bytes() + header.encode()
                          + wrapper.encode() + _cpu().encode()
                          + repr((args, make_opt, CXXFLAGS)).encode()).hexdigest()
