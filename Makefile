@@ -53,6 +53,10 @@ $(STAMP): pyproject.toml
 	  echo "knpu: the harness's FST waveforms need lz4 headers: installing liblz4-dev"; \
 	  SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq liblz4-dev; }
+	@command -v ccache >/dev/null 2>&1 || { \
+	  echo "knpu: installing ccache (Verilator models share their runtime's objects)"; \
+	  SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq ccache; }
 	@command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || { \
 	  echo "knpu: Verilator needs g++ and make: installing build-essential"; \
 	  SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \

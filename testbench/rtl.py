@@ -47,7 +47,15 @@ def setup_simulator_env() -> None:
             os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     flags = os.environ.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
-        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        flags = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    # Every model compiles the same Verilator runtime (verilated.cpp, the VPI layer, ...):
+    # with ccache (make bootstrap installs it) each build after the first reuses those
+    # objects.  The cache lives under build/, so a fresh clone starts cold.
+    if "OBJCACHE" not in flags and shutil.which("ccache"):
+        flags += " OBJCACHE=ccache"
+        os.environ.setdefault("CCACHE_DIR", str(BUILD / "ccache"))
+        os.environ.setdefault("CCACHE_SLOPPINESS", "pch_defines,time_macros,include_file_mtime")
+    os.environ["MAKEFLAGS"] = flags
 
 
 @contextmanager
