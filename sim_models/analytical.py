@@ -112,7 +112,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
     Mb, resident = ws_blocking(cfg, M, len(k_tiles))
     ev = Events()
-    cycles = 0
+    cycles = last_store = 0
     for m0 in range(0, M, Mb):
         mb = min(Mb, M - m0)
         fill = None

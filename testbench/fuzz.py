@@ -20,14 +20,13 @@ faulting tail) and, for the faults it does model, the error code.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from hdl import isa
 from hdl.config import WEIGHT_BANKS, NPUConfig
 from hdl.isa import ErrorCode, Opcode
-from sim_models.isa_sim import FunctionalNPU
 
-__all__ = ["Op", "FuzzProgram", "FAULTS", "generate", "legalize", "build", "expected",
+__all__ = ["Op", "FuzzProgram", "FAULTS", "generate", "legalize", "build",
            "IMAGE_BYTES", "DATA", "SLVERR", "DECERR", "FuzzError"]
 
 #: DRAM image of every fuzz program; the program sits below ``DATA``, operands inside it,

@@ -17,7 +17,6 @@ from amaranth.lib import fifo
 from hdl.array import SystolicArray
 from hdl.config import NPUConfig
 from hdl.control import DeadlockDetector
-from hdl.dma import BURST_BOUNDARY, RowReader, RowWriter
 from hdl.pe import OutputStationaryPE, WeightStationaryPE
 from hdl.requant import LATENCY, _Lane
 from hdl.units import FetchUnit, TokenCounter
