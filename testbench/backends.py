@@ -88,7 +88,7 @@ def _cocotb(sim, cfg, mem, program_addr, program_len, base, size, max_cycles, sl
     env = {"KNPU_PROGRAM": str(work / "job.pkl"), "KNPU_RESULT": str(work / "result.json"),
            "KNPU_RESULT_DRAM": str(work / "dram.bin")}
     tests, failed = run_cocotb(sim, cfg, "testbench.cocotb_program", core=True, seed=0,
-                               extra_env=env)
+                               extra_env=env, test_dir=work / "sim")   # runs may overlap
     if failed or not (work / "result.json").exists():
         raise BackendError(f"{sim} cocotb bench failed ({failed} of {tests} tests); see {work}")
     r = json.loads((work / "result.json").read_text())

@@ -182,16 +182,19 @@ def run_cocotb(sim: str, cfg: NPUConfig, module: str, *, core: bool = False, see
                waves: bool = False, extra_env: dict | None = None, testcase: str | None = None,
                opt: str | None = None, sources: list[Path] | None = None, tag: str = "",
                extra_args: list[str] | None = None, plusargs: list[str] | None = None,
-               design_vcd: bool = False) -> tuple[int, int]:
+               design_vcd: bool = False, test_dir: Path | None = None) -> tuple[int, int]:
     """Run the cocotb tests of ``module`` against ``cfg``; returns ``(tests, failed)``.
-    ``sources``/``tag``/``extra_args``/``design_vcd`` as for :func:`build`."""
+    ``sources``/``tag``/``extra_args``/``design_vcd`` as for :func:`build`; ``test_dir``: a
+    folder of this run's own for its logs and results (default: one per build, module
+    and test case -- runs that may overlap, as under pytest-xdist, must give their own)."""
     from cocotb_tools.check_results import get_results
 
     runner, build_dir, toplevel = build(sim, cfg, core, waves, opt, sources, tag, extra_args,
                                         design_vcd)
-    test_dir = build_dir.parent / f"{build_dir.name}.run" / module.rsplit(".", 1)[-1]
-    if testcase:
-        test_dir = test_dir / testcase
+    if test_dir is None:
+        test_dir = build_dir.parent / f"{build_dir.name}.run" / module.rsplit(".", 1)[-1]
+        if testcase:
+            test_dir = test_dir / testcase
     env = {"KNPU_CONFIG": cfg.to_json(), "KNPU_SEED": str(seed), **(extra_env or {})}
     try:
         results = runner.test(
