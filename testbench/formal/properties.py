@@ -27,8 +27,9 @@ __all__ = ["PROPERTIES", "Property"]
 class _Wrapper(Elaboratable):
     """Collects the free inputs a wrapper declares (``self.free(...)``)."""
 
-    def __init__(self):
+    def __init__(self, cfg: NPUConfig | None = None):
         self.ports = []
+        self.cfg = cfg          # the configuration of the component under proof, if any
 
     def free(self, *args, **kwargs) -> Signal:
         s = Signal(*args, **kwargs)
@@ -216,10 +217,6 @@ class OsPeSum(_Wrapper):
     """An output-stationary PE's result (moved to ``south.result`` on a tile's last beat)
     equals the acc_width-wrapped sum of the products of exactly that tile's beats."""
 
-    def __init__(self, cfg: NPUConfig):
-        super().__init__()
-        self.cfg = cfg
-
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
@@ -250,10 +247,6 @@ class OsPeSum(_Wrapper):
 class WsPeMac(_Wrapper):
     """A weight-stationary PE adds ``a * w[bank]`` (the weight last written into that bank)
     to the partial sum passing through it, for either bank."""
-
-    def __init__(self, cfg: NPUConfig):
-        super().__init__()
-        self.cfg = cfg
 
     def elaborate(self, platform):
         m = Module()
@@ -290,10 +283,6 @@ class ArrayIdleExact(_Wrapper):
     accepted has come out on ``c`` and no beat is accepted this cycle (WS: one result row
     per ``a`` beat; OS: ``rows`` rows per tile, on its last beat); no result comes out that
     is not owed.  Counted here from the ports, cycle by cycle, with random streams."""
-
-    def __init__(self, cfg: NPUConfig):
-        super().__init__()
-        self.cfg = cfg
 
     def elaborate(self, platform):
         m = Module()
