@@ -11,8 +11,6 @@ from __future__ import annotations
 
 __all__ = ["unit_events", "first_divergence", "UNITS", "RTL_EVENTS"]
 
-UNITS = ("fetch", "load", "compute", "store", "reader", "writer")
-
 #: unit -> ((event, valid signal, ready signal or None), ...), signal paths below the core.
 RTL_EVENTS = {
     "fetch": (("rd_cmd", "fetch.rd_cmd__valid", "fetch.rd_cmd__ready"),
@@ -37,6 +35,7 @@ RTL_EVENTS = {
                ("w", "m_axi__wvalid", "m_axi__wready"),
                ("b", "m_axi__bvalid", "m_axi__bready")),
 }
+UNITS = tuple(RTL_EVENTS)
 
 
 def unit_events(model, c: dict) -> list:

@@ -271,7 +271,7 @@ class ComputeUnit:
         self.results = Fifo(self.RESULT_QUEUE)   # (acc_addr, accumulate, push) per COMPUTE
         self.preloads = 0
         self.row = 0
-        self.s_valid = self.s_acc = self.s_push = False
+        self.s_valid = self.s_push = False
         self.s_addr = 0
         self.error = 0
 
@@ -378,7 +378,7 @@ class ComputeUnit:
         accept = go and self._ops_ok(word)
         a_ready, b_ready = self.out_ready()
         c_valid, c_last = self.array.c_out()
-        acc_en, target = self.acc_r()
+        _, target = self.acc_r()
         head = self.results.out
         array_in = self._array_in()
         self._memo = None
@@ -401,7 +401,7 @@ class ComputeUnit:
         self.array.clock(*array_in)
         if c_valid:
             self.row = 0 if c_last else self.row + 1
-        self.s_valid, self.s_addr, self.s_acc = c_valid, target, acc_en
+        self.s_valid, self.s_addr = c_valid, target
         self.s_push = c_valid and c_last and head is not None and head[2]
         return (accept and flag(word, "pop_prev"), accept and flag(word, "pop_next"))
 
