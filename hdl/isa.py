@@ -125,7 +125,9 @@ FIELDS: dict[Opcode, dict[str, Field]] = {
                             ("b_addr", 16, "OS only: first scratchpad line of B"),
                             ("acc_addr", 16, "first accumulator line written"),
                             ("nrows", 16, "WS: rows of A (M); OS: K"),
-                            ("accumulate", 1, "add to the accumulator instead of overwriting")),
+                            ("accumulate", 1, "add to the accumulator instead of overwriting"),
+                            ("acc_max", 1, "with accumulate: keep the larger of the accumulator "
+                                           "and the result instead of their sum (max pooling)")),
     Opcode.STORE: _layout(("acc_addr", 16, "first accumulator line"),
                           ("nrows", 16, "rows to store"),
                           ("ncols", 12, "elements per row, at most cols"),
@@ -308,7 +310,9 @@ _OPDOC = {
                     "weight tile) into the array's spare weight bank; rows past `nrows` are zero.",
     Opcode.COMPUTE: "WS: stream `nrows` lines of A through the preloaded weights into "
                     "accumulator lines `acc_addr...`. OS: stream K=`nrows` lines of A^T and B, "
-                    "results of the rows x cols tile into `acc_addr...acc_addr+rows-1`.",
+                    "results of the rows x cols tile into `acc_addr...acc_addr+rows-1`. "
+                    "With `accumulate` the result is added to the accumulator lines, or with "
+                    "`acc_max` as well the larger of the two is kept (signed int32).",
     Opcode.STORE: "Read `nrows` accumulator lines, requantize to int8 (or keep int32 when "
                   "`raw`), write `ncols` elements per row to DRAM.",
     Opcode.CONFIG: "Set the bias, requantization multiplier (or float32 scale) and shift of "

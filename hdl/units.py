@@ -330,7 +330,8 @@ class ComputeUnit(wiring.Component):
 
     Weights (PRELOAD, or B in OS) and activations stream from two scratchpad ports at once,
     so the next tile's weights load while the current tile computes.  Results are written
-    (or added, read-modify-write) to accumulator lines as they leave the array.
+    (or added, or the larger of the two kept: read-modify-write) to accumulator lines as
+    they leave the array.
 
     Attributes
     ----------
@@ -404,7 +405,7 @@ class ComputeUnit(wiring.Component):
                      self.stall_weights.eq(array.a.valid & ~array.a.ready)]
 
         # Result bookkeeping, one entry per COMPUTE in flight.
-        info = data.StructLayout({"acc_addr": 16, "accumulate": 1, "push": 1})
+        info = data.StructLayout({"acc_addr": 16, "accumulate": 1, "acc_max": 1, "push": 1})
         results = m.submodules.results = fifo.SyncFIFOBuffered(width=info.size,
                                                                depth=self.RESULT_QUEUE)
 
@@ -447,7 +448,9 @@ class ComputeUnit(wiring.Component):
 
         entry = Signal(info)
         m.d.comb += [entry.acc_addr.eq(acc_addr), entry.accumulate.eq(
-            _field(word, Opcode.COMPUTE, "accumulate")), entry.push.eq(_flag(word, "push_next")),
+            _field(word, Opcode.COMPUTE, "accumulate")),
+            entry.acc_max.eq(_field(word, Opcode.COMPUTE, "acc_max")),
+            entry.push.eq(_flag(word, "push_next")),
             results.w_data.eq(entry)]
         push_prev = _flag(word, "push_prev")
         if cfg.dataflow == "ws":
@@ -494,16 +497,20 @@ class ComputeUnit(wiring.Component):
             m.d.sync += row.eq(Mux(c.payload.last, 0, row + 1))
         m.d.comb += [self.acc_r.addr.eq(target), self.acc_r.en.eq(c.valid & head.accumulate),
                      results.r_en.eq(c.valid & c.payload.last)]
-        s_valid, s_acc, s_push = Signal(), Signal(), Signal()
+        s_valid, s_acc, s_max, s_push = Signal(), Signal(), Signal(), Signal()
         s_addr = Signal(16)
         s_data = Signal(data.ArrayLayout(signed(32), C))
         m.d.sync += [s_valid.eq(c.valid), s_addr.eq(target), s_data.eq(c.payload.data),
-                     s_acc.eq(head.accumulate), s_push.eq(c.valid & c.payload.last & head.push)]
+                     s_acc.eq(head.accumulate), s_max.eq(head.accumulate & head.acc_max),
+                     s_push.eq(c.valid & c.payload.last & head.push)]
         old = data.View(data.ArrayLayout(signed(32), C), self.acc_r.data)
+
+        def merged(i):      # overwrite, add (32-bit wrap), or keep the larger (max pooling)
+            larger = Mux(s_data[i] > old[i], s_data[i], old[i])
+            return Mux(s_max, larger, (s_data[i] + Mux(s_acc, old[i], 0))[:32])
         m.d.comb += [
             self.acc_w.addr.eq(s_addr), self.acc_w.en.eq(s_valid),
-            self.acc_w.data.eq(Cat(*[(s_data[i] + Mux(s_acc, old[i], 0))[:32]
-                                     for i in range(C)])),
+            self.acc_w.data.eq(Cat(*[merged(i)[:32] for i in range(C)])),
             self.c2s_push.eq(s_push),
         ]
         return s_valid

@@ -40,7 +40,7 @@ __all__ = [
     "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot", "requantize_ort",
     "scale_ort", "float32_bits",
     "multiply_by_quantized_multiplier", "quantize_multiplier", "activation_range",
-    "requantize", "ACTIVATIONS",
+    "requantize", "ACTIVATIONS", "max_accumulate", "max_pool_nhwc",
 ]
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -124,6 +124,28 @@ def os_tile(a_block, b_block, acc_bits: int = 32) -> np.ndarray:
     first (see :func:`hdl.config.os_drain_row`)."""
     out = wrap(np.asarray(a_block, np.int64) @ np.asarray(b_block, np.int64), acc_bits)
     return out[os_drain_row(np.arange(len(out)), len(out))]
+
+
+def max_accumulate(acc, result) -> np.ndarray:
+    """A COMPUTE with ``acc_max``: each accumulator keeps the larger (signed int32) of
+    itself and the new result."""
+    return np.maximum(_as_i64(acc), _as_i64(result))
+
+
+def max_pool_nhwc(x, kernel, stride, dilation=(1, 1)) -> np.ndarray:
+    """Max pooling of an already padded NHWC tensor ``x`` (H, W, C): output pixel (y, x)
+    is the largest ``x[y*sy + ky*dy, x*sx + kx*dx, c]`` over the kernel taps (no padding
+    here: the caller fills the border with the int8 minimum, which never wins)."""
+    x = _as_i64(x)
+    (kh, kw), (sy, sx), (dy, dx) = kernel, stride, dilation
+    ho = (x.shape[0] - (kh - 1) * dy - 1) // sy + 1
+    wo = (x.shape[1] - (kw - 1) * dx - 1) // sx + 1
+    out = np.full((ho, wo, x.shape[2]), np.iinfo(np.int64).min, np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            tap = x[ky * dy:ky * dy + sy * (ho - 1) + 1:sy, kx * dx:kx * dx + sx * (wo - 1) + 1:sx]
+            out = np.maximum(out, tap)
+    return out
 
 
 # --- requantization (TFLite integer-only arithmetic) -------------------------------------

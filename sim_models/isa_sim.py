@@ -116,8 +116,11 @@ class FunctionalNPU:
                 result = golden.gemm(self.sp[a0:a0 + n, :R].T, self.sp[b0:b0 + n, :C])
                 rows = slice(acc0, acc0 + R)
             counts["macs"] += n * R * C
-            base = self.acc[rows] if i["accumulate"] else 0
-            self.acc[rows] = golden.wrap(base + result, 32)
+            if i["accumulate"] and i["acc_max"]:
+                self.acc[rows] = golden.max_accumulate(self.acc[rows], result)
+            else:
+                base = self.acc[rows] if i["accumulate"] else 0
+                self.acc[rows] = golden.wrap(base + result, 32)
         elif op == Opcode.CONFIG:
             lane = i["lane"]
             lanes = slice(None) if lane == isa.CONFIG_ALL_LANES else slice(lane, lane + 1)

@@ -1,0 +1,149 @@
+"""Compiler functions for the operations that are not matrix products: max pooling.
+
+**Max pooling** (weight-stationary cores) runs on the array as a depthwise convolution whose
+taps are all 1, with the sums replaced by maxima: for one block of output pixels and one
+tile of channels, each kernel tap is a strided LOAD of the input pixels under it, pushed
+through an identity weight tile (held in the scratchpad for the whole layer), and every
+COMPUTE after the tile's first carries ``acc_max`` (:mod:`hdl.isa`), so the accumulator keeps
+the larger of itself and the new result.  The output is stored through an identity
+requantization (onnxruntime mode, float32 scale 1.0, zero point 0: ``rint(float32(v) * 1.0)
+== v`` for every int8 ``v``).  The input comes padded: the caller fills the border with the
+int8 minimum, which can only win a window made of padding alone, and ONNX forbids those
+(pads < kernel).
+
+Channel tiles are ``min(rows, cols)`` wide on both sides of the array, so that every result
+column of a COMPUTE has its identity row in that COMPUTE (a column fed by no input row would
+arrive as 0, and the maximum with 0 is not the maximum).  Output-stationary cores are
+refused: their COMPUTE reads A transposed (a line per channel across pixels), which strided
+loads from an NHWC tensor cannot gather.
+
+Schedule and tokens follow :mod:`.compiler`'s weight-stationary one: A chunks and
+accumulator blocks double-buffered, a COMPUTE's ``push_prev`` freeing its A slot for the
+load two steps on, a STORE's ``push_prev`` freeing its accumulator block for the tile two
+on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hdl.config import NPUConfig
+from hdl.isa import Opcode
+
+from . import golden
+from .compiler import Layer, LayerError, Requant, _check_int8, _emit_config, _finish, _Image, \
+    _Program
+
+__all__ = ["IDENTITY_REQUANT", "INT8_MIN", "compile_maxpool"]
+
+#: What padding holds for max pooling: the smallest int8, which never beats a real value.
+INT8_MIN = -128
+
+#: A requantization that passes int8 values through unchanged (onnxruntime mode).
+IDENTITY_REQUANT = Requant(scale=np.float32(1.0), rounding="onnxruntime")
+
+
+def _emit_tap_loads(prog, src, sp_line, m0, mb, tap, c0, ct, pop, push):
+    """The LOADs of one tap's input pixels for output rows ``m0 .. m0+mb`` (one per run of
+    pixels in an output row), channels ``c0 .. c0+ct``: ``pop`` on the first, ``push`` on
+    the last."""
+    addr, wp, C, wo, s = src
+    ky, kx = tap
+    runs, m = [], m0
+    while m < m0 + mb:
+        y, x = divmod(m, wo)
+        run = min(wo - x, m0 + mb - m)
+        runs.append((m - m0, run, ((y * s + ky) * wp + x * s + kx) * C + c0))
+        m += run
+    for n, (r0, run, off) in enumerate(runs):
+        prog.emit(Opcode.LOAD, sp_addr=sp_line + r0, nrows=run, ncols=ct, dram_addr=addr + off,
+                  dram_stride=s * C, pop_next=int(pop and n == 0),
+                  push_next=int(push and n == len(runs) - 1))
+
+
+def _schedule_pool(cfg, prog, src, M, C, taps, ident_addr, out_addr, t):
+    """Emit max pooling's schedule (see module doc); returns its meta data."""
+    ident_line = cfg.sp_lines - t
+    Mb = min(M, cfg.acc_lines // 2, ident_line // 2)
+    if Mb < 1:
+        raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
+    acc_slot = [0, cfg.acc_lines // 2]
+    _emit_config(prog, IDENTITY_REQUANT.params(cfg.cols), 0, cfg.cols, per_lane=False)
+    prog.emit(Opcode.LOAD, sp_addr=ident_line, nrows=t, ncols=t, dram_addr=ident_addr,
+              dram_stride=t, push_next=1)
+    step = tile = 0
+    for m0 in range(0, M, Mb):
+        mb = min(Mb, M - m0)
+        for c0 in range(0, C, t):
+            ct = min(t, C - c0)
+            slot = acc_slot[tile % 2]
+            for j, tap in enumerate(taps):
+                a_line = (step % 2) * Mb
+                _emit_tap_loads(prog, src, a_line, m0, mb, tap, c0, ct, pop=step >= 2,
+                                push=True)
+                prog.emit(Opcode.PRELOAD, sp_addr=ident_line, nrows=ct, pop_prev=int(step == 0))
+                prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
+                          accumulate=int(j > 0), acc_max=int(j > 0), pop_prev=1, push_prev=1,
+                          push_next=int(j == len(taps) - 1),
+                          pop_next=int(j == 0 and tile >= 2))
+                step += 1
+            prog.emit(Opcode.STORE, acc_addr=slot, nrows=mb, ncols=ct, raw=0,
+                      dram_addr=out_addr + m0 * C + c0, dram_stride=C, pop_prev=1, push_prev=1)
+            tile += 1
+    prog.emit(Opcode.HALT)
+    return {"steps": step, "tiles": tile, "Mb": Mb}
+
+
+def compile_maxpool(cfg: NPUConfig, x, kernel, stride: int, dilation=(1, 1),
+                    name: str = "maxpool") -> Layer:
+    """Max pooling of a padded NHWC int8 tensor on the NPU.
+
+    Parameters
+    ----------
+    cfg : NPUConfig
+        A weight-stationary core.
+    x : (H, W, C) int8
+        The input with its padding already in place (filled with :data:`INT8_MIN`).
+    kernel : (int, int)
+        Window height and width.
+    stride : int
+        The same stride along both axes.
+    dilation : (int, int)
+        Spacing of the taps.
+
+    Returns
+    -------
+    Layer
+        Output (Ho, Wo, C) int8, stored densely at ``out_addr``; the input sits at address
+        0 of the image; ``expected`` from :func:`golden.max_pool_nhwc`.
+    """
+    if cfg.dataflow != "ws":
+        raise LayerError(f"{name}: max pooling runs on weight-stationary cores only (an "
+                         f"output-stationary COMPUTE reads A transposed, which strided loads "
+                         f"of an NHWC tensor cannot provide)")
+    x = _check_int8(f"{name}: input", x, 3)
+    try:
+        (kh, kw), (dy, dx) = (tuple(int(v) for v in kernel), tuple(int(v) for v in dilation))
+    except (TypeError, ValueError):
+        raise LayerError(f"{name}: kernel {kernel!r} and dilation {dilation!r} must be two "
+                         f"integers each") from None
+    if min(kh, kw, dy, dx) < 1 or not (isinstance(stride, int) and stride >= 1):
+        raise LayerError(f"{name}: kernel {kernel}, dilation {dilation} and stride {stride} "
+                         f"must be >= 1")
+    H, W, C = x.shape
+    if (kh - 1) * dy + 1 > H or (kw - 1) * dx + 1 > W:
+        raise LayerError(f"{name}: window {kh}x{kw} (dilation {dilation}) is larger than the "
+                         f"padded input {H}x{W}")
+    pooled = golden.max_pool_nhwc(x, (kh, kw), (stride, stride), (dy, dx))
+    Ho, Wo = pooled.shape[:2]
+    t = min(cfg.rows, cfg.cols)
+    image, prog = _Image(), _Program()
+    x_addr = image.put(x, np.int8)
+    ident_addr = image.put(np.eye(t, dtype=np.int64), np.int8)
+    out_addr = image.alloc(Ho * Wo * C)
+    taps = [(ky * dy, kx * dx) for ky in range(kh) for kx in range(kw)]
+    meta = _schedule_pool(cfg, prog, (x_addr, W, C, Wo, stride), Ho * Wo, C, taps,
+                          ident_addr, out_addr, t)
+    return _finish(cfg, name, image, prog, out_addr, (Ho, Wo, C),
+                   IDENTITY_REQUANT.params(C), pooled.reshape(-1, C), pooled.size * kh * kw,
+                   {**meta, "op": "maxpool", "M": Ho * Wo, "K": kh * kw * C, "N": C})

@@ -1,0 +1,100 @@
+"""Max pooling on the NPU (``sim_models.compiler_ops``): the COMPUTE ``acc_max`` datapath in
+the functional model against the golden model, the RTL (Verilator harness) against the
+functional model's memory and the cycle model's counters, and the refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hdl import isa
+from hdl.config import NPUConfig
+from hdl.isa import Opcode
+from sim_models import golden
+from sim_models.compiler import LayerError
+from sim_models.compiler_ops import compile_maxpool
+
+WS = NPUConfig(rows=4, cols=4, dataflow="ws", bus_bits=128, sp_lines=1024, acc_lines=128)
+CASES = [  # (H, W, C), kernel, stride, dilation
+    ((8, 8, 6), (2, 2), 2, (1, 1)),
+    ((9, 7, 11), (3, 3), 2, (1, 1)),
+    ((10, 10, 5), (2, 3), 1, (2, 1)),
+    ((40, 36, 9), (3, 3), 2, (1, 1)),       # several M-blocks (acc_lines 128)
+]
+
+
+def test_max_accumulate_keeps_the_larger_signed_value():
+    acc = np.array([-5, 7, -2**31, 2**31 - 1])
+    res = np.array([-6, 8, 0, -1])
+    assert golden.max_accumulate(acc, res).tolist() == [-5, 8, 0, 2**31 - 1]
+
+
+def test_golden_max_pool_against_direct_windows():
+    rng = np.random.default_rng(3)
+    x = rng.integers(-128, 128, (7, 9, 3))
+    y = golden.max_pool_nhwc(x, (2, 3), (2, 1), (2, 1))
+    for oy in range(y.shape[0]):
+        for ox in range(y.shape[1]):
+            win = x[oy * 2:oy * 2 + 3:2, ox:ox + 3]
+            assert np.array_equal(y[oy, ox], win.reshape(-1, 3).max(axis=0))
+
+
+@pytest.mark.parametrize("cfg", [WS, NPUConfig(rows=8, cols=4, sp_lines=1024, acc_lines=128),
+                                 NPUConfig(rows=3, cols=5, sp_lines=256, acc_lines=32)],
+                         ids=["4x4", "8x4", "3x5-small-memories"])
+@pytest.mark.parametrize("shape,kernel,stride,dilation", CASES)
+def test_maxpool_functional_equals_golden(cfg, shape, kernel, stride, dilation):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(-128, 128, shape)
+    x[0, :, 0] = -128                     # the int8 minimum: ties with the padding value
+    layer = compile_maxpool(cfg, x, kernel, stride, dilation)
+    result, out = layer.run_functional()
+    assert result.done and result.error == 0
+    assert np.array_equal(out, golden.max_pool_nhwc(x, kernel, (stride, stride), dilation))
+    assert np.array_equal(out, layer.expected)
+    computes = [isa.decode(w) for w in layer.program if isa.decode(w)["op"] == Opcode.COMPUTE]
+    assert any(c["acc_max"] for c in computes)
+    assert all(c["acc_max"] == c["accumulate"] for c in computes)
+
+
+def test_acc_max_changes_the_result():
+    """The same program with its ``acc_max`` bits cleared sums the taps instead."""
+    x = np.random.default_rng(5).integers(-20, 20, (4, 4, 4))
+    layer = compile_maxpool(WS, x, (2, 2), 2)
+    summed = []
+    for w in layer.program:
+        d = isa.decode(w)
+        if d["op"] == Opcode.COMPUTE:
+            d["acc_max"] = 0
+        summed.append(isa.encode(d.pop("op"), **d))
+    layer.program = summed
+    _, out = layer.run_functional()
+    assert not np.array_equal(out, layer.expected)
+    sums = sum(x[ky::2, kx::2] for ky in range(2) for kx in range(2))
+    assert np.array_equal(out, np.clip(sums, -128, 127))
+
+
+def test_maxpool_refusals():
+    x = np.zeros((4, 4, 2), np.int64)
+    with pytest.raises(LayerError, match="pool7: max pooling runs on weight-stationary"):
+        compile_maxpool(WS.replace(dataflow="os"), x, (2, 2), 2, name="pool7")
+    with pytest.raises(LayerError, match="larger than the padded input"):
+        compile_maxpool(WS, x, (5, 2), 1)
+    with pytest.raises(LayerError, match="must be >= 1"):
+        compile_maxpool(WS, x, (2, 2), 0)
+    with pytest.raises(LayerError, match="uint8"):
+        compile_maxpool(WS, x.astype(np.uint8), (2, 2), 2)
+
+
+@pytest.mark.rtl
+def test_maxpool_on_verilator_equals_models():
+    """The RTL's acc_max write path: memory equal to the functional model's, every counter
+    equal to the cycle model's (the shared 4x4 WS harness build)."""
+    from testbench import run
+    x = np.random.default_rng(1).integers(-128, 128, (9, 9, 6))
+    layer = compile_maxpool(WS, x, (3, 3), 2)
+    rtl = run(WS, layer.dram, layer.program_addr, program=layer.program, backend="verilator")
+    model = run(WS, layer.dram, layer.program_addr, program=layer.program, backend="model")
+    assert rtl.done and np.array_equal(layer.output(rtl.dram), layer.expected)
+    assert rtl.dram == model.dram
+    assert rtl.counters == model.counters
