@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from hdl import isa
 from hdl.config import NPUConfig
 
-from .compiler import os_chunk, ws_blocking
+from .compiler import conv_k_tiles, conv_tile_channels_meet, os_chunk, ws_plan
 from .energy import Events
 from .workloads import Layer
 
@@ -105,36 +105,44 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
 
     A step is PRELOAD + COMPUTE of one weight tile: the array needs max(mb, R) cycles (the
     next tile's weights stream in while this one computes); the read DMA needs a cycle per
-    beat (and per row) for the A chunk, if loaded, the weight tile and the instructions.
-    A tile's store overlaps the next tile's steps.  The slower of the two sets the pace.
+    beat (and per row) for the A chunk and the weight tile, each unless the plan
+    (``compiler.ws_plan``) keeps it resident and it is loaded already.  A tile's store
+    overlaps the next tile's steps.  The slower of the two sets the pace.
     ``on_chip``: activations and results live in an on-chip buffer fed separately (a
     TPU-style unified buffer): only weights and instructions cross the bus."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
-    Mb, resident = ws_blocking(cfg, M, len(k_tiles))
+    n_tiles = [(n0, min(C, N - n0)) for n0 in range(0, N, C)]
+    lives = [live_of(n0, nt) or [0] for n0, nt in n_tiles]
+    w_lines = sum(k_tiles[ki] for live in lives for ki in live)
+    w_bytes = sum(k_tiles[ki] * nt for live, (_, nt) in zip(lives, n_tiles) for ki in live)
+    plan = ws_plan(cfg, M, len(k_tiles), len(n_tiles), M * sum(k_tiles), w_bytes, w_lines)
+    Mb, resident = plan.Mb, plan.a_resident
     ev = Events()
     cycles = last_store = 0
     for m0 in range(0, M, Mb):
         mb = min(Mb, M - m0)
         fill = None
-        for ni, n0 in enumerate(range(0, N, C)):
-            nt = min(C, N - n0)
-            live = live_of(n0, nt) or [0]
+        for ni, (n0, nt) in enumerate(n_tiles):
             tile_cycles = 0
-            for ki in live:
+            for ki in lives[ni]:
                 kt = k_tiles[ki]
                 load_a = (not resident or ni == 0) and not on_chip
-                read = kt * _beats(nt, B) + LOAD_LATENCY      # one LOAD of weights
+                load_w = not plan.w_resident or m0 == 0
+                read = 0
+                if load_w:                                    # one LOAD of weights
+                    read += kt * _beats(nt, B) + LOAD_LATENCY
+                    ev.dram_bytes += kt * nt + isa.INSN_BYTES
+                    ev.sp_write_bytes += kt * cfg.sp_width
                 if load_a:                                    # A: one LOAD per segment
                     read += mb * _beats(kt, B) + a_segments(mb) * LOAD_LATENCY
                     ev.dram_bytes += mb * kt
                     ev.sp_write_bytes += mb * cfg.sp_width
-                ev.dram_bytes += kt * nt + 3 * isa.INSN_BYTES
-                ev.sp_write_bytes += kt * cfg.sp_width
+                ev.dram_bytes += 2 * isa.INSN_BYTES            # PRELOAD, COMPUTE
                 ev.sp_read_bytes += (kt + mb) * cfg.sp_width
                 ev.array_reg_bits += R * C * cfg.input_width + \
                     mb * R * C * (cfg.input_width + cfg.acc_width)
                 ev.acc_write_bytes += 4 * mb * C
-                ev.acc_read_bytes += 4 * mb * C * (ki != live[0])
+                ev.acc_read_bytes += 4 * mb * C * (ki != lives[ni][0])
                 ev.macs += mb * R * C
                 if fill is None:
                     fill = read + READ_WS
@@ -215,13 +223,13 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
                            lambda mb: 1, out_bytes, inputs_on_chip)
     else:
         ho, wo = layer.out_hw
-        cin, taps = layer.c, layer.kh * layer.kw
-        chunks = [(c0, min(R, cin - c0)) for c0 in range(0, cin, R)]
-        k_tiles = [kt for _ in range(taps) for _, kt in chunks]
+        cin = layer.c
+        tiles = conv_k_tiles(R, layer.kh, layer.kw, cin)
+        k_tiles = [kt for _, kt in tiles]
         if layer.depthwise:
             def live_of(n0, nt):
-                return [t * len(chunks) + i for t in range(taps)
-                        for i, (c0, kt) in enumerate(chunks) if c0 < n0 + nt and n0 < c0 + kt]
+                return [i for i, (k0, kt) in enumerate(tiles)
+                        if conv_tile_channels_meet(k0, kt, cin, n0, nt)]
         else:
             def live_of(n0, nt):
                 return list(range(len(k_tiles)))

@@ -5,9 +5,11 @@ weights, program), where the output goes, and the golden result.  It runs the sa
 the functional model (:meth:`Layer.run_functional`) and on the RTL (``testbench``).
 
 Schedule (weight-stationary): the output is cut into blocks of ``Mb`` rows x ``cols``
-columns; each block accumulates over K-tiles of ``rows``.  Activations of an M-block stay
-in the scratchpad for every N-tile when they fit (else they are reloaded), weight tiles
-and accumulator blocks are double-buffered, and the units synchronise with tokens so that
+columns; each block accumulates over K-tiles of at most ``rows`` (a convolution's kernel
+taps packed into them, :func:`conv_k_tiles`).  Activations of an M-block stay in the
+scratchpad for every N-tile, and the layer's weight tiles for every M-block, when they fit
+(:func:`ws_plan`; else they are reloaded: weight tiles double-buffered); accumulator blocks
+are double-buffered, and the units synchronise with tokens so that
 loads, compute and stores of neighbouring steps overlap (the VTA scheme).
 Output-stationary: one ``rows`` x ``cols`` output tile at a time, K streamed in chunks that
 fit the scratchpad, operands double-buffered the same way.
@@ -27,7 +29,8 @@ from . import golden
 from .isa_sim import FunctionalNPU, RunResult
 
 __all__ = ["LayerError", "Requant", "RequantParams", "ROUNDINGS", "Layer", "compile_gemm", "compile_conv2d", "im2col",
-           "conv2d_reference"]
+           "conv2d_reference", "WsPlan", "ws_plan", "os_chunk", "conv_k_tiles",
+           "conv_tile_channels_meet"]
 
 ALIGN = 64
 
@@ -230,31 +233,49 @@ class _DenseA:
                   dram_addr=self.addr + m0 * self.K + k0, dram_stride=self.K, **flags)
 
 
+def conv_k_tiles(R: int, KH: int, KW: int, Cin: int) -> list[tuple[int, int]]:
+    """The K-tiles ``(k0, kt)`` of a convolution's im2col rows (K ordered ky, kx, c), with
+    kernel taps packed: for one ``ky`` the ``KW * Cin`` values of a window row are
+    contiguous in the NHWC input, so a tile is any run of at most ``R`` of them and one
+    strided LOAD fills it.  Few input channels then share a tile (ResNet-50's first conv,
+    Cin = 3, KW = 7: 21 values per window row, two tiles of 16 and 5 on 16 rows, not seven
+    of 3)."""
+    run = KW * Cin
+    return [(ky * run + off, min(R, run - off)) for ky in range(KH) for off in range(0, run, R)]
+
+
+def conv_tile_channels_meet(k0: int, kt: int, Cin: int, n0: int, nt: int) -> bool:
+    """Whether K-tile ``(k0, kt)`` holds an input channel in ``[n0, n0 + nt)`` (k's channel
+    is ``k % Cin``): the depthwise weight block of that tile and N-tile is not all zero."""
+    if kt >= Cin:
+        return True
+    c0 = k0 % Cin
+    spans = [(c0, c0 + kt)] if c0 + kt <= Cin else [(c0, Cin), (0, c0 + kt - Cin)]
+    return any(lo < n0 + nt and n0 < hi for lo, hi in spans)
+
+
 class _Im2colA:
     """A = im2col(input) read straight from the padded NHWC input with strided loads:
-    a K-tile is (ky, kx, channels c0..c0+kt), a scratchpad line is the input pixel under
-    that kernel tap for one output pixel."""
+    a K-tile (:func:`conv_k_tiles`) is a run of one window row's (kx, c) values, a
+    scratchpad line holds that run for one output pixel."""
 
     def __init__(self, addr, Hp, Wp, Cin, KH, KW, stride, Ho, Wo):
         self.addr, self.Hp, self.Wp, self.Cin = addr, Hp, Wp, Cin
         self.KH, self.KW, self.stride, self.Ho, self.Wo = KH, KW, stride, Ho, Wo
 
     def k_tiles(self, R):
-        return [((ky * self.KW + kx) * self.Cin + c0, min(R, self.Cin - c0))
-                for ky in range(self.KH) for kx in range(self.KW)
-                for c0 in range(0, self.Cin, R)]
+        return conv_k_tiles(R, self.KH, self.KW, self.Cin)
 
     def load(self, prog, sp_addr, m0, mb, k0, kt, flags):
-        tap, c0 = divmod(k0, self.Cin)
-        ky, kx = divmod(tap, self.KW)
+        ky, off = divmod(k0, self.KW * self.Cin)
         m, line = m0, sp_addr
         loads = []
         while m < m0 + mb:
             y, x = divmod(m, self.Wo)
             run = min(self.Wo - x, m0 + mb - m)
-            pixel = (y * self.stride + ky) * self.Wp + (x * self.stride + kx)
+            pixel = (y * self.stride + ky) * self.Wp + x * self.stride
             loads.append(dict(sp_addr=line, nrows=run, ncols=kt,
-                              dram_addr=self.addr + pixel * self.Cin + c0,
+                              dram_addr=self.addr + pixel * self.Cin + off,
                               dram_stride=self.stride * self.Cin))
             m, line = m + run, line + run
         for n, fields in enumerate(loads):  # tokens: pop on the first, push on the last
@@ -296,22 +317,49 @@ def _per_lane(params: RequantParams, n):
                 np.all(bias == bias[0]))
 
 
-def ws_blocking(cfg: NPUConfig, M: int, Kt: int) -> tuple[int, bool]:
-    """WS: rows of A per M-block, and whether the block's ``Kt`` A chunks all stay in the
-    scratchpad (below the two weight slots) for every N-tile."""
-    room = cfg.sp_lines - 2 * cfg.rows
-    Mb = min(M, cfg.acc_lines // 2)
-    resident = Kt >= 2 and Kt * Mb <= room
-    if not resident:
-        Mb = min(Mb, room // 2)
-        if Mb < 1:
-            raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
-        if Kt >= 2 and Kt * min(M, cfg.acc_lines // 2) > room:
-            # Smaller blocks that keep A resident beat reloading it for every N-tile.
-            mb_resident = room // Kt
-            if mb_resident >= max(1, min(M, cfg.acc_lines // 2) // 2):
-                Mb, resident = mb_resident, True
-    return Mb, resident
+@dataclass(frozen=True)
+class WsPlan:
+    """How the WS schedule keeps operands in the scratchpad: ``Mb`` rows of A per M-block;
+    ``a_resident``: a block's A chunks stay for every N-tile (loaded once per block);
+    ``w_resident``: every weight tile of the layer stays for every M-block (loaded once per
+    layer, at the top of the scratchpad), else two weight slots alternate."""
+    Mb: int
+    a_resident: bool
+    w_resident: bool
+
+    def dram_bytes(self, M: int, a_bytes: int, w_bytes: int, n_tiles: int) -> int:
+        """Operand bytes this plan reads: A once per block (or per N-tile), weights once
+        (or per M-block)."""
+        return a_bytes * (1 if self.a_resident else n_tiles) + \
+            w_bytes * (1 if self.w_resident else -(-M // self.Mb))
+
+
+def ws_plan(cfg: NPUConfig, M: int, Kt: int, n_tiles: int, a_bytes: int, w_bytes: int,
+            w_lines: int) -> WsPlan:
+    """Choose the WS plan for a GEMM of ``M`` rows, ``Kt`` K-tiles and ``n_tiles`` N-tiles
+    whose A (as loaded) holds ``a_bytes`` and whose live weight tiles hold ``w_bytes`` in
+    ``w_lines`` scratchpad lines.
+
+    Every combination of resident A / resident weights that fits is considered with its
+    largest block (at most half the accumulator, the other half being the next tile's);
+    among those whose block has at least ``2 * rows`` rows (or all of them: a step of fewer
+    rows than the weight preload's ``rows`` cycles leaves the array idle), the one reading
+    the fewest DRAM bytes wins, then the larger block."""
+    R = cfg.rows
+    m_max = min(M, cfg.acc_lines // 2)
+    plans = []
+    for w_res in (True, False):
+        room = cfg.sp_lines - (w_lines if w_res else 2 * R)
+        for a_res in (True, False):
+            if a_res and Kt < 2:
+                continue
+            mb = min(m_max, room // (Kt if a_res else 2))
+            if mb >= 1:
+                plans.append(WsPlan(mb, a_res, w_res))
+    if not plans:
+        raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
+    big = [p for p in plans if p.Mb >= min(m_max, 2 * R)] or plans
+    return min(big, key=lambda p: (p.dram_bytes(M, a_bytes, w_bytes, n_tiles), -p.Mb))
 
 
 def os_chunk(cfg: NPUConfig, K: int) -> int:
@@ -323,24 +371,47 @@ def os_chunk(cfg: NPUConfig, K: int) -> int:
     return Kc
 
 
-def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_dense,
-                 acc_bias_addr=None):
-    """Emit the weight-stationary schedule (see module doc).  Returns the step count."""
-    R, C = cfg.rows, cfg.cols
+def _ws_tiles(a_src, R, N, C, b_dense):
+    """The K-tiles, N-tiles and, per N-tile, its live K-tiles ``(ki, k0, kt)`` (an all-zero
+    weight block, as depthwise has, is skipped; an N-tile with none keeps one to write
+    zeros)."""
     k_tiles = a_src.k_tiles(R)
     n_tiles = [(n0, min(C, N - n0)) for n0 in range(0, N, C)]
-    # Weight tiles at the top of the scratchpad and activations from line 0: with two
-    # banks they stream from different banks whenever the activations fit the lower half.
+    live = []
+    for n0, nt in n_tiles:
+        tiles = [(ki, k0, kt) for ki, (k0, kt) in enumerate(k_tiles)
+                 if b_dense is None or np.any(b_dense[k0:k0 + kt, n0:n0 + nt])]
+        live.append(tiles or [(0, *k_tiles[0])])
+    return k_tiles, n_tiles, live
+
+
+def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_dense,
+                 acc_bias_addr=None):
+    """Emit the weight-stationary schedule (see module doc).  Returns its plan and counts.
+
+    A step is one weight tile: its loads (the A chunk unless resident and loaded, the
+    weight tile unless resident and loaded), PRELOAD and COMPUTE.  A step that loads
+    something is a *load step*: its last LOAD hands a token to PRELOAD, and its COMPUTE
+    gives the (double-buffered) slot back; the load steps' slots alternate."""
+    R, C = cfg.rows, cfg.cols
+    k_tiles, n_tiles, live_of = _ws_tiles(a_src, R, N, C, b_dense)
+    w_lines = sum(kt for live in live_of for _, _, kt in live)
+    w_bytes = sum(kt * nt for live, (_, nt) in zip(live_of, n_tiles) for _, _, kt in live)
+    plan = ws_plan(cfg, M, len(k_tiles), len(n_tiles), M * K, w_bytes, w_lines)
+    Mb, resident = plan.Mb, plan.a_resident
+    # Weights at the top of the scratchpad and activations from line 0: with two banks they
+    # stream from different banks whenever the activations fit the lower half.
     w_slot = [cfg.sp_lines - 2 * R, cfg.sp_lines - R]
-    a_base = 0
-    Mb, resident = ws_blocking(cfg, M, len(k_tiles))
+    w_home, line = {}, cfg.sp_lines - w_lines     # resident weights: one home per tile
+    for ni, live in enumerate(live_of):
+        for ki, _, kt in live:
+            w_home[ni, ki], line = line, line + kt
     acc_slot = [0, cfg.acc_lines // 2]               # one accumulator bank each
     per_lane = params is not None and _per_lane(params, N)
     if params is not None and not per_lane:
         _emit_config(prog, params, 0, C, per_lane=False)
 
-    step = 0
-    tile = 0
+    step = tile = load_steps = 0
     for m0 in range(0, M, Mb):
         mb = min(Mb, M - m0)
         loaded = set()                   # resident A chunks of this M-block
@@ -348,39 +419,37 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
             # The new block's chunks overwrite the old block's: let its last uses finish.
             prog.emit(Opcode.SYNC)
         for ni, (n0, nt) in enumerate(n_tiles):
-            live = [(ki, k0, kt) for ki, (k0, kt) in enumerate(k_tiles)
-                    if b_dense is None or np.any(b_dense[k0:k0 + kt, n0:n0 + nt])]
-            if not live:           # an all-zero weight block (depthwise): still write zeros
-                live = [(0, *k_tiles[0])]
             slot = acc_slot[tile % 2]
-            for j, (ki, k0, kt) in enumerate(live):
-                a_line = a_base + (ki * Mb if resident else (step % 2) * Mb)
-                # Load: A chunk (unless resident and already there), weight tile.
-                reuse = step >= 2
+            for j, (ki, k0, kt) in enumerate(live_of[ni]):
                 if j == 0 and acc_bias_addr is not None:
                     _load_acc_bias(prog, tile, slot, mb, nt, acc_bias_addr + 4 * n0)
                 load_a = not resident or ki not in loaded
+                load_w = not plan.w_resident or m0 == 0
                 loaded.add(ki)
-                first_load = True
+                a_line = ki * Mb if resident else (load_steps % 2) * Mb
+                w_line = w_home[ni, ki] if plan.w_resident else w_slot[load_steps % 2]
+                pop = int(load_steps >= 2)
                 if load_a:
                     a_src.load(prog, a_line, m0, mb, k0, kt,
-                               {"pop_next": int(reuse)})
-                    first_load = False
-                prog.emit(Opcode.LOAD, sp_addr=w_slot[step % 2], nrows=kt, ncols=nt,
-                          dram_addr=b_addr + k0 * N + n0, dram_stride=N,
-                          pop_next=int(reuse and first_load), push_next=1)
-                # Compute.
-                last = j == len(live) - 1
-                prog.emit(Opcode.PRELOAD, sp_addr=w_slot[step % 2], nrows=kt, pop_prev=1)
+                               {"pop_next": pop, "push_next": int(not load_w)})
+                if load_w:
+                    prog.emit(Opcode.LOAD, sp_addr=w_line, nrows=kt, ncols=nt,
+                              dram_addr=b_addr + k0 * N + n0, dram_stride=N,
+                              pop_next=int(pop and not load_a), push_next=1)
+                fresh = int(load_a or load_w)
+                load_steps += fresh
+                last = j == len(live_of[ni]) - 1
+                prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=kt, pop_prev=fresh)
                 prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
                           accumulate=int(j > 0 or acc_bias_addr is not None),
-                          push_prev=1, push_next=int(last),
+                          push_prev=fresh, push_next=int(last),
                           pop_next=int(j == 0 and tile >= 2))
                 step += 1
             _emit_store(prog, params, per_lane, slot, m0, mb, n0, nt, N, out_addr, esize)
             tile += 1
     prog.emit(Opcode.HALT)
-    return {"steps": step, "tiles": tile, "Mb": Mb, "a_resident": resident}
+    return {"steps": step, "tiles": tile, "Mb": Mb, "a_resident": resident,
+            "w_resident": plan.w_resident}
 
 
 def _load_acc_bias(prog, tile, slot, nrows, ncols, addr):

@@ -36,6 +36,9 @@ def regression_layers(cfg: NPUConfig, seed: int) -> list:
         compile_conv2d(cfg, x, i8(1, 1, 5, 7), 1, 0, name="conv1x1_int32"),
         compile_conv2d(cfg, x, i8(3, 3, 5), 1, 1, depthwise=True, name="depthwise3x3_relu",
                        requant=Requant(scale=rng.uniform(0.005, 0.02, 5), activation="relu")),
+        # Two input channels: a window row's 3 taps x 2 channels packed into K-tiles.
+        compile_conv2d(cfg, i8(7, 7, 2), i8(3, 3, 2, 5), 1, 1, name="conv3x3_cin2_packed_taps",
+                       requant=Requant(scale=0.003, activation="relu")),
     ]
     return layers
 

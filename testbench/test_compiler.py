@@ -134,3 +134,68 @@ def test_onnxruntime_rounding_runs_on_the_core_model(cfg):
                              Requant(scale=scale, rounding=rounding))
         result, out = layer.run_functional()
         assert result.done and out[:, 0].tolist() == expected, rounding
+
+
+def _loaded_bytes(layer, lo, hi):
+    """Bytes the layer's LOADs read from DRAM addresses in [lo, hi)."""
+    total = 0
+    for word in layer.program:
+        i = isa.decode(word)
+        if i["op"] == Opcode.LOAD and lo <= i["dram_addr"] < hi:
+            total += i["nrows"] * i["ncols"]
+    return total
+
+
+def test_conv_k_tiles_pack_taps_of_a_window_row():
+    from sim_models.compiler import conv_k_tiles
+    tiles = conv_k_tiles(16, 7, 7, 3)            # ResNet-50's first conv on 16 rows
+    assert [kt for _, kt in tiles] == [16, 5] * 7
+    covered = [k for k0, kt in tiles for k in range(k0, k0 + kt)]
+    assert covered == list(range(7 * 7 * 3))    # every K index once, in order
+    for k0, kt in tiles:                         # no tile spans two window rows
+        assert k0 // 21 == (k0 + kt - 1) // 21
+    assert len(conv_k_tiles(4, 3, 3, 5)) == 3 * 4   # 15 values a row: 4 + 4 + 4 + 3
+
+
+@pytest.mark.parametrize("rows", [4, 8, 16])
+@pytest.mark.parametrize("cin,kernel,stride,padding,depthwise", [
+    (3, 7, 2, 3, False), (2, 3, 1, 1, False), (1, 5, 1, 2, False), (5, 3, 2, 1, False),
+    (3, 3, 1, 1, True), (6, 3, 2, 1, True)])
+def test_packed_taps_conv_is_bit_exact(rows, cin, kernel, stride, padding, depthwise):
+    from sim_models.compiler import conv_k_tiles
+    cfg = NPUConfig(rows=rows, cols=4, dataflow="ws", sp_lines=1024, acc_lines=64)
+    rng = np.random.default_rng(SEED + rows + cin * kernel)
+    x = rng.integers(-128, 128, (11, 10, cin))
+    w = rng.integers(-128, 128, (kernel, kernel, cin) if depthwise else
+                     (kernel, kernel, cin, 5))
+    layer = compile_conv2d(cfg, x, w, stride, padding, depthwise,
+                           requant=Requant(scale=0.002, activation="relu"))
+    result, out = layer.run_functional()
+    assert result.done and result.error == ErrorCode.NONE
+    assert np.array_equal(out, layer.expected)
+    preloads = sum(isa.decode(wd)["op"] == Opcode.PRELOAD for wd in layer.program)
+    if not depthwise:   # every N-tile of every M-block walks the packed tiles once
+        blocks = -(-layer.meta["M"] // layer.meta["Mb"]) * -(-5 // cfg.cols)
+        assert preloads == blocks * len(conv_k_tiles(rows, kernel, kernel, cin))
+
+
+def test_weights_are_loaded_once_per_layer_when_they_fit():
+    """Several M-blocks: resident weights are read from DRAM once (not once per block) and
+    resident A chunks once per block; the result stays bit-exact.  Without room for the
+    weights, they are re-read per block."""
+    rng = np.random.default_rng(SEED)
+    M, K, N = 300, 40, 12
+    a, b = rng.integers(-128, 128, (M, K)), rng.integers(-128, 128, (K, N))
+    for sp_lines, resident in ((1024, True), (128, False)):
+        cfg = NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=sp_lines, acc_lines=64)
+        layer = compile_gemm(cfg, a, b, Requant(scale=0.001))
+        result, out = layer.run_functional()
+        assert result.done and np.array_equal(out, layer.expected)
+        assert layer.meta["w_resident"] is resident
+        blocks = -(-M // layer.meta["Mb"])
+        assert blocks > 1
+        a_addr = 0                               # the image holds A, then B
+        b_addr = (M * K + 63) // 64 * 64
+        assert _loaded_bytes(layer, b_addr, b_addr + K * N) == K * N * (1 if resident else blocks)
+        assert _loaded_bytes(layer, a_addr, a_addr + M * K) == M * K * \
+            (1 if layer.meta["a_resident"] else -(-N // cfg.cols))
