@@ -245,9 +245,12 @@ def test_make_run_command_writes_output_and_report(tmp_path):
     out = np.load(tmp_path / "output.npy")
     assert out.dtype == np.float32 and out.shape == (3, 10)
     assert rep["onnxruntime"]["output"]["equal"] and rep["onnxruntime"]["output"]["differing"] == 0
-    assert [l["op"] for l in rep["layers"]] == ["QLinearConv", "QLinearConv", "QGemm"]
+    assert rep["programs"] == 1 and [l["segment"] for l in rep["layers"]] == \
+        [["conv1_quant", "pool1", "conv2_quant", "pool2", "fc_quant"]]
+    assert [m["op"] for m in rep["layers"][0]["members"]] == \
+        ["QLinearConv", "MaxPool", "QLinearConv", "MaxPool", "QGemm"]
     assert all(l["cycles_source"] == "measured" and l["cycles"] > 0 for l in rep["layers"])
-    assert {h["op"] for h in rep["host_ops"]} == {"QuantizeLinear", "MaxPool", "Flatten",
+    assert {h["op"] for h in rep["host_ops"]} == {"QuantizeLinear", "Flatten",
                                                   "DequantizeLinear"}
     assert 0 < rep["totals"]["host_share"] < 0.1
 

@@ -19,7 +19,9 @@ from hdl.config import NPUConfig
 from ..isa_sim import FunctionalNPU
 from . import host_ops
 from .graph import Graph, OnnxImportError
-from .lower import NPU_REQUANT, lower_conv, lower_matmul
+from ..compiler_ops import INT8_MIN
+from .lower import (NPU_REQUANT, flat_matmul_linkable, lower_conv, lower_flat_matmul,
+                    lower_matmul, lower_maxpool, maxpool_host_reason)
 from .wholegraph import link_segment, read_placed
 
 __all__ = ["execute", "Execution", "functional_runner", "to_model_dtype", "from_model_dtype"]
@@ -236,65 +238,128 @@ def _layer_info(cfg, op, layer, out_info):
             "onnxruntime_float_island": bool(op.attrs.get("ort_float", False))}
 
 
+def _linkable(graph, cfg, i) -> str | None:
+    """The role of op ``i`` in a one-program chain: ``conv``, ``maxpool``, ``flatten`` (a
+    Flatten(axis=1) whose only use is the next op, a linkable matmul) or None."""
+    ops = graph.ops
+    op = ops[i]
+    if op.kind == "conv" and op.attrs["scale"] is not None:
+        return "conv"
+    if op.kind == "maxpool" and maxpool_host_reason(cfg, op) is None:
+        return "maxpool"
+    if op.kind == "layout" and op.onnx_op == "Flatten" and \
+            op.attrs.get("attrs", {}).get("axis", 1) == 1 and i + 1 < len(ops):
+        nxt = ops[i + 1]
+        if nxt.kind == "matmul" and nxt.inputs[0] == op.outputs[0] and \
+                flat_matmul_linkable(nxt, graph):
+            return "flatten"
+    return None
+
+
 def plan_segments(graph: Graph, cfg: NPUConfig) -> dict:
-    """Chains of convolutions that run as one program (:mod:`.wholegraph`): each conv's
-    input is the previous op's int8 output.  Returns {index of first op: [op indices]}."""
+    """Chains of NPU ops that run as one program (:mod:`.wholegraph`): convolutions and max
+    pools, each reading the previous one's int8 output, optionally closed by a Flatten and
+    the matrix product it feeds.  Returns {index of first op: [op indices]} (the Flatten's
+    index included)."""
     if cfg.dataflow != "ws" or not NPU_REQUANT:
         return {}
     ops, segs, cur = graph.ops, {}, []
-    for i, op in enumerate(ops):
-        chained = (cur and op.kind == "conv" and op.inputs[0] == ops[cur[-1]].outputs[0])
-        if chained:
+
+    def close():
+        if sum(ops[k].kind != "layout" for k in cur) > 1:
+            segs[cur[0]] = list(cur)
+    i = 0
+    while i < len(ops):
+        op, role = ops[i], _linkable(graph, cfg, i)
+        if cur and role and op.inputs[0] == ops[cur[-1]].outputs[0]:
+            if role == "flatten":
+                cur += [i, i + 1]
+                close()
+                cur = []
+                i += 2
+                continue
             cur.append(i)
-            continue
-        if len(cur) > 1:
-            segs[cur[0]] = cur
-        cur = [i] if op.kind == "conv" and op.attrs["scale"] is not None else []
-    if len(cur) > 1:
-        segs[cur[0]] = cur
+        else:
+            close()
+            cur = [i] if role in ("conv", "maxpool") else []
+        i += 1
+    close()
     return segs
+
+
+def _lower_member(cfg, op, x, vals):
+    """Lower one NPU op of a chain on input ``x`` (for a matmul: the 4-D tensor before the
+    Flatten)."""
+    if op.kind == "conv":
+        return lower_conv(cfg, op, x, vals[op.inputs[1]],
+                          vals[op.inputs[2]] if op.attrs["has_bias"] else None)
+    if op.kind == "maxpool":
+        return lower_maxpool(cfg, op, x)
+    return lower_flat_matmul(cfg, op, x, vals[op.inputs[1]],
+                             vals[op.inputs[2]] if op.attrs["has_bias"] else None)
+
+
+def _placeholder(op, shape):
+    """A stand-in input for compiling a chain member: what its padding holds (the interior
+    is written by the layer before it on the NPU)."""
+    fill = op.attrs["xq"].zp_scalar("input", op.name) if op.kind == "conv" else \
+        INT8_MIN if op.kind == "maxpool" else 0
+    return np.full(shape, fill, np.int64)
 
 
 def _run_segment(cfg, graph, idx, vals, run_layer, ex):
     """Compile the chain ``idx`` (op indices), link it into one program, run it once, and
     set every op's output (intermediate ones read back from the next layer's buffer)."""
-    ops = [graph.ops[i] for i in idx]
-    lows, x = [], None
+    ops = [graph.ops[i] for i in idx if graph.ops[i].kind != "layout"]
+    flatten = [graph.ops[i] for i in idx if graph.ops[i].kind == "layout"]
+    x0 = vals[ops[0].inputs[0]]
+    n = x0.shape[0]
+    lows = []
     for k, op in enumerate(ops):
-        if k == 0:
-            x = vals[op.inputs[0]]
-        else:
-            ho, wo, m, _ = lows[-1].out_geom
-            x = np.full((x.shape[0], m, ho, wo), op.attrs["xq"].zp_scalar("input", op.name))
-        lows.append(lower_conv(cfg, op, x, vals[op.inputs[1]],
-                               vals[op.inputs[2]] if op.attrs["has_bias"] else None))
+        x = x0 if k == 0 else _placeholder(op, (n, lows[-1].out_geom[2]) +
+                                           tuple(lows[-1].out_geom[:2]))
+        lows.append(_lower_member(cfg, op, x, vals))
     seg = link_segment(cfg, [lw.layers[0] for lw in lows], [lw.place for lw in lows],
                        [lw.out_geom for lw in lows], name="+".join(op.name for op in ops))
     out, info = run_layer(cfg, seg)
     dram = info.pop("dram")
     offs = seg.meta["offsets"]
-    n = vals[ops[0].inputs[0]].shape[0]
-    golden = True
-    x = vals[ops[0].inputs[0]]
+    golden, x = True, x0
     for k, op in enumerate(ops):
         if k + 1 < len(ops):
             ho, wo, m, _ = lows[k].out_geom
             y = read_placed(dram, offs[k + 1], lows[k + 1].place, (n, m, ho, wo))
         else:
             y = lows[k].assemble([out])
-        ref = lower_conv(cfg, op, x, vals[op.inputs[1]],
-                         vals[op.inputs[2]] if op.attrs["has_bias"] else None)
+        ref = _lower_member(cfg, op, x, vals)
         golden &= bool(np.array_equal(y, ref.assemble([ref.layers[0].expected])))
         vals[op.outputs[0]] = x = y
+        if flatten and k + 2 == len(ops):          # the chain's Flatten, before its matmul
+            vals[flatten[0].outputs[0]] = _layout(flatten[0], y)
     info["golden_equal"] = golden
     entry = _layer_info(cfg, ops[-1], seg, info)
+    members = [_layer_info(cfg, op, lw.layers[0], {}) for op, lw in zip(ops, lows)]
     if entry["cycles_source"] == "analytical":
-        entry["cycles"] = sum(_layer_info(cfg, op, lw.layers[0], {})["cycles"]
-                              for op, lw in zip(ops, lows))
+        entry["cycles"] = sum(m["cycles"] for m in members)
         entry["utilization"] = seg.macs / (entry["cycles"] * cfg.rows * cfg.cols)
-    entry["op"] = f"{len(ops)} x {ops[0].onnx_op} (one program)"
+    entry["op"] = f"{len(ops)} NPU ops (one program)"
     entry["segment"] = [op.name for op in ops]
+    entry["members"] = [{k: m[k] for k in ("layer", "op", "shape", "macs")} for m in members]
     ex.layers.append(entry)
+    if flatten:
+        ex.host.append({"node": flatten[0].name, "op": "Flatten", "ops": 0,
+                        "why": "none: the matmul reads the NPU's NHWC output in place (its "
+                               "weight rows reordered); layout only"})
+
+
+def _run_maxpool(cfg, op, x, run_layer, ex):
+    """A MaxPool outside a chain: its own NPU program."""
+    low = lower_maxpool(cfg, op, x)
+    out, info = run_layer(cfg, low.layers[0])
+    info.pop("dram", None)
+    info["golden_equal"] = bool(np.array_equal(out, low.layers[0].expected))
+    ex.layers.append(_layer_info(cfg, op, low.layers[0], info))
+    return low.assemble([out])
 
 
 def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
@@ -355,12 +420,17 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
                                 "why": "raw int32 output" if op.attrs["scale"] is None else
                                 "the core has no onnxruntime rounding mode yet"})
             continue
+        if op.kind == "maxpool" and ins[0].ndim == 4 and maxpool_host_reason(cfg, op) is None:
+            vals[op.outputs[0]] = _run_maxpool(cfg, op, ins[0], run_layer, ex)
+            continue
         y, count = _host_op(op, ins, graph)
         vals[op.outputs[0]] = y
         ex.host.append({"node": op.name, "op": op.onnx_op if op.kind != "float"
                         else f"{op.onnx_op} (float island)", "ops": int(count),
                         "why": "layout (data movement only)" if op.kind == "layout" else
-                        "no NPU datapath yet" if op.kind in ("maxpool", "add", "gap", "concat")
+                        maxpool_host_reason(cfg, op) or "not a 4-D tensor"
+                        if op.kind == "maxpool" else
+                        "no NPU datapath yet" if op.kind in ("add", "gap", "concat")
                         else "graph edge" if op.kind in ("quantize", "dequantize")
                         else "float op (QDQ island)"})
     for name, dtype, _ in graph.outputs:

@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["requantize_ort", "quantize_linear", "dequantize_linear", "qlinear_add",
-           "qlinear_global_average_pool", "qlinear_concat", "max_pool"]
+           "qlinear_global_average_pool", "qlinear_concat", "max_pool",
+           "pool_output_size"]
 
 F32 = np.float32
 
@@ -126,6 +127,18 @@ def qlinear_concat(inputs, params, sy, zy, axis: int) -> np.ndarray:
     return np.concatenate(parts, axis=axis)
 
 
+def pool_output_size(size: int, pad_begin: int, pad_end: int, kernel: int, stride: int,
+                     dilation: int = 1, ceil_mode: bool = False) -> int:
+    """Output length of a pooling window along one axis, as ONNX defines it (with
+    ``ceil_mode``, a last window that would start in the end padding is dropped)."""
+    span = (kernel - 1) * dilation + 1
+    num = size + pad_begin + pad_end - span
+    o = (-(-num // stride) if ceil_mode else num // stride) + 1
+    if ceil_mode and (o - 1) * stride >= size + pad_begin:
+        o -= 1
+    return o
+
+
 def max_pool(x, kernel, strides, pads, dilations=None, ceil_mode: bool = False,
              fill=None) -> np.ndarray:
     """MaxPool over the spatial axes of NCHW ``x``; ``pads`` as ONNX (begins + ends);
@@ -135,14 +148,8 @@ def max_pool(x, kernel, strides, pads, dilations=None, ceil_mode: bool = False,
     nd = len(kernel)
     dil = dilations or [1] * nd
     sp = x.shape[2:]
-    out = []
-    for i in range(nd):
-        span = (kernel[i] - 1) * dil[i] + 1
-        num = sp[i] + pads[i] + pads[i + nd] - span
-        o = (-(-num // strides[i]) if ceil_mode else num // strides[i]) + 1
-        if ceil_mode and (o - 1) * strides[i] >= sp[i] + pads[i]:
-            o -= 1
-        out.append(o)
+    out = [pool_output_size(sp[i], pads[i], pads[i + nd], kernel[i], strides[i], dil[i],
+                            ceil_mode) for i in range(nd)]
     big = np.full(x.shape[:2] + tuple(sp[i] + pads[i] + pads[i + nd] + kernel[i] * dil[i] *
                                       strides[i] for i in range(nd)), fill, dtype=x.dtype)
     big[(slice(None), slice(None)) + tuple(slice(pads[i], pads[i] + sp[i])

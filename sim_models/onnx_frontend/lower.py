@@ -30,12 +30,14 @@ from hdl.config import NPUConfig
 
 from .. import golden
 from ..compiler import Requant, compile_conv2d, compile_gemm
+from ..compiler_ops import INT8_MIN, compile_maxpool
 from ..workloads import Layer as WLayer
 from .graph import OnnxImportError
-from .host_ops import requantize_ort
+from .host_ops import pool_output_size, requantize_ort
 from .wholegraph import Placement
 
-__all__ = ["NPU_REQUANT", "lower_conv", "lower_matmul", "Lowered"]
+__all__ = ["NPU_REQUANT", "lower_conv", "lower_matmul", "Lowered", "maxpool_host_reason",
+           "lower_maxpool", "flat_matmul_linkable", "lower_flat_matmul"]
 
 #: True when the compiler's requantizer has onnxruntime's single rounding.
 NPU_REQUANT = "rounding" in {f.name for f in dataclasses.fields(Requant)}
@@ -205,3 +207,87 @@ def lower_matmul(cfg: NPUConfig, op, a_val, b_val, bias) -> Lowered:
         ys = [p(o) if p else o for p, o in zip(posts, outs)]
         return np.stack(ys).reshape(out_shape)
     return Lowered(layers, assemble, posts[0] is not None)
+
+
+def maxpool_host_reason(cfg: NPUConfig, op) -> str | None:
+    """Why a MaxPool op stays on the host, or None when the NPU runs it."""
+    a = op.attrs
+    if cfg.dataflow != "ws":
+        return "output-stationary core: max pooling needs weight-stationary strided tap loads"
+    if len(a["kernel"]) != 2:
+        return f"{len(a['kernel'])}-D pooling (the NPU pools 2-D NCHW tensors)"
+    if a["strides"][0] != a["strides"][1]:
+        return f"strides {a['strides']} differ along H and W"
+    return None
+
+
+def lower_maxpool(cfg: NPUConfig, op, x) -> Lowered:
+    """One MaxPool op (NCHW ``x``, int8 inside) as one NPU layer for the whole batch: the
+    images padded with the int8 minimum (plus, with ``ceil_mode``, enough end padding for
+    the last window) and stacked along H as :func:`lower_conv` does."""
+    reason = maxpool_host_reason(cfg, op)
+    if reason:
+        raise OnnxImportError(f"node {op.name!r} (MaxPool): {reason}")
+    a = op.attrs
+    N, C, H, W = x.shape
+    (kh, kw), s, (dy, dx) = a["kernel"], a["strides"][0], a["dilations"]
+    t, l, bo, r = a["pads"]
+    ho = pool_output_size(H, t, bo, kh, s, dy, a["ceil_mode"])
+    wo = pool_output_size(W, l, r, kw, s, dx, a["ceil_mode"])
+    bo = max(bo, (ho - 1) * s + (kh - 1) * dy + 1 - H - t)
+    r = max(r, (wo - 1) * s + (kw - 1) * dx + 1 - W - l)
+    Hp = H + t + bo
+    Hs = -(-Hp // s) * s
+    imgs = [np.pad(np.asarray(x[n], np.int64).transpose(1, 2, 0),
+                   ((t, bo + (Hs - Hp if n < N - 1 else 0)), (l, r), (0, 0)),
+                   constant_values=INT8_MIN) for n in range(N)]
+    img = np.concatenate(imgs, axis=0)
+    layer = compile_maxpool(cfg, img, (kh, kw), s, (dy, dx), name=op.name)
+    layer.meta["workload"] = WLayer(layer.name, "conv", h=img.shape[0], w=img.shape[1], c=C,
+                                    kh=(kh - 1) * dy + 1, kw=(kw - 1) * dx + 1, n=C, stride=s,
+                                    depthwise=True)
+    layer.meta["batch"] = N
+
+    def assemble(outs):
+        y = np.stack([outs[0][n * Hs // s:n * Hs // s + ho] for n in range(N)])
+        return y.transpose(0, 3, 1, 2)
+    place = Placement(0, Hs, Hp, W + l + r, t, l, C, False, N)
+    return Lowered([layer], assemble, False, place, (ho, wo, C, Hs // s))
+
+
+def _hwc_rows(B, C, H, W):
+    """Rows of ``B`` (K = C*H*W, NCHW flatten order) reordered to the NHWC order
+    ``(y*W + x)*C + c``: the product with an NHWC-flattened input is then the same."""
+    return B[np.arange(C * H * W).reshape(C, H, W).transpose(1, 2, 0).reshape(-1)]
+
+
+def flat_matmul_linkable(op, graph) -> bool:
+    """Whether a matmul fed by ``Flatten(axis=1)`` of a 4-D NPU output can read that output
+    in place: int8 output, constant 2-D B whose zero-point-corrected weights fit int8 (no
+    K split) and A not transposed."""
+    a = op.attrs
+    B = graph.consts.get(op.inputs[1])
+    if a["scale"] is None or a["trans_a"] or B is None or np.ndim(B) != 2:
+        return False
+    B = np.asarray(B, np.int64)
+    d = (B.T if a["trans_b"] else B) - a["bq"].zp.reshape(1, -1)
+    return _split(d)[1] is None
+
+
+def lower_flat_matmul(cfg: NPUConfig, op, x, b_val, bias) -> Lowered:
+    """A matmul of ``Flatten(x)`` (``x`` NCHW) that reads ``x`` as the NPU left it, NHWC:
+    B's rows reordered to match (:func:`_hwc_rows`), so the input needs no relayout.  The
+    layer's A (N x H*W*C) is the first thing in its image."""
+    N, C, H, W = x.shape
+    B = np.asarray(b_val, np.int64)
+    B = _hwc_rows(B.T if op.attrs["trans_b"] else B, C, H, W)
+    flat = dataclasses.replace(op, attrs={**op.attrs, "trans_b": False})
+    A = np.asarray(x, np.int64).transpose(0, 2, 3, 1).reshape(N, -1)
+    low = lower_matmul(cfg, flat, A, B, bias)
+    layer = low.layers[0]
+    if len(low.layers) != 1 or layer.meta["K"] != A.shape[1] or \
+            bytes(layer.dram[:A.size]) != A.astype(np.int8).tobytes():
+        raise OnnxImportError(f"node {op.name!r}: its A operand is not where a flattened "
+                              f"input can be written in place")
+    low.place = Placement(0, H, H, W, 0, 0, C, False, N)
+    return low
