@@ -72,6 +72,7 @@ def make_runner(sim: str):
         if r.counters:
             info["cycles"] = r.counters["cycles"]
             info["dram_bytes"] = r.counters["dma_bytes_read"] + r.counters["dma_bytes_written"]
+            info["counters"] = dict(r.counters)
         return layer.output(r.dram), info
 
     def close():

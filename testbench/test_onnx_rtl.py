@@ -21,17 +21,28 @@ CFG = NPUConfig(rows=4, cols=4, dataflow="ws", bus_bits=128, sp_lines=1024, acc_
 @pytest.mark.rtl
 @pytest.mark.parametrize("sim,images", [("verilator", 8), ("icarus", 2)])
 def test_digits_on_rtl_identical_to_onnxruntime(sim, images):
+    """The whole digits CNN (conv, max pool, conv, max pool, flatten, gemm) as ONE program
+    per inference on the RTL: output identical to onnxruntime's, every layer's output (read
+    back from where the next layer read it) equal to the golden model's, and the cycle
+    model's counters equal to the RTL's, every one of them."""
     (xtr, _), (xte, yte) = zoo.digits()
     qm = zoo.quantize(onnx.load(str(zoo.DIGITS_ONNX)), xtr[:128], "qoperator", "uint8", True)
-    run_layer, close = make_runner(sim)
-    try:
-        ex = execute(import_model(qm), {"input": xte[:images]}, CFG, run_layer)
-    finally:
-        close()
+    graph = import_model(qm)
+    runs = {}
+    for backend in (sim, "model"):
+        run_layer, close = make_runner(backend)
+        try:
+            runs[backend] = execute(graph, {"input": xte[:images]}, CFG, run_layer)
+        finally:
+            close()
+    ex = runs[sim]
     ref = zoo.ort_run(qm, {"input": xte[:images]})["output"]
     assert np.array_equal(ex.outputs["output"], ref)
+    assert [layer["segment"] for layer in ex.layers] == \
+        [["conv1_quant", "pool1", "conv2_quant", "pool2", "fc_quant"]]
     assert all(layer["golden_equal"] and layer["cycles_source"] == "measured"
                for layer in ex.layers)
+    assert ex.layers[0]["counters"] == runs["model"].layers[0]["counters"]
 
 
 @pytest.mark.rtl

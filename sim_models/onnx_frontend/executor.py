@@ -235,7 +235,8 @@ def _layer_info(cfg, op, layer, out_info):
             "dram_bytes": int(dram), "energy_pj": [band.low_pj, band.high_pj],
             "backend": out_info.get("backend"), "wall_s": out_info.get("wall_s", 0.0),
             "golden_equal": out_info.get("golden_equal"),
-            "onnxruntime_float_island": bool(op.attrs.get("ort_float", False))}
+            "onnxruntime_float_island": bool(op.attrs.get("ort_float", False)),
+            "counters": out_info.get("counters")}
 
 
 def _linkable(graph, cfg, i) -> str | None:
