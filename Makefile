@@ -93,11 +93,12 @@ bench: bootstrap
 	$(PY) scripts/bench.py
 
 # The C++ Verilator harness: make sim's layers (or NETWORK=mobilenet_v2 at RESOLUTION=, every
-# layer) at Verilator speed; WAVES=1 FROM= TO= writes an FST of those cycles of each run.
+# layer) at Verilator speed; WAVES=1 FROM= TO= writes an FST of those cycles of each run;
+# CHECK_MODEL=1 with NETWORK= also compares every layer's counters with the cycle model (slow).
 NETWORK ?=
 RESOLUTION ?= 1.0
 harness: bootstrap
-	$(PY) scripts/harness.py $(if $(NETWORK),network --workload $(NETWORK) --resolution $(RESOLUTION),demo) \
+	$(PY) scripts/harness.py $(if $(NETWORK),network --workload $(NETWORK) --resolution $(RESOLUTION) $(if $(filter 1,$(CHECK_MODEL)),--check-model),demo) \
 	  --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) \
 	  $(if $(filter 1,$(WAVES)),--waves --from $(or $(FROM),0) --to $(or $(TO),1000))
 

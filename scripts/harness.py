@@ -57,7 +57,10 @@ def cmd_demo(args) -> int:
 
 
 def _log_layer(r: dict) -> None:
-    model = f", model {'equal' if r['model_equal'] else 'DIFFERS'}" if "model_equal" in r else ""
+    model = ""
+    if "model_equal" in r:
+        model = (f", model equal ({r['model_s']:.1f} s)" if r["model_equal"]
+                 else f", model DIFFERS (counter: [RTL, model]) {r['model_diff']}")
     print(f"  {r['layer']:<24} {r['cycles']:>10} cycles {r['wall_s']:>7.3f} s  dram "
           f"{'equal' if r['dram_equal'] else 'DIFFERS'}{model}", flush=True)
 
@@ -73,6 +76,16 @@ def cmd_network(args) -> int:
     print(f"{args.workload} on {cfg.core_name}: {len(records)} layers, {cycles} cycles, "
           f"RTL {wall:.2f} s ({cycles / wall:.0f} cycles/s), {time.perf_counter() - t0:.1f} s "
           f"in all; {'all exact' if ok else 'MISMATCH'}")
+    if args.model:
+        diverged = [r for r in records if not r["model_equal"]]
+        verdict = (f"first divergence at {diverged[0]['layer']}: {diverged[0]['model_diff']}"
+                   if diverged else "equal on every counter of every layer")
+        print(f"cycle model: {verdict} ({sum(r['model_s'] for r in records):.0f} s)")
+    out = BUILD / f"harness-{args.workload}-{cfg.core_name}.json"
+    out.write_text(json.dumps({"workload": args.workload, "config": cfg.core_name,
+                               "resolution": args.resolution, "channels": args.channels,
+                               "seed": args.seed, "layers": records}, indent=1))
+    print(f"wrote {out}")
     return 0 if ok else 1
 
 
@@ -112,7 +125,8 @@ def main(argv=None) -> int:
             s.add_argument("--workload", default="mobilenet_v2")
             s.add_argument("--resolution", type=float, default=1.0)
             s.add_argument("--channels", type=float, default=1.0)
-            s.add_argument("--model", action="store_true", help="also the cycle model (slow)")
+            s.add_argument("--model", "--check-model", dest="model", action="store_true",
+                           help="also the cycle model: every counter compared (slow)")
         if name == "image":
             s.add_argument("--image", required=True, help="raw DRAM image (from address 0)")
             s.add_argument("--program-addr", type=lambda v: int(v, 0), required=True)

@@ -67,7 +67,8 @@ def run_network(cfg: NPUConfig, layers, seed: int = 0, model: bool = False,
     list of dict
         Per layer: name, MACs, cycles, harness wall seconds, ``dram_equal`` (harness vs
         functional), ``golden_equal`` (output vs the compiler's golden), and with
-        ``model`` ``model_equal`` and the model's seconds.
+        ``model`` ``model_equal``, ``model_diff`` (each differing counter: ``[rtl, model]``)
+        and the model's seconds.
     """
     if isinstance(layers, str):
         layers = workloads.build(layers)
@@ -95,6 +96,11 @@ def run_network(cfg: NPUConfig, layers, seed: int = 0, model: bool = False,
             rec["model_s"] = time.perf_counter() - t0
             rec["model_equal"] = (predicted.counters == result.counters
                                   and predicted.error == result.error)
+            rec["model_diff"] = {name: [rtl, predicted.counters.get(name)]
+                                 for name, rtl in result.counters.items()
+                                 if predicted.counters.get(name) != rtl}
+            if predicted.error != result.error:
+                rec["model_diff"]["error"] = [result.error.name, predicted.error.name]
         records.append(rec)
         if log:
             log(rec)
