@@ -1,8 +1,10 @@
-"""``make sim``: build the default core, run a small network through the RTL, report per layer.
+"""``make sim``: build the default core, run a small network through the RTL, report per layer;
+then the digits CNN (one program per inference) on the RTL next to onnxruntime.
 
     python scripts/sim.py                      # 8x8 WS core, 128-bit bus, Verilator
     python scripts/sim.py --dataflow os --sim icarus --waves
     python scripts/sim.py --array --gemm 64 64 64   # the bare systolic array instead
+    python scripts/sim.py --digits-only --images 32  # only the digits CNN
 """
 
 from __future__ import annotations
@@ -50,6 +52,77 @@ def run_core(cfg: NPUConfig, sim: str, waves: bool) -> int:
     return 0 if ok else 1
 
 
+def _digits_rows(cfg, ex, programs):
+    """Table rows (layer, op, shape, MACs, cycles, DRAM bytes) of the digits run: each
+    linked program split per layer by the cycle model (:func:`split_by_layer`)."""
+    from sim_models.onnx_frontend.wholegraph import split_by_layer
+    rows, mismatch = [], []
+    for entry, prog in zip(ex.layers, programs):
+        if "members" not in entry:
+            rows.append((entry["layer"], entry["op"], entry["shape"], entry["macs"],
+                         entry["cycles"], entry["dram_bytes"]))
+            continue
+        parts = split_by_layer(cfg, prog)
+        if parts[0]["run"] != entry["counters"]:
+            mismatch.append(entry["layer"])
+        for member, part in zip(entry["members"], parts):
+            rows.append(("  " + member["layer"], member["op"], member["shape"], member["macs"],
+                         part["cycles"], part["dram_bytes"]))
+        rows.append((f"one program ({len(parts)} layers)", "", None, entry["macs"],
+                     entry["cycles"], entry["dram_bytes"]))
+    return rows, mismatch
+
+
+def run_digits(cfg: NPUConfig, sim: str, images: int) -> int:
+    """The shipped digits CNN, quantized by onnxruntime (QOperator, uint8), on ``images``
+    test images through the RTL: per-layer table and accuracy next to onnxruntime's."""
+    import numpy as np
+    import onnx
+
+    from scripts.run import make_runner
+    from sim_models.onnx_frontend import execute, import_model, zoo
+    (xtr, _), (xte, yte) = zoo.digits()
+    qm = zoo.quantize(onnx.load(str(zoo.DIGITS_ONNX)), xtr[:128], "qoperator", "uint8", True)
+    x, labels = xte[:images], yte[:images]
+    run_layer, close = make_runner(sim)
+    programs = []
+
+    def capture(cfg, layer):
+        programs.append(layer)
+        return run_layer(cfg, layer)
+    t0 = time.monotonic()
+    try:
+        ex = execute(import_model(qm), {"input": x}, cfg, capture)
+    finally:
+        close()
+    wall = time.monotonic() - t0
+    ours, ref = ex.outputs["output"], zoo.ort_run(qm, {"input": x})["output"]
+    print(f"\ndigits CNN (onnxruntime quantize_static, QOperator uint8) on {sim}: {images} test "
+          f"images as one batch, {len(programs)} NPU program(s) per inference")
+    head = f"{'layer':<26} {'op':<12} {'M x K x N':>12} {'MACs':>8} {'cycles':>8} {'util':>6} " \
+           f"{'DRAM B':>8}"
+    print(head)
+    print("-" * len(head))
+    rows, mismatch = _digits_rows(cfg, ex, programs)
+    for name, op, shape, macs, cycles, dram in rows:
+        mkn = "x".join(map(str, shape)) if shape else ""
+        print(f"{name[:26]:<26} {op[:12]:<12} {mkn:>12} {macs:>8} {cycles:>8} "
+              f"{macs / (cycles * cfg.rows * cfg.cols):>6.1%} {dram:>8}")
+    host = sum(h["ops"] for h in ex.host)
+    macs = sum(entry["macs"] for entry in ex.layers)
+    print(f"host: {', '.join(h['op'] for h in ex.host)} ({host} operations, "
+          f"{host / (host + macs):.2%} of all)")
+    same = bool(np.array_equal(ours, ref))
+    acc_k, acc_o = (float((v.argmax(1) == labels).mean()) for v in (ours, ref))
+    print(f"accuracy on these {images} images: knpu {acc_k:.1%}, onnxruntime {acc_o:.1%}; "
+          f"outputs {'IDENTICAL' if same else 'DIFFERENT'} "
+          f"({int((ours != ref).sum())} of {ref.size} values differ)")
+    golden = all(entry["golden_equal"] for entry in ex.layers)
+    print(f"every layer's output equal to the golden model: {golden}; cycle model equal to "
+          f"the RTL on every counter: {not mismatch}; wall time {wall:.1f} s")
+    return 0 if same and golden and not mismatch else 1
+
+
 def run_array(cfg: NPUConfig, sim: str, gemm, waves: bool) -> int:
     M, K, N = gemm
     seed = stimulus_seed()
@@ -81,6 +154,8 @@ def main(argv=None) -> int:
     p.add_argument("--waves", action="store_true", help="dump a waveform and print its path")
     p.add_argument("--array", action="store_true", help="the bare array with one GEMM")
     p.add_argument("--gemm", type=int, nargs=3, default=[64, 64, 64], metavar=("M", "K", "N"))
+    p.add_argument("--images", type=int, default=16, help="digits test images on the RTL")
+    p.add_argument("--digits-only", action="store_true", help="skip the layer demo")
     args = p.parse_args(argv)
     try:
         cfg = NPUConfig(rows=args.rows, cols=args.cols, dataflow=args.dataflow,
@@ -91,7 +166,10 @@ def main(argv=None) -> int:
         if min(args.gemm) < 1:
             p.error(f"bad GEMM shape {args.gemm}: every dimension must be >= 1")
         return run_array(cfg, args.sim, args.gemm, args.waves)
-    return run_core(cfg, args.sim, args.waves)
+    if args.images < 1:
+        p.error(f"--images {args.images}: must be >= 1")
+    status = 0 if args.digits_only else run_core(cfg, args.sim, args.waves)
+    return run_digits(cfg, args.sim, args.images) or status
 
 
 if __name__ == "__main__":

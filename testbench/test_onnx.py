@@ -300,3 +300,30 @@ def test_uint8_weights_split_over_doubled_k(group, wz):
     a = rng.integers(0, 256, (3, 16)).astype(np.uint8)
     assert np.array_equal(execute(import_model(m), {"a": a}, CFG).outputs["y"],
                           zoo.ort_run(m, {"a": a})["y"])
+
+
+def test_digits_one_program_split_per_layer():
+    """The digits CNN links into one program; the cycle model's split of it per layer
+    (``make sim``'s table) adds up to the run's cycles and DMA bytes, and the sim script's
+    per-layer rows carry every layer."""
+    from scripts.run import make_runner
+    from scripts.sim import _digits_rows
+    from sim_models.onnx_frontend.wholegraph import split_by_layer
+    cfg = NPUConfig(rows=4, cols=4, dataflow="ws", bus_bits=128, sp_lines=1024, acc_lines=128)
+    (xtr, _), (xte, _) = zoo.digits()
+    qm = zoo.quantize(onnx.load(str(zoo.DIGITS_ONNX)), xtr[:128], "qoperator", "uint8", True)
+    run_layer, close = make_runner("model")
+    programs = []
+    ex = execute(import_model(qm), {"input": xte[:2]}, cfg,
+                 lambda c, layer: (programs.append(layer), run_layer(c, layer))[1])
+    close()
+    assert len(programs) == 1 and programs[0].meta["layers"] == ex.layers[0]["segment"]
+    parts = split_by_layer(cfg, programs[0])
+    counters = ex.layers[0]["counters"]
+    assert parts[0]["run"] == counters
+    assert sum(p["cycles"] for p in parts) == counters["cycles"]
+    assert sum(p["dram_bytes"] for p in parts) == \
+        counters["dma_bytes_read"] + counters["dma_bytes_written"]
+    assert all(p["cycles"] > 0 and p["dram_bytes"] > 0 for p in parts)
+    rows, mismatch = _digits_rows(cfg, ex, programs)
+    assert not mismatch and [r[0].strip() for r in rows[:5]] == ex.layers[0]["segment"]

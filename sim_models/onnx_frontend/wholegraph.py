@@ -31,7 +31,7 @@ from hdl.isa import Opcode
 
 from ..compiler import ALIGN, Layer
 
-__all__ = ["Placement", "link_segment", "read_placed"]
+__all__ = ["Placement", "link_segment", "read_placed", "split_by_layer"]
 
 
 @dataclass
@@ -140,7 +140,7 @@ def link_segment(cfg, layers, places, out_geoms, name="segment") -> Layer:
         image.extend(bytes(off - len(image)))
         offsets.append(off)
         image.extend(layer.dram[:layer.program_addr])
-    program = []
+    program, starts = [], []
     prev_left = (0, 0)
     for k, layer in enumerate(layers):
         ins = [i for i in _words(layer.program) if i["op"] != Opcode.HALT]
@@ -159,6 +159,7 @@ def link_segment(cfg, layers, places, out_geoms, name="segment") -> Layer:
             carry = _take_tokens(ins, *prev_left)
             left = (left[0] + carry[0], left[1] + carry[1])
         prev_left = left
+        starts.append(len(program))
         program.extend(ins)
     program.append({"op": Opcode.HALT, "pop_prev": 0, "pop_next": 0, "push_prev": 0,
                     "push_next": 0})
@@ -172,7 +173,40 @@ def link_segment(cfg, layers, places, out_geoms, name="segment") -> Layer:
     return Layer(cfg, name, words, image, paddr, offsets[-1] + last.out_addr, last.out_shape,
                  last.out_dtype, last.expected, sum(l.macs for l in layers),
                  {"offsets": offsets, "M": last.meta["M"], "K": last.meta["K"],
-                  "N": last.meta["N"], "layers": [l.name for l in layers]})
+                  "N": last.meta["N"], "layers": [l.name for l in layers], "starts": starts})
+
+
+def split_by_layer(cfg, seg: Layer) -> list[dict]:
+    """Each layer's share of a linked program's run, from the cycle model (which equals the
+    RTL on every counter) with its handshake trace: the run is cut where the fetch unit
+    dispatches each layer's first instruction (the SYNC before it holds that until the
+    previous layer is done); a layer's DRAM bytes are the bus beats read and written in its
+    share of the cycles.
+
+    Returns
+    -------
+    list of dict
+        ``{"layer", "cycles", "dram_bytes"}`` per layer; the first entry also carries the
+        whole run's counters under ``"run"``.
+    """
+    from ..cycle_model import AxiRamTiming, CycleNPU
+    run = CycleNPU(cfg, AxiRamTiming(cfg.bus_bytes)).run(seg.program, seg.program_addr,
+                                                         trace=True)
+    dispatch = [cycle for cycle, unit, names in run.trace if unit == "fetch"
+                for name in names if name.endswith("_q")]
+    beats = [cycle for cycle, unit, names in run.trace if unit in ("reader", "writer")
+             for name in names if name in ("r", "w")]
+    control = (Opcode.SYNC, Opcode.HALT)
+    starts = seg.meta["starts"]
+    cuts = [0] + [dispatch[sum(isa.decode(w)["op"] not in control for w in seg.program[:b])]
+                  for b in starts[1:]] + [run.counters["cycles"] + 1]
+    out = []
+    for k, name in enumerate(seg.meta["layers"]):
+        t0, t1 = cuts[k], cuts[k + 1]
+        out.append({"layer": name, "cycles": min(t1, run.counters["cycles"]) - t0,
+                    "dram_bytes": cfg.bus_bytes * sum(t0 <= c < t1 for c in beats)})
+    out[0]["run"] = run.counters
+    return out
 
 
 def read_placed(dram, base: int, place: Placement, shape_nchw) -> np.ndarray:
