@@ -153,6 +153,10 @@ def print_table(rep: dict) -> None:
         print(f"{l['layer'][:24]:24} {l['op'][:14]:14} {f'{m}x{k}x{n}':>18} {l['macs']:>10} "
               f"{l['cycles']:>8}{src:1} {l['utilization']:>6.1%} {l['dram_bytes']:>9} "
               f"{l['energy_pj'][0] / 1e3:>6.1f}-{l['energy_pj'][1] / 1e3:<6.1f}")
+        for mem in l.get("members", []):      # the layers of a one-program chain
+            m, k, n = mem["shape"]
+            print(f"  {mem['layer'][:22]:22} {mem['op'][:14]:14} {f'{m}x{k}x{n}':>18} "
+                  f"{mem['macs']:>10}")
     t = rep["totals"]
     print(f"{'total':24} {'':14} {'':>18} {t['macs']:>10} {t['cycles']:>9} {'':>6} "
           f"{t['dram_bytes']:>9} {t['energy_pj'][0] / 1e3:>6.1f}-{t['energy_pj'][1] / 1e3:<6.1f}")
