@@ -77,13 +77,16 @@ def _model(cfg, mem, words, program_addr, base, size, max_cycles, pauses, slverr
     return from_cycle(cycle, functional.dram if same else None, wall)
 
 
-def _cocotb(sim, cfg, mem, program_addr, program_len, base, size, max_cycles, slverr, decerr):
+def _cocotb(sim, cfg, mem, program_addr, program_len, base, size, max_cycles, slverr, decerr,
+            pauses):
     if (base, size) != (0, len(mem)):
         raise BackendError(f"the cocotb bench's DMA window is the whole image (0, {len(mem)}), "
                            f"not ({base}, {size})")
     work = Path(tempfile.mkdtemp(prefix="program-", dir=BUILD / "backends"))
     job = {"image": bytes(mem), "program_addr": program_addr, "program_len": program_len,
-           "max_cycles": max_cycles, "slverr": list(slverr), "decerr": list(decerr)}
+           "max_cycles": max_cycles, "slverr": list(slverr), "decerr": list(decerr),
+           "pauses": None if not pauses[1] else
+           {"seed": pauses[0], "probability": pauses[1], "start_edge": START_EDGE}}
     (work / "job.pkl").write_bytes(pickle.dumps(job))
     env = {"KNPU_PROGRAM": str(work / "job.pkl"), "KNPU_RESULT": str(work / "result.json"),
            "KNPU_RESULT_DRAM": str(work / "dram.bin")}
@@ -97,7 +100,8 @@ def _cocotb(sim, cfg, mem, program_addr, program_len, base, size, max_cycles, sl
                      error=isa.ErrorCode(status["code"]), err_pc=r["err_pc"],
                      counters=r["counters"], dram=(work / "dram.bin").read_bytes(),
                      backend="icarus" if sim == "icarus" else "cocotb-verilator",
-                     wall_s=r["wall_s"])
+                     wall_s=r["wall_s"], meta={"cpu_s": r["cpu_s"],
+                                               "pause_start_index": r["pause_start_index"]})
 
 
 def run(cfg: NPUConfig, image, program_addr: int, program_len: int | None = None, *,
@@ -124,7 +128,9 @@ def run(cfg: NPUConfig, image, program_addr: int, program_len: int | None = None
     max_cycles : int
         Cycle limit (the timing back ends raise when it is reached).
     pause_seed, pause_probability :
-        Seeded AXI pauses (``verilator``, and ``model`` replaying the same pattern).
+        Seeded pauses on the DRAM's AXI channels (``testbench.harness.pauses``), the same
+        pattern on every timing back end: ``verilator``, ``model`` (replayed), ``icarus``
+        and ``cocotb-verilator`` (aligned on the edge that ends START's cycle).
     slverr, decerr : iterable of range
         DRAM ranges answered with SLVERR / DECERR (not for ``functional``).
     harness : Harness, optional
@@ -149,9 +155,8 @@ def run(cfg: NPUConfig, image, program_addr: int, program_len: int | None = None
         raise BackendError(f"program differs from the {program_len} instructions at "
                            f"{program_addr:#x} in the image")
     size = len(mem) - dram_base if dram_size is None else dram_size
-    if pause_probability and backend not in ("verilator", "model"):
-        raise BackendError(f"seeded pauses are for the verilator and model back ends, "
-                           f"not {backend}")
+    if pause_probability and backend == "functional":
+        raise BackendError("the functional model has no timing: no seeded pauses")
     if (slverr or decerr) and backend == "functional":
         raise BackendError("the functional model has no AXI responses: no slverr/decerr")
     if waves is not None and backend != "verilator":
@@ -176,4 +181,4 @@ def run(cfg: NPUConfig, image, program_addr: int, program_len: int | None = None
     (BUILD / "backends").mkdir(parents=True, exist_ok=True)
     sim = "icarus" if backend == "icarus" else "verilator"
     return _cocotb(sim, cfg, mem, program_addr, program_len, dram_base, size, max_cycles,
-                   slverr, decerr)
+                   slverr, decerr, (pause_seed, pause_probability))

@@ -40,16 +40,20 @@ def threshold(probability: float) -> int:
     return int(round(probability * (1 << 32)))
 
 
-def pause_values(seed: int, probability: float, channel: str, n: int) -> list[bool]:
-    """The first ``n`` pause values of ``channel`` for a run with this seed and probability."""
+def pause_values(seed: int, probability: float, channel: str, n: int,
+                 first: int = 0) -> list[bool]:
+    """The pause values of ``channel`` at the run's edges ``first`` .. ``first + n - 1`` for
+    a run with this seed and probability."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown AXI channel {channel!r}: must be one of {CHANNELS}")
+    if first < 0:
+        raise ValueError(f"first edge {first} is negative")
     t = threshold(probability)
     if t == 0 or n <= 0:
         return [False] * max(n, 0)
     key = mix64((seed & _M) ^ ((_SALT * (CHANNELS.index(channel) + 1)) & _M))
     with np.errstate(over="ignore"):
-        draws = mix64(np.uint64(key) + np.arange(n, dtype=np.uint64))
+        draws = mix64(np.uint64(key) + np.arange(first, first + n, dtype=np.uint64))
     return ((draws >> np.uint64(32)) < np.uint64(t)).tolist()
 
 
