@@ -17,7 +17,7 @@ POWER_SIZE ?= 4x4
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model model-accuracy fmax fuzz formal coverage test test-fast bench harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model model-accuracy fmax fuzz formal coverage test test-fast bench bench-harness harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
 
 all: help
 
@@ -29,6 +29,7 @@ help:
 	@echo "make formal   prove the formal properties (SymbiYosys from PyPI): one line per property, build/formal"
 	@echo "make coverage line/toggle coverage of the core regression (Verilator): build/coverage, checked against the baseline"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
+	@echo "make bench-harness  the harness's speed per array size beside the cocotb bench (build/bench.json)"
 	@echo "make harness  the C++ Verilator harness: make sim's layers, or NETWORK=resnet50; WAVES=1 FROM= TO="
 	@echo "make run      MODEL=m.onnx [INPUT=x.npy] [SIM=functional|model|verilator|icarus]: one inference vs onnxruntime"
 	@echo "make onnx-networks  ResNet-18 and MobileNetV2 (224x224, seeded weights) through make run (functional, long)"
@@ -91,6 +92,11 @@ coverage: bootstrap
 
 bench: bootstrap
 	$(PY) scripts/bench.py
+
+# The harness's speed per array size (4x4..32x32, wall and CPU time) beside the cocotb bench's
+# 16x16 GEMM in the same run, no networks: about 1 minute once the builds are cached.
+bench-harness: bootstrap
+	$(PY) scripts/bench.py --cocotb 16x16 --networks
 
 # The C++ Verilator harness: make sim's layers (or NETWORK=mobilenet_v2 at RESOLUTION=, every
 # layer) at Verilator speed; WAVES=1 FROM= TO= writes an FST of those cycles of each run;

@@ -73,8 +73,10 @@ def cocotb_cases(cases, seed: int) -> list[dict] | None:
         r = json.loads(report.read_text())
         r["scalesim_ws_cycles"] = scalesim_ws_cycles(R, C, M, K, N)
         r["scalesim_ws_utilization"] = r["macs"] / (R * C * r["scalesim_ws_cycles"])
-        r.update(backend="cocotb-verilator", wall_s=r["sim_wall_s"],
-                 cycles_per_s=r["cycles"] / r["sim_wall_s"], build_s=round(build_s, 2))
+        r.update(backend="cocotb-verilator", wall_s=r["sim_wall_s"], cpu_s=r["sim_cpu_s"],
+                 cycles_per_s=r["cycles"] / r["sim_wall_s"],
+                 cycles_per_cpu_s=r["cycles"] / r["sim_cpu_s"], build_s=round(build_s, 2),
+                 load_average=os.getloadavg()[0])
         records.append(r)
     return records
 
@@ -92,6 +94,10 @@ def print_cocotb(records) -> None:
               f"{r['scalesim_ws_cycles'] / r['cycles']:>6.2f}x")
     print("model: the cycle-exact model's prediction (every counter equal to the RTL's: "
           f"{all(r['model_counters_equal'] for r in records)})")
+    for r in records:
+        print(f"cocotb bench speed {r['rows']}x{r['cols']} {r['dataflow']} "
+              f"{r['M']}x{r['K']}x{r['N']}: {r['cycles_per_s']:.0f} cycles/s, "
+              f"{r['cycles_per_cpu_s']:.0f} per CPU s (load average {r['load_average']:.1f})")
 
 
 def harness_speed(size: str, seed: int, cocotb: list[dict], repeats: int = 3) -> dict:
@@ -123,6 +129,8 @@ def harness_speed(size: str, seed: int, cocotb: list[dict], repeats: int = 3) ->
     if same:
         rec["cocotb_cycles_per_s"] = same[0]["cycles_per_s"]
         rec["speedup_vs_cocotb"] = rec["cycles_per_s"] / same[0]["cycles_per_s"]
+        rec["cocotb_cycles_per_cpu_s"] = same[0]["cycles_per_cpu_s"]
+        rec["speedup_vs_cocotb_cpu"] = rec["cycles_per_cpu_s"] / same[0]["cycles_per_cpu_s"]
         rec["counters_equal_cocotb"] = best.counters == same[0]["counters"]
     return rec
 
@@ -130,7 +138,8 @@ def harness_speed(size: str, seed: int, cocotb: list[dict], repeats: int = 3) ->
 def print_harness(records) -> None:
     head = (f"{'array':>7} {'cycles':>9} {'wall s':>8} {'cycles/s':>10} {'/CPU s':>10} "
             f"{'build s':>8} "
-            f"{'golden':>6} | {'cocotb c/s':>10} {'speedup':>8} {'counters':>8}")
+            f"{'golden':>6} | {'cocotb c/s':>10} {'/CPU s':>8} {'speedup':>8} {'/CPU s':>7} "
+            f"{'counters':>8}")
     print(head)
     print("-" * len(head))
     for r in records:
@@ -141,11 +150,14 @@ def print_harness(records) -> None:
                 f"{build_s or 0:>7.1f}{cached} "
                 f"{str(r['matches_golden']):>6} |")
         if "speedup_vs_cocotb" in r:
-            line += (f" {r['cocotb_cycles_per_s']:>10.0f} {r['speedup_vs_cocotb']:>7.0f}x "
+            line += (f" {r['cocotb_cycles_per_s']:>10.0f} {r['cocotb_cycles_per_cpu_s']:>8.0f} "
+                     f"{r['speedup_vs_cocotb']:>7.0f}x {r['speedup_vs_cocotb_cpu']:>6.0f}x "
                      f"{'equal' if r['counters_equal_cocotb'] else 'DIFFER':>8}")
         print(line)
     print("cycles/s: per second of wall time; /CPU s: per second of the simulating thread's CPU "
-          "time (what other jobs on the machine do not take away)")
+          "time (what other jobs on the machine do not take away; cocotb: its process's)")
+    loads = ", ".join(f"{r['load_average']:.1f}" for r in records)
+    print(f"load average during the runs: {loads}")
     print("build s: one-time Verilator + C++ build (* cached: the time recorded when it was built)")
 
 

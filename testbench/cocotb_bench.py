@@ -31,10 +31,10 @@ async def gemm_benchmark(dut):
     mem = 1 << max(20, (len(layer.dram) - 1).bit_length())
     bench = CoreBench(dut, CFG, mem)
     await bench.reset()
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), time.process_time()
     status = await bench.run(layer.program_addr, len(layer.program), layer.dram,
                              timeout_cycles=50 * layer.macs // (CFG.rows * CFG.cols) + 100_000)
-    wall = time.monotonic() - t0
+    wall, cpu = time.monotonic() - t0, time.process_time() - c0
     out = layer.output(bench.read_dram(0, len(layer.dram)))
     c = status["counters"]
     t1 = time.monotonic()
@@ -46,6 +46,7 @@ async def gemm_benchmark(dut):
         "utilization": layer.macs / (CFG.rows * CFG.cols * c["cycles"]),
         "matches_golden": bool(status["done"] and np.array_equal(out, layer.expected)),
         "instructions": len(layer.program), "seed": seed, "sim_wall_s": round(wall, 2),
+        "sim_cpu_s": round(cpu, 2),
         "model_cycles": predicted.cycles, "model_wall_s": round(model_wall, 2),
         "model_counters_equal": predicted.counters == c,
         "counters": c, "schedule": {k: v for k, v in layer.meta.items()
