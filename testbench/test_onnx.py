@@ -327,3 +327,28 @@ def test_digits_one_program_split_per_layer():
     assert all(p["cycles"] > 0 and p["dram_bytes"] > 0 for p in parts)
     rows, mismatch = _digits_rows(cfg, ex, programs)
     assert not mismatch and [r[0].strip() for r in rows[:5]] == ex.layers[0]["segment"]
+
+
+@pytest.mark.parametrize("shape,sx,zx,sy,zy,clamp", [
+    ((1, 5, 7, 7), 0.05, -3, 0.02, 4, (-128, 127)),
+    ((3, 9, 4, 5), 0.11, 100, 0.013, -128, (-128, 127)),     # uint8 zero points, saturating
+    ((2, 4, 1, 1), 0.5, 0, 0.25, 0, (0, 127)),               # one pixel, a fused Relu
+])
+def test_global_average_pool_on_npu_equals_onnxruntime_kernel(shape, sx, zx, sy, zy, clamp):
+    """QLinearGlobalAveragePool lowered to ``ones @ X`` with the onnxruntime requant mode
+    (functional model) equals the host kernel (itself checked against onnxruntime in
+    test_onnx_host_ops), on random and extreme inputs."""
+    from sim_models.onnx_frontend.graph import Op, QParams
+    from sim_models.onnx_frontend.host_ops import qlinear_global_average_pool
+    from sim_models.onnx_frontend.lower import lower_gap
+    q = lambda s, z: QParams(np.float32(s), np.array(z), False)  # noqa: E731
+    op = Op("gap", "gap9", "QLinearGlobalAveragePool", ["x"], ["y"],
+            {"xq": q(sx, zx), "yq": q(sy, zy), "channels_last": False, "clamp": clamp})
+    rng = np.random.default_rng(sum(shape))
+    for x in (rng.integers(-128, 128, shape), np.full(shape, 127), np.full(shape, -128)):
+        low = lower_gap(CFG, op, x)
+        result, out = low.layers[0].run_functional()
+        assert result.done
+        ref = np.clip(qlinear_global_average_pool(x, np.float32(sx), zx, np.float32(sy), zy),
+                      *clamp)
+        assert np.array_equal(low.assemble([out]), ref)

@@ -20,8 +20,9 @@ from ..isa_sim import FunctionalNPU
 from . import host_ops
 from .graph import Graph, OnnxImportError
 from ..compiler_ops import INT8_MIN
-from .lower import (NPU_REQUANT, flat_matmul_linkable, lower_conv, lower_flat_matmul,
-                    lower_matmul, lower_maxpool, maxpool_host_reason)
+from .lower import (NPU_REQUANT, flat_matmul_linkable, gap_host_reason, lower_conv,
+                    lower_flat_matmul, lower_gap, lower_matmul, lower_maxpool,
+                    maxpool_host_reason)
 from .wholegraph import link_segment, read_placed
 
 __all__ = ["execute", "Execution", "functional_runner", "to_model_dtype", "from_model_dtype"]
@@ -248,6 +249,8 @@ def _linkable(graph, cfg, i) -> str | None:
         return "conv"
     if op.kind == "maxpool" and maxpool_host_reason(cfg, op) is None:
         return "maxpool"
+    if op.kind == "gap" and gap_host_reason(op, 4) is None:
+        return "gap"
     if op.kind == "layout" and op.onnx_op == "Flatten" and \
             op.attrs.get("attrs", {}).get("axis", 1) == 1 and i + 1 < len(ops):
         nxt = ops[i + 1]
@@ -282,7 +285,7 @@ def plan_segments(graph: Graph, cfg: NPUConfig) -> dict:
             cur.append(i)
         else:
             close()
-            cur = [i] if role in ("conv", "maxpool") else []
+            cur = [i] if role in ("conv", "maxpool", "gap") else []
         i += 1
     close()
     return segs
@@ -296,6 +299,8 @@ def _lower_member(cfg, op, x, vals):
                           vals[op.inputs[2]] if op.attrs["has_bias"] else None)
     if op.kind == "maxpool":
         return lower_maxpool(cfg, op, x)
+    if op.kind == "gap":
+        return lower_gap(cfg, op, x)
     return lower_flat_matmul(cfg, op, x, vals[op.inputs[1]],
                              vals[op.inputs[2]] if op.attrs["has_bias"] else None)
 
@@ -353,9 +358,9 @@ def _run_segment(cfg, graph, idx, vals, run_layer, ex):
                                "weight rows reordered); layout only"})
 
 
-def _run_maxpool(cfg, op, x, run_layer, ex):
-    """A MaxPool outside a chain: its own NPU program."""
-    low = lower_maxpool(cfg, op, x)
+def _run_single(cfg, op, x, run_layer, ex):
+    """A MaxPool or global average pool outside a chain: its own NPU program."""
+    low = (lower_maxpool if op.kind == "maxpool" else lower_gap)(cfg, op, x)
     out, info = run_layer(cfg, low.layers[0])
     info.pop("dram", None)
     info["golden_equal"] = bool(np.array_equal(out, low.layers[0].expected))
@@ -421,8 +426,9 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
                                 "why": "raw int32 output" if op.attrs["scale"] is None else
                                 "the core has no onnxruntime rounding mode yet"})
             continue
-        if op.kind == "maxpool" and ins[0].ndim == 4 and maxpool_host_reason(cfg, op) is None:
-            vals[op.outputs[0]] = _run_maxpool(cfg, op, ins[0], run_layer, ex)
+        if (op.kind == "maxpool" and ins[0].ndim == 4 and maxpool_host_reason(cfg, op) is None) \
+                or (op.kind == "gap" and gap_host_reason(op, ins[0].ndim) is None):
+            vals[op.outputs[0]] = _run_single(cfg, op, ins[0], run_layer, ex)
             continue
         y, count = _host_op(op, ins, graph)
         vals[op.outputs[0]] = y
@@ -431,7 +437,8 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
                         "why": "layout (data movement only)" if op.kind == "layout" else
                         maxpool_host_reason(cfg, op) or "not a 4-D tensor"
                         if op.kind == "maxpool" else
-                        "no NPU datapath yet" if op.kind in ("add", "gap", "concat")
+                        gap_host_reason(op, ins[0].ndim) if op.kind == "gap" else
+                        "no NPU datapath yet" if op.kind in ("add", "concat")
                         else "graph edge" if op.kind in ("quantize", "dequantize")
                         else "float op (QDQ island)"})
     for name, dtype, _ in graph.outputs:

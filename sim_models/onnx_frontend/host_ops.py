@@ -28,7 +28,7 @@ import numpy as np
 
 __all__ = ["requantize_ort", "quantize_linear", "dequantize_linear", "qlinear_add",
            "qlinear_global_average_pool", "qlinear_concat", "max_pool",
-           "pool_output_size"]
+           "pool_output_size", "gap_scale"]
 
 F32 = np.float32
 
@@ -110,8 +110,13 @@ def qlinear_global_average_pool(x, sx, zx, sy, zy, channels_last: bool = False) 
     axes = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
     n = int(np.prod([x.shape[a] for a in axes]))
     acc = x.sum(axis=axes, keepdims=True) - zx * n
-    scale = F32(sx) / (F32(sy) * F32(n))
-    return requantize_ort(acc, scale, zy)
+    return requantize_ort(acc, gap_scale(sx, sy, n), zy)
+
+
+def gap_scale(sx, sy, n: int) -> np.float32:
+    """QLinearGlobalAveragePool's requantization scale over ``n`` pixels, in float32 as
+    onnxruntime computes it: ``sx / (sy * n)``."""
+    return F32(sx) / (F32(sy) * F32(n))
 
 
 def qlinear_concat(inputs, params, sy, zy, axis: int) -> np.ndarray:

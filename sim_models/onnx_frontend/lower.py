@@ -29,15 +29,16 @@ import numpy as np
 from hdl.config import NPUConfig
 
 from .. import golden
-from ..compiler import Requant, compile_conv2d, compile_gemm
+from ..compiler import ALIGN, Requant, compile_conv2d, compile_gemm
 from ..compiler_ops import INT8_MIN, compile_maxpool
 from ..workloads import Layer as WLayer
 from .graph import OnnxImportError
-from .host_ops import pool_output_size, requantize_ort
+from .host_ops import gap_scale, pool_output_size, requantize_ort
 from .wholegraph import Placement
 
 __all__ = ["NPU_REQUANT", "lower_conv", "lower_matmul", "Lowered", "maxpool_host_reason",
-           "lower_maxpool", "flat_matmul_linkable", "lower_flat_matmul"]
+           "lower_maxpool", "flat_matmul_linkable", "lower_flat_matmul", "gap_host_reason",
+           "lower_gap"]
 
 #: True when the compiler's requantizer has onnxruntime's single rounding.
 NPU_REQUANT = "rounding" in {f.name for f in dataclasses.fields(Requant)}
@@ -291,3 +292,42 @@ def lower_flat_matmul(cfg: NPUConfig, op, x, b_val, bias) -> Lowered:
                               f"input can be written in place")
     low.place = Placement(0, H, H, W, 0, 0, C, False, N)
     return low
+
+
+def gap_host_reason(op, x_ndim: int) -> str | None:
+    """Why a global average pool stays on the host, or None when the NPU runs it."""
+    if op.attrs.get("channels_last"):
+        return "channels_last input"
+    if x_ndim != 4:
+        return f"{x_ndim}-D input (the NPU pools 2-D NCHW tensors)"
+    return None
+
+
+def lower_gap(cfg: NPUConfig, op, x) -> Lowered:
+    """QLinearGlobalAveragePool (NCHW ``x``) as one GEMM: ``ones @ X`` sums each image's
+    pixels per channel (A: N x N*H*W, a row of ones per image; B: the batch's NHWC pixels,
+    N*H*W x C), and the requantizer's onnxruntime mode finishes it as onnxruntime does,
+    ``requantize_ort(sum - zx*n, sx / (sy*n), zy)`` (bias ``-zx*n``).  B sits in the image
+    right after A, where the layer before can write it in place."""
+    reason = gap_host_reason(op, x.ndim)
+    if reason:
+        raise OnnxImportError(f"node {op.name!r} (GlobalAveragePool): {reason}")
+    a = op.attrs
+    N, C, H, W = x.shape
+    P = H * W
+    zx, zy = a["xq"].zp_scalar("X", op.name), a["yq"].zp_scalar("Y", op.name)
+    ones = np.kron(np.eye(N, dtype=np.int64), np.ones((1, P), np.int64))
+    B = np.asarray(x, np.int64).transpose(0, 2, 3, 1).reshape(N * P, C)
+    requant = Requant(scale=gap_scale(a["xq"].scale_scalar(), a["yq"].scale_scalar(), P),
+                      zero_point=zy, bias=np.full(C, -zx * P, np.int64),
+                      rounding="onnxruntime", clamp=tuple(a.get("clamp", (-128, 127))))
+    layer = compile_gemm(cfg, ones, B, requant, name=op.name)
+    b_addr = -(-ones.size // ALIGN) * ALIGN
+    if bytes(layer.dram[b_addr:b_addr + B.size]) != B.astype(np.int8).tobytes():
+        raise OnnxImportError(f"node {op.name!r}: its pixels are not where the layer before "
+                              f"can write them in place")
+
+    def assemble(outs):
+        return outs[0].reshape(N, C, 1, 1)
+    return Lowered([layer], assemble, False, Placement(b_addr, H, H, W, 0, 0, C, False, N),
+                   (1, 1, C, 1))
