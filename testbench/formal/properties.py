@@ -21,6 +21,8 @@ from hdl.pe import OutputStationaryPE, WeightStationaryPE
 from hdl.requant import LATENCY, _Lane
 from hdl.units import FetchUnit, TokenCounter
 
+from .axi import BREAKS, AxiRead, AxiWrite
+
 __all__ = ["PROPERTIES", "Property"]
 
 
@@ -323,6 +325,9 @@ class Property:
     quick: bool
     what: str
     engine: str = "smtbmc boolector"
+    #: a deliberate break of the design the property must fail on: ``(text, replacement,
+    #: what)`` in ``hdl/dma.py`` (``build`` then takes the broken module as ``dma=``)
+    breaks: tuple | None = None
 
 
 def _cfg():
@@ -349,4 +354,29 @@ PROPERTIES = [
              "bmc", 14, True, "2x2 OS array: idle iff every owed result has left"),
     Property("ws_pe_mac", lambda: WsPeMac(_cfg()), "bmc", 8, True,
              "WS PE psum_out == psum_in + a * w[bank]"),
+]
+
+
+def _axi(name, engine, check, mode, depth, what):
+    def build(dma=None, engine=engine, check=check):
+        return engine((check,)) if dma is None else engine((check,), dma)
+    return Property(name, build, mode, depth, False, what, breaks=BREAKS[name])
+
+
+#: The AXI4 manager rules on the DMA engines (testbench/formal/axi.py), free subordinate.
+PROPERTIES += [
+    _axi("axi_read_valid_stable", AxiRead, "stable", "prove", 10,
+         "AR: ARVALID and AR payload held until ARREADY"),
+    _axi("axi_read_4k_boundary", AxiRead, "4k", "bmc", 20,
+         "AR: INCR bursts of whole beats, never across 4 KiB"),
+    _axi("axi_read_outstanding", AxiRead, "outstanding", "bmc", 12,
+         "reader: rows in flight <= OUTSTANDING + 1, <= 2 bursts each, none answered early"),
+    _axi("axi_write_valid_stable", AxiWrite, "stable", "bmc", 16,
+         "AW and W: VALID and payload held until READY"),
+    _axi("axi_write_4k_boundary", AxiWrite, "4k", "bmc", 20,
+         "AW: INCR bursts of whole beats, never across 4 KiB"),
+    _axi("axi_write_wlast", AxiWrite, "wlast", "bmc", 12,
+         "W: WLAST on each burst's last beat only (beats == AWLEN + 1)"),
+    _axi("axi_write_outstanding", AxiWrite, "outstanding", "bmc", 16,
+         "writer: bursts awaiting B <= MAX_OUTSTANDING + 2"),
 ]

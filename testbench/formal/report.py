@@ -7,6 +7,7 @@ import json
 
 from testbench.rtl import BUILD
 
+from .axi import mutant_dma
 from .properties import PROPERTIES
 from .runner import prove
 
@@ -28,7 +29,23 @@ def run(names=None, quick=False, log=print) -> list:
         log(f"{p.name:28s} {v.status:8s} {kind:11s} depth {p.depth:3d}  {v.seconds:6.1f} s  "
             f"{p.what}" + (f"\n    {v.detail}\n    log: {v.log}" if not v.ok else ""))
         verdicts.append(v)
+        if p.breaks is not None and not quick:
+            verdicts.append(prove_break(p, log))
     return verdicts
+
+
+def prove_break(p, log=print):
+    """Prove ``p`` on its deliberate break of ``hdl/dma.py``: the verdict must be
+    ``failed`` (the returned verdict is ``ok`` when it is)."""
+    old, new, what = p.breaks
+    design = p.build(dma=mutant_dma(old, new))
+    v = prove(f"{p.name}.break", design, design.ports, mode=p.mode, depth=p.depth,
+              engine=p.engine)
+    caught = v.status == "failed"
+    log(f"  {'caught' if caught else 'MISSED':8s} break: {what} ({v.seconds:.1f} s)"
+        + ("" if caught else f"  [{v.status}] log: {v.log}"))
+    v.status = "caught" if caught else f"missed ({v.status})"
+    return v
 
 
 def main(argv=None) -> int:

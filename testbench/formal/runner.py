@@ -26,7 +26,7 @@ class FormalError(RuntimeError):
 class Verdict:
     """The outcome of one property: ``status`` is ``proved`` (k-induction: for every depth),
     ``bounded`` (BMC: no counterexample up to ``depth`` cycles), ``covered`` (a Cover was
-    reached) or ``failed``; ``depth`` in cycles; ``seconds`` of wall time."""
+    reached) or ``failed`` (for a deliberate break: ``caught`` when it failed, as it must); ``depth`` in cycles; ``seconds`` of wall time."""
     name: str
     status: str
     depth: int
@@ -37,7 +37,7 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("proved", "bounded", "covered")
+        return self.status in ("proved", "bounded", "covered", "caught")
 
 
 def sby_binary() -> list[str]:

@@ -1,0 +1,274 @@
+"""AXI4 manager rules on the DMA engines, the core's only AXI managers (``m_axi`` is the
+reader's AR/R half and the writer's AW/W/B half, wired straight through in ``hdl/core.py``).
+
+The engines run against an unconstrained subordinate: every ``READY``, every response
+``VALID``, ``RDATA``/``RRESP``/``BRESP`` are free inputs in every cycle.  The only
+assumptions are what the AXI4 spec makes the subordinate guarantee (A3.2.1, A3.3.1,
+A3.4.1): a read beat only for a burst whose AR has handshaken, ``RLAST`` on that burst's
+last beat, R and B payloads held with ``VALID`` until ``READY``, a write response only
+after both the burst's AW and its ``WLAST`` beat.  The commands the engines are given
+(address, length, data, the DRAM window) are free as well.
+
+What is asserted, per engine:
+
+* ``VALID`` and the payload of AR, AW and W stay put from the cycle ``VALID`` rises until
+  ``READY`` (no withdrawal, no change);
+* a burst never crosses a 4 KiB boundary: ``(addr mod 4096) + (len + 1) << size <= 4096``,
+  ``INCR`` bursts of whole bus beats;
+* ``WLAST`` is high on the last beat of each write burst only: the beats between two
+  ``WLAST`` s equal the ``AWLEN + 1`` of the matching AW (a scoreboard, since AXI lets W
+  run ahead of AW);
+* outstanding transactions stay within what the engine tracks: the writer has at most
+  ``MAX_OUTSTANDING + 2`` bursts awaiting B (it stops taking rows at ``MAX_OUTSTANDING``,
+  a row being up to two bursts, one more going out as the row is taken); the reader has at most ``OUTSTANDING + 1`` rows between
+  command and response (its pending queue and output register), at most two AR bursts per
+  such row, and never answers a row while a burst of it still owes beats.
+
+:data:`BREAKS` holds one deliberate break of ``hdl/dma.py`` per property (a text edit of
+the source, built into a throwaway module by :func:`mutant_dma`); ``test_formal`` checks
+that each property fails on its break.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import types
+
+from amaranth import Elaboratable, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import Assert, Assume, Cover
+from amaranth.lib import fifo
+
+import hdl.dma
+from hdl.axi import BURST_INCR
+
+__all__ = ["AxiRead", "AxiWrite", "mutant_dma", "BREAKS", "BOUNDARY"]
+
+BOUNDARY = hdl.dma.BURST_BOUNDARY
+#: A small engine keeps the solver fast; the rules do not depend on the sizes.
+BUS_BITS, MAX_BYTES = 32, 8
+
+
+def mutant_dma(old: str, new: str) -> types.ModuleType:
+    """``hdl/dma.py`` with the one occurrence of ``old`` replaced by ``new``, as a new
+    module (``hdl.dma`` itself is not touched)."""
+    src = inspect.getsource(hdl.dma)
+    if src.count(old) != 1:
+        raise ValueError(f"the break's text must occur once in hdl/dma.py, found "
+                         f"{src.count(old)} times: {old!r}")
+    name = "hdl._dma_mutant"
+    mod = types.ModuleType(name)
+    mod.__package__ = "hdl"
+    sys.modules[name] = mod          # dataclasses look their module up
+    try:
+        exec(compile(src.replace(old, new), f"hdl/dma.py (break: {new!r})", "exec"),
+             mod.__dict__)
+    finally:
+        del sys.modules[name]
+    return mod
+
+
+class _AxiWrapper(Elaboratable):
+    """Free inputs, past values and the rules shared by both engines."""
+
+    def __init__(self, checks, dma=hdl.dma):
+        unknown = set(checks) - set(self.CHECKS)
+        if unknown:
+            raise ValueError(f"unknown checks {sorted(unknown)}: known are {self.CHECKS}")
+        self.checks, self.dma, self.ports = tuple(checks), dma, []
+
+    def free(self, *args, **kwargs) -> Signal:
+        s = Signal(*args, **kwargs)
+        self.ports.append(s)
+        return s
+
+    @staticmethod
+    def past(m, value):
+        p = Signal.like(value, init=0)
+        m.d.sync += p.eq(value)
+        return p
+
+    @staticmethod
+    def started(m):
+        s = Signal()
+        m.d.sync += s.eq(1)
+        return s
+
+    def hold_until_ready(self, m, valid, ready, payload, started, assume=False):
+        """``valid`` and ``payload`` held from a cycle with ``valid & ~ready`` to the next;
+        asserted (manager's channels) or assumed (subordinate's)."""
+        check = Assume if assume else Assert
+        was_waiting = self.past(m, valid & ~ready)
+        before = [self.past(m, value) for value in payload]
+        with m.If(started & was_waiting):
+            m.d.comb += check(valid)
+            for value, p in zip(payload, before):
+                m.d.comb += check(value == p)
+
+    def command(self, m, cmd, dut):
+        """Free commands and DRAM window (the window is a register: stable); no reset."""
+        m.d.comb += Assume(~ResetSignal())
+        m.d.comb += cmd.valid.eq(self.free(1, name="cmd_valid"))
+        for field in ("addr", "nbytes"):
+            v = getattr(cmd.payload, field)
+            m.d.comb += v.eq(self.free(len(v), name=f"cmd_{field}"))
+        # the command layout's contract: a row of at most max_bytes
+        m.d.comb += Assume(cmd.payload.nbytes <= dut.max_bytes)
+        base, size = self.free(len(dut.base), name="base"), self.free(len(dut.size), name="size")
+        m.d.comb += [dut.base.eq(base), dut.size.eq(size)]
+        started = self.started(m)
+        p_base, p_size = self.past(m, base), self.past(m, size)
+        with m.If(started):
+            m.d.comb += [Assume(base == p_base), Assume(size == p_size)]
+        return started
+
+    def boundary(self, m, valid, addr, length, size, burst, bus_bytes):
+        """A burst of whole bus beats, INCR, inside one 4 KiB page."""
+        if "4k" in self.checks:
+            beats = Signal(9)
+            m.d.comb += beats.eq(length + 1)
+            with m.If(valid):
+                m.d.comb += [Assert((addr & (BOUNDARY - 1)) + (beats << size) <= BOUNDARY),
+                             Assert(size == (bus_bytes.bit_length() - 1)),
+                             Assert(burst == BURST_INCR)]
+
+
+class AxiRead(_AxiWrapper):
+    """The reader's AR/R channels against a free subordinate (see the module's docstring)."""
+
+    CHECKS = ("stable", "4k", "outstanding")
+    OUTSTANDING = 2          # rows in flight (the core has 8; the rule is the same)
+
+    def elaborate(self, platform):
+        m = Module()
+        dut = m.submodules.dut = self.dma.RowReader(BUS_BITS, MAX_BYTES, tag_bits=1,
+                                                    outstanding=self.OUTSTANDING)
+        axi = dut.axi
+        started = self.command(m, dut.cmd, dut)
+        m.d.comb += dut.cmd.payload.tag.eq(self.free(1, name="cmd_tag"))
+        m.d.comb += dut.rsp.ready.eq(self.free(1, name="rsp_ready"))
+        for name in ("arready", "rvalid", "rdata", "rresp", "rlast"):
+            sig = getattr(axi, name)
+            m.d.comb += sig.eq(self.free(len(sig), name=name))
+        ar_fire, r_fire = axi.arvalid & axi.arready, axi.rvalid & axi.rready
+        # The subordinate: bursts whose AR handshook, in order; RLAST on each one's last beat.
+        bursts = m.submodules.bursts = fifo.SyncFIFO(width=8, depth=2 * self.OUTSTANDING + 2)
+        beat = Signal(8)
+        m.d.comb += [bursts.w_en.eq(ar_fire), bursts.w_data.eq(axi.arlen),
+                     bursts.r_en.eq(r_fire & axi.rlast)]
+        m.d.comb += [Assume(~axi.rvalid | bursts.r_rdy),
+                     Assume(axi.rlast == (beat == bursts.r_data))]
+        with m.If(r_fire):
+            m.d.sync += beat.eq(beat + 1)
+            with m.If(axi.rlast):
+                m.d.sync += beat.eq(0)
+        self.hold_until_ready(m, axi.rvalid, axi.rready,
+                              (axi.rdata, axi.rresp, axi.rlast), started, assume=True)
+        if "stable" in self.checks:
+            self.hold_until_ready(m, axi.arvalid, axi.arready,
+                                  (axi.araddr, axi.arlen, axi.arsize, axi.arburst), started)
+        self.boundary(m, axi.arvalid, axi.araddr, axi.arlen, axi.arsize, axi.arburst,
+                      dut.bus_bytes)
+        # Rows between command and response, as the engine's ports show them.
+        rows = Signal(range(self.OUTSTANDING + 3))
+        take, answer = dut.cmd.valid & dut.cmd.ready, dut.rsp.valid & dut.rsp.ready
+        m.d.sync += rows.eq(rows + take - answer)
+        if "outstanding" in self.checks:
+            m.d.comb += [Assert(rows <= self.OUTSTANDING + 1), Assert(bursts.w_rdy),
+                         Assert(bursts.level <= 2 * rows)]
+        m.d.comb += [Cover(rows == self.OUTSTANDING + 1), Cover(ar_fire & (bursts.level != 0))]
+        return m
+
+
+class AxiWrite(_AxiWrapper):
+    """The writer's AW/W/B channels against a free subordinate (see the module's docstring)."""
+
+    CHECKS = ("stable", "4k", "wlast", "outstanding")
+    MAX_OUTSTANDING = 3      # bursts awaiting B (the core has 200; the rule is the same)
+
+    def elaborate(self, platform):
+        m = Module()
+        engine = type("SmallRowWriter", (self.dma.RowWriter,),
+                      {"MAX_OUTSTANDING": self.MAX_OUTSTANDING})
+        dut = m.submodules.dut = engine(BUS_BITS, MAX_BYTES)
+        axi = dut.axi
+        started = self.command(m, dut.cmd, dut)
+        if "stable" in self.checks:     # the control never looks at the data
+            m.d.comb += dut.cmd.payload.data.eq(self.free(8 * MAX_BYTES, name="cmd_data"))
+        for name in ("awready", "wready", "bvalid", "bresp"):
+            sig = getattr(axi, name)
+            m.d.comb += sig.eq(self.free(len(sig), name=name))
+        aw_fire, w_fire = axi.awvalid & axi.awready, axi.wvalid & axi.wready
+        b_fire = axi.bvalid & axi.bready
+        # The subordinate answers a burst only after its AW and its WLAST beat.
+        limit = self.MAX_OUTSTANDING + 5
+        aw_owed, w_owed = Signal(range(limit)), Signal(range(limit))
+        m.d.sync += [aw_owed.eq(aw_owed + aw_fire - b_fire),
+                     w_owed.eq(w_owed + (w_fire & axi.wlast) - b_fire)]
+        m.d.comb += Assume(~axi.bvalid | ((aw_owed != 0) & (w_owed != 0)))
+        self.hold_until_ready(m, axi.bvalid, axi.bready, (axi.bresp,), started,
+                              assume=True)
+        if "stable" in self.checks:
+            self.hold_until_ready(m, axi.awvalid, axi.awready,
+                                  (axi.awaddr, axi.awlen, axi.awsize, axi.awburst), started)
+            self.hold_until_ready(m, axi.wvalid, axi.wready,
+                                  (axi.wdata, axi.wstrb, axi.wlast), started)
+        self.boundary(m, axi.awvalid, axi.awaddr, axi.awlen, axi.awsize, axi.awburst,
+                      dut.bus_bytes)
+        if "wlast" in self.checks:
+            self.wlast_scoreboard(m, axi, aw_fire, w_fire)
+        if "outstanding" in self.checks:
+            # A row (two bursts at most) is taken while fewer than MAX_OUTSTANDING await B,
+            # in the cycle the previous row's last AW goes out, which the engine's count
+            # does not hold yet: MAX_OUTSTANDING + 2 at most (reached: BMC finds it).
+            # A row is taken only once the previous one's AW and W are all out.
+            m.d.comb += [Assert(aw_owed <= self.MAX_OUTSTANDING + 2),
+                         Assert(w_owed <= aw_owed + 2)]
+        m.d.comb += Cover(aw_owed == self.MAX_OUTSTANDING + 2)
+        return m
+
+    def wlast_scoreboard(self, m, axi, aw_fire, w_fire):
+        """The k-th W burst (beats up to the k-th ``WLAST``) has the k-th AW's length."""
+        lens = m.submodules.aw_lens = fifo.SyncFIFO(width=9, depth=4)
+        counts = m.submodules.w_counts = fifo.SyncFIFO(width=9, depth=4)
+        beats = Signal(9)           # beats of the current W burst before this one
+        m.d.comb += [lens.w_en.eq(aw_fire), lens.w_data.eq(axi.awlen + 1),
+                     counts.w_en.eq(w_fire & axi.wlast), counts.w_data.eq(beats + 1)]
+        with m.If(w_fire):
+            m.d.sync += beats.eq(Mux(axi.wlast, 0, beats + 1))
+        both = lens.r_rdy & counts.r_rdy
+        m.d.comb += [lens.r_en.eq(both), counts.r_en.eq(both)]
+        with m.If(both):
+            m.d.comb += Assert(lens.r_data == counts.r_data)
+        # W beats never outrun the AW lengths by more than a burst: no WLAST is missing
+        with m.If(lens.r_rdy & w_fire & ~counts.r_rdy):
+            m.d.comb += Assert(beats < lens.r_data)
+        m.d.comb += [Assert(lens.w_rdy), Assert(counts.w_rdy)]
+
+
+#: One deliberate break of hdl/dma.py per property: (property, text, replacement, what).
+BREAKS = {
+    "axi_read_valid_stable": (
+        "ar_free = ~self.axi.arvalid | (self.axi.arready & ~second_due)",
+        "ar_free = ~second_due", "a new row overwrites AR while it waits for ARREADY"),
+    "axi_read_4k_boundary": (
+        "split = nbeats > to_boundary", "split = nbeats > to_boundary + 1",
+        "a row one beat past the boundary is not split"),
+    "axi_read_outstanding": (
+        "self.cmd.ready.eq(ar_free & pending.w_rdy)", "self.cmd.ready.eq(ar_free)",
+        "rows taken while the pending queue is full"),
+    "axi_write_valid_stable": (
+        "with m.If(w_fire):\n            m.d.sync += [beat.eq(beat + 1)",
+        "with m.If(self.axi.wvalid):\n            m.d.sync += [beat.eq(beat + 1)",
+        "the W beat advances without WREADY"),
+    "axi_write_4k_boundary": (
+        "split = nbeats > to_boundary", "split = nbeats > to_boundary + 1",
+        "a row one beat past the boundary is not split"),
+    "axi_write_wlast": (
+        "self.axi.wlast.eq((beat == len1 - 1) | (beat == nbeats - 1))",
+        "self.axi.wlast.eq(beat == nbeats - 1)", "no WLAST at the end of a split row's "
+        "first burst"),
+    "axi_write_outstanding": (
+        "(outstanding < self.MAX_OUTSTANDING)", "(outstanding < self.MAX_OUTSTANDING + 2)",
+        "rows taken past the outstanding limit"),
+}
