@@ -3,6 +3,11 @@
 * ``every_bad_operand_rule``: each rule of ``isa.operands_ok`` broken by the smallest amount
   (PRELOAD and COMPUTE bounds included, not only LOAD) must stop the RTL core with
   ``BAD_OPERAND``, at the ERR_PC the cycle model gives, with its counters; then a soft reset.
+* ``high_dram_window``: random legal programs moved to the top of the 32-bit address
+  space (window, program and every DMA address, :func:`testbench.fuzz.relocate`), then the
+  same programs at their own low addresses: the DRAM equals the functional model's and every
+  counter the cycle model's both times, so the address, window and DMA address arithmetic's
+  upper bits are exercised both ways (``make coverage`` runs this module).
 * ``load_acc_collides_with_compute``: a LOAD_ACC into the accumulator bank the compute unit
   is writing, with no token between them, so the bank's arbiter decides every cycle; the
   DRAM afterwards equals the functional model's, and the cycle count, every counter and
@@ -126,3 +131,37 @@ def _count_refusals(arbiter) -> list:
 
     arbiter.ready = counting
     return refused
+
+
+#: The top of the 32-bit address space, 4 KiB aligned: a moved program's window ends at 2**32.
+HIGH = (1 << 32) - fuzz.IMAGE_BYTES
+#: Seeds of the moved programs (no fault: bus errors answer at fixed addresses).
+HIGH_SEEDS = (3, 11)
+
+
+@cocotb.test()
+async def high_dram_window(dut):
+    bench = CoreBench(dut, CFG, 1 << 32, trace=True)
+    await bench.reset()
+    for seed in HIGH_SEEDS:
+        low = fuzz.generate(seed, CFG, fault=None)
+        for offset in (HIGH, 0):        # up, then down again: each bit both ways
+            prog = fuzz.relocate(low, offset)
+            mem = bytearray(low.image)
+            functional = FunctionalNPU(CFG, mem, low.dram_base, low.dram_size).run(low.words)
+            bench.ram.write(offset, prog.image)
+            status = await bench.run(prog.program_addr, len(prog.words), None,
+                                     dram_base=prog.dram_base, dram_size=prog.dram_size)
+            name = f"seed {seed} at {offset:#x}"
+            assert status["done"] and not status["error"] and functional.done, \
+                f"{name}: {status}, functional done={functional.done}"
+            predicted = CycleNPU(CFG).run(low.words, low.program_addr, low.dram_base,
+                                          low.dram_size, trace=True)
+            check_model(name, status, predicted)
+            code = isa.program_bytes(prog.words)      # the moved program's own words
+            mem[low.program_addr:low.program_addr + len(code)] = code
+            got = bytes(bench.read_dram(offset, fuzz.IMAGE_BYTES))
+            assert got == bytes(mem), f"{name}: DRAM differs from the functional model"
+            dut._log.info("%s: %d instructions, %d cycles, window [%#x, %#x)", name,
+                          len(prog.words), status["counters"]["cycles"], prog.dram_base,
+                          prog.dram_base + prog.dram_size)

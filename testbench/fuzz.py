@@ -20,13 +20,13 @@ faulting tail) and, for the faults it does model, the error code.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hdl import isa
 from hdl.config import WEIGHT_BANKS, NPUConfig
 from hdl.isa import ErrorCode, Opcode
 
-__all__ = ["Op", "FuzzProgram", "FAULTS", "generate", "legalize", "build",
+__all__ = ["Op", "FuzzProgram", "FAULTS", "generate", "legalize", "build", "relocate",
            "IMAGE_BYTES", "DATA", "SLVERR", "DECERR", "FuzzError"]
 
 #: DRAM image of every fuzz program; the program sits below ``DATA``, operands inside it,
@@ -600,3 +600,42 @@ def generate(seed: int, cfg: NPUConfig, n_ops: int | None = None,
     tail = _fault_tail(rng, cfg, st, fault, (base, end)) if fault is not None else []
     return build(seed, cfg, kept, fault, tail, rng=random.Random(seed ^ 0x5EED),
                  layout=(paddr, base, end))
+
+
+def relocate(prog: FuzzProgram, offset: int) -> FuzzProgram:
+    """``prog`` moved up by ``offset`` bytes in DRAM: its program address, DMA window and
+    every DMA instruction's ``dram_addr`` (the image then belongs at ``offset``).  Results
+    are those of ``prog`` shifted by ``offset``; with ``offset`` a multiple of 4 KiB the
+    bursts split where ``prog`` 's do, so the cycle counts are ``prog`` 's too.
+
+    Raises
+    ------
+    FuzzError
+        ``offset`` not a multiple of 4 KiB, the window leaving the 32-bit address space,
+        or a program ending in a bus-error fault (those are tied to fixed addresses).
+    """
+    top = prog.dram_base + prog.dram_size + offset
+    if offset % 4096 or offset < 0 or top > 1 << 32 or prog.program_addr + offset >= 1 << 32:
+        raise FuzzError(f"cannot move a program with window [{prog.dram_base:#x}, "
+                        f"{prog.dram_base + prog.dram_size:#x}) up by {offset:#x}: the "
+                        "offset must be a multiple of 4 KiB and the window stay below 2**32")
+    if prog.fault in (ErrorCode.AXI_SLVERR, ErrorCode.AXI_DECERR):
+        raise FuzzError(f"a program ending in {prog.fault.name} answers at fixed addresses: "
+                        "it cannot be moved")
+    words = []
+    for w in prog.words:
+        try:
+            d = isa.decode(w)
+        except isa.IsaError:
+            words.append(w)
+            continue
+        if "dram_addr" in d:
+            fields = {k: v for k, v in d.items() if k != "op"}
+            fields["dram_addr"] += offset
+            w = isa.encode(d["op"], **fields)
+        words.append(w)
+    image = bytearray(prog.image)
+    code = isa.program_bytes(words)
+    image[prog.program_addr:prog.program_addr + len(code)] = code
+    return replace(prog, words=words, image=bytes(image),
+                   program_addr=prog.program_addr + offset, dram_base=prog.dram_base + offset)
