@@ -87,6 +87,9 @@ def test_whole_graph_segments_on_rtl(sim):
     segs = [layer for layer in ex.layers if "segment" in layer]
     assert segs and all(layer["golden_equal"] for layer in ex.layers)
     assert np.array_equal(ex.outputs["output"], zoo.ort_run(qm, {"input": x})["output"])
+    if sim == "icarus":          # its channel concat and its max pool ran on the RTL too
+        assert {"QLinearConcat (2 slices, one program)", "MaxPool"} <= \
+            {layer["op"] for layer in ex.layers}
     if sim == "verilator":
         convs = [m for s in segs for m in s["members"] if m["op"] == "QLinearConv"]
         assert len(convs) == 52

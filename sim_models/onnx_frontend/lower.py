@@ -33,12 +33,13 @@ from ..compiler import ALIGN, Requant, compile_conv2d, compile_gemm
 from ..compiler_ops import INT8_MIN, compile_maxpool
 from ..workloads import Layer as WLayer
 from .graph import OnnxImportError
-from .host_ops import gap_scale, pool_output_size, requantize_ort
-from .wholegraph import Placement
+from .host_ops import (dequantize_linear, gap_scale, pool_output_size, quantize_linear,
+                       requantize_ort)
+from .wholegraph import Placement, link_slices
 
 __all__ = ["NPU_REQUANT", "lower_conv", "lower_matmul", "Lowered", "maxpool_host_reason",
            "lower_maxpool", "flat_matmul_linkable", "lower_flat_matmul", "gap_host_reason",
-           "lower_gap"]
+           "lower_gap", "concat_rescale", "concat_host_reason", "lower_concat"]
 
 #: True when the compiler's requantizer has onnxruntime's single rounding.
 NPU_REQUANT = "rounding" in {f.name for f in dataclasses.fields(Requant)}
@@ -331,3 +332,71 @@ def lower_gap(cfg: NPUConfig, op, x) -> Lowered:
         return outs[0].reshape(N, C, 1, 1)
     return Lowered([layer], assemble, False, Placement(b_addr, H, H, W, 0, 0, C, False, N),
                    (1, 1, C, 1))
+
+
+def concat_rescale(s, z, sy, zy, clamp=(-128, 127)) -> np.float32 | None:
+    """A float32 scale with which the requantizer's onnxruntime mode (bias ``-z``, zero point
+    ``zy``) reproduces QLinearConcat's table ``quantize(dequantize(v))`` for all 256 int8
+    ``v``: ``s / sy`` in float32 or one of its 8 neighbours on each side, each checked
+    exhaustively; None when none is exact (the concat then stays on the host)."""
+    v = np.arange(-128, 128)
+    table = np.clip(quantize_linear(dequantize_linear(v, s, z), sy, zy), *clamp)
+    bits = int(golden.float32_bits(np.float32(s) / np.float32(sy)))
+    for k in sorted(range(-8, 9), key=abs):
+        cand = np.array(bits + k, np.uint32).view(np.float32)[()]
+        if np.isfinite(cand) and cand > 0 and np.array_equal(
+                requantize_ort(v - z, cand, zy, clamp), table):
+            return np.float32(cand)
+    return None
+
+
+def concat_host_reason(cfg: NPUConfig, op, xs) -> str | None:
+    """Why a concat stays on the host, or None when the NPU runs it."""
+    a = op.attrs
+    if cfg.dataflow != "ws":
+        return "output-stationary core (the slices are linked for weight-stationary cores)"
+    if any(np.ndim(x) != 4 for x in xs) or a["axis"] not in (1, -3):
+        return "not a channel concat of 4-D tensors"
+    yq = a["yq"]
+    clamp = tuple(a.get("clamp", (-128, 127)))
+    for p in a["params"]:
+        same = p.scale_scalar() == yq.scale_scalar() and \
+            p.zp_scalar("X", op.name) == yq.zp_scalar("Y", op.name)
+        if not same and concat_rescale(p.scale_scalar(), p.zp_scalar("X", op.name),
+                                       yq.scale_scalar(), yq.zp_scalar("Y", op.name),
+                                       clamp) is None:
+            return "no float32 scale reproduces an input's requantization table exactly"
+    return None
+
+
+def lower_concat(cfg: NPUConfig, op, xs) -> Lowered:
+    """QLinearConcat along channels as ONE program: each input copied through an identity
+    weight tile into its channel slice of the output, with the requantization its table
+    needs (:func:`concat_rescale`; scale 1, bias 0 when its quantization is the output's),
+    clamped to a fused activation's range."""
+    reason = concat_host_reason(cfg, op, xs)
+    if reason:
+        raise OnnxImportError(f"node {op.name!r} (Concat): {reason}")
+    a = op.attrs
+    yq, clamp = a["yq"], tuple(a.get("clamp", (-128, 127)))
+    sy, zy = yq.scale_scalar(), yq.zp_scalar("Y", op.name)
+    N, _, H, W = xs[0].shape
+    layers, widths = [], []
+    for k, (x, p) in enumerate(zip(xs, a["params"])):
+        C = x.shape[1]
+        s, z = p.scale_scalar(), p.zp_scalar("X", op.name)
+        if s == sy and z == zy:
+            requant = Requant(scale=np.float32(1.0), rounding="onnxruntime", clamp=clamp)
+        else:
+            requant = Requant(scale=concat_rescale(s, z, sy, zy, clamp), zero_point=zy,
+                              bias=np.full(C, -z, np.int64), rounding="onnxruntime",
+                              clamp=clamp)
+        A = np.asarray(x, np.int64).transpose(0, 2, 3, 1).reshape(-1, C)
+        layers.append(compile_gemm(cfg, A, np.eye(C, dtype=np.int64), requant,
+                                   name=f"{op.name}[{k}]"))
+        widths.append(C)
+    layer = link_slices(cfg, layers, widths, name=op.name)
+
+    def assemble(outs):
+        return outs[0].reshape(N, H, W, -1).transpose(0, 3, 1, 2)
+    return Lowered([layer], assemble, False)

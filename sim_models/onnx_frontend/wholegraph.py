@@ -31,7 +31,7 @@ from hdl.isa import Opcode
 
 from ..compiler import ALIGN, Layer
 
-__all__ = ["Placement", "link_segment", "read_placed", "split_by_layer"]
+__all__ = ["Placement", "link_segment", "read_placed", "split_by_layer", "link_slices"]
 
 
 @dataclass
@@ -174,6 +174,59 @@ def link_segment(cfg, layers, places, out_geoms, name="segment") -> Layer:
                  last.out_dtype, last.expected, sum(l.macs for l in layers),
                  {"offsets": offsets, "M": last.meta["M"], "K": last.meta["K"],
                   "N": last.meta["N"], "layers": [l.name for l in layers], "starts": starts})
+
+
+def link_slices(cfg, layers, widths, name="concat") -> Layer:
+    """One program for ``layers`` (WS GEMMs, each with a dense int8 output of ``widths[k]``
+    columns) whose outputs land side by side, as column slices of one buffer of
+    ``sum(widths)`` columns: each layer's STOREs are moved to its slice (stride the total
+    width); a SYNC and the token carry of :func:`link_segment` separate the layers."""
+    if cfg.dataflow != "ws":
+        raise ValueError("linked programs are for weight-stationary cores")
+    total = sum(widths)
+    rows = layers[0].out_shape[0]
+    image, offsets, program, prev_left = bytearray(), [], [], (0, 0)
+    for layer in layers:
+        off = -(-len(image) // ALIGN) * ALIGN
+        image.extend(bytes(off - len(image)))
+        offsets.append(off)
+        image.extend(layer.dram[:layer.program_addr])
+    out_addr = -(-len(image) // ALIGN) * ALIGN
+    image.extend(bytes(out_addr + rows * total - len(image)))
+    col = 0
+    for k, (layer, width) in enumerate(zip(layers, widths)):
+        if layer.out_shape != (rows, width) or layer.out_dtype != "int8":
+            raise ValueError(f"{layer.name}: output {layer.out_shape} {layer.out_dtype} is "
+                             f"not ({rows}, {width}) int8")
+        ins = [i for i in _words(layer.program) if i["op"] != Opcode.HALT]
+        left = _leftover(ins)
+        for i in ins:
+            if i["op"] == Opcode.STORE:
+                m0, n0 = divmod(i["dram_addr"] - layer.out_addr, width)
+                i["dram_addr"], i["dram_stride"] = out_addr + m0 * total + col + n0, total
+            elif "dram_addr" in i:
+                i["dram_addr"] += offsets[k]
+        if k:
+            program.append({"op": Opcode.SYNC, "pop_prev": 0, "pop_next": 0, "push_prev": 0,
+                            "push_next": 0})
+            carry = _take_tokens(ins, *prev_left)
+            left = (left[0] + carry[0], left[1] + carry[1])
+        prev_left = left
+        program.extend(ins)
+        col += width
+    program.append({"op": Opcode.HALT, "pop_prev": 0, "pop_next": 0, "push_prev": 0,
+                    "push_next": 0})
+    words = [_encode(i) for i in program]
+    code = isa.program_bytes(words)
+    paddr = -(-len(image) // ALIGN) * ALIGN
+    image.extend(bytes(paddr - len(image)))
+    image.extend(code)
+    image.extend(bytes(ALIGN))
+    expected = np.concatenate([layer.expected for layer in layers], axis=1)
+    return Layer(cfg, name, words, image, paddr, out_addr, (rows, total), "int8", expected,
+                 sum(l.macs for l in layers),
+                 {"offsets": offsets, "M": rows, "K": max(l.meta["K"] for l in layers),
+                  "N": total, "layers": [l.name for l in layers]})
 
 
 def split_by_layer(cfg, seg: Layer) -> list[dict]:
