@@ -133,8 +133,9 @@ def report(graph, ex, cmp, cfg, sim, model_path, islands) -> dict:
                    "host_share": host_ops / max(1, host_ops + macs),
                    "wall_s": ex.wall_s},
         "onnxruntime": cmp, "onnxruntime_float_islands": islands,
-        "execution": "chains of convolutions and max pools (closed by a Flatten and the "
-                     "matrix product it feeds) run as one program each (a layer reads what "
+        "execution": "chains of convolutions, max pools and global average pools (closed "
+                     "by a Flatten and the matrix product it feeds) run as one program each, "
+                     "a channel concat as one program (a layer reads what "
                      "the previous one wrote in DRAM); between other NPU programs the host "
                      "lays the data out (NCHW<->NHWC, zero-point padding) and runs the host "
                      "ops",
