@@ -49,6 +49,7 @@ def run_batch(config: str, seeds: list, backends: list, pause: float) -> dict:
         for k, v in r["bins"].items():
             bins[k] = bins.get(k, 0) + v
     return {"config": config, "seeds": seeds, "wall": wall, "bins": bins,
+            "program_bins": [dict(r["bins"]) for r in report.values()],
             "total_s": time.perf_counter() - t0,
             "problems": {s: r["problems"] for s, r in report.items() if r["problems"]}}
 
@@ -158,20 +159,14 @@ def main(argv=None) -> int:
     per_backend = {b: round(sum(r["wall"].get(b, 0.0) for r in results), 2) for b in backends}
     saved = shrink_failures(results, backends, args.pause, args.shrink_budget,
                             args.reproducers) if failures else []
-    from testbench.fuzz_bins import all_bins
+    from testbench.fuzz_bins import summarize as bins_summary
     coverage = {}
     for config in args.configs:
-        got = {}
-        for r in results:
-            if r["config"] == config:
-                for k, v in r.get("bins", {}).items():
-                    got[k] = got.get(k, 0) + v
-        want = all_bins(CONFIGS[config].dataflow)
-        missed = [b for b in want if not got.get(b)]
-        coverage[config] = {"hit": len(want) - len(missed), "total": len(want),
-                            "missed": missed, "counts": got}
-        print(f"functional bins {config}: {len(want) - len(missed)}/{len(want)} hit"
-              + (f"; missed: {', '.join(missed)}" if missed else ""))
+        per_program = [b for r in results if r["config"] == config
+                       for b in r.get("program_bins", [])]
+        got = coverage[config] = bins_summary(CONFIGS[config].dataflow, per_program)
+        print(f"functional bins {config} (cocotb-coverage): {got['hit']}/{got['total']} hit"
+              + (f"; missed: {', '.join(got['missed'])}" if got["missed"] else ""))
     summary = {"functional_bins": coverage, "seed": args.seed, "n_per_config": args.n, "configs": args.configs,
                "backends": backends, "pause": args.pause,
                "programs": args.n * len(args.configs), "failures": failures,

@@ -64,7 +64,7 @@ async def fuzz_batch(dut):
         records.append({"status": {k: status[k] for k in ("busy", "done", "error", "code")},
                         "err_pc": status["err_pc"], "counters": status["counters"],
                         "dram": bytes(bench.read_dram(0, fuzz.IMAGE_BYTES)), "wall_s": wall,
-                        "alignment": alignment,
+                        "alignment": alignment, "bins": dict(model.samples),
                         "model": {"done": m.done, "error": int(m.error), "err_pc": m.err_pc,
                                   "counters": dict(m.counters)}})
         _write(records)

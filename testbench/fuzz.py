@@ -19,12 +19,15 @@ faulting tail) and, for the faults it does model, the error code.
 
 from __future__ import annotations
 
+import math
 import random
+import struct
 from dataclasses import dataclass, field, replace
 
 from hdl import isa
 from hdl.config import WEIGHT_BANKS, NPUConfig
 from hdl.isa import ErrorCode, Opcode
+from sim_models.compiler import ORT_SCALE_RANGE
 
 __all__ = ["Op", "FuzzProgram", "FAULTS", "generate", "legalize", "build", "relocate",
            "IMAGE_BYTES", "DATA", "SLVERR", "DECERR", "FuzzError"]
@@ -341,8 +344,12 @@ def _random_op(rng, cfg: NPUConfig, st: _State):
             return None
         acc = _addr(rng, cfg.acc_lines, cfg.acc_banks, rows_out)
         accumulate = int(rng.random() < 0.5 and set(range(acc, acc + rows_out)) <= st.acc)
+        # Max pooling's write path on half the accumulating COMPUTEs, chosen by the row
+        # count rather than a draw, so that every seed's program is otherwise unchanged.
+        acc_max = int(accumulate and n % 2 == 1)
         return Op(Opcode.COMPUTE, dict(a_addr=a[0], b_addr=b[0] if cfg.dataflow == "os" else 0,
-                                       acc_addr=acc, nrows=n, accumulate=accumulate))
+                                       acc_addr=acc, nrows=n, accumulate=accumulate,
+                                       acc_max=acc_max))
     if kind == "STORE":
         r = _init_range(rng, st.acc, 10)
         if r is None:
@@ -359,10 +366,16 @@ def _random_config(rng, cfg: NPUConfig, all_lanes: bool) -> Op:
     lo, hi = sorted(rng.randint(-128, 127) for _ in range(2))
     if rng.random() < 0.3:
         lo, hi = rng.choice([(-128, 127), (0, 127), (0, 6), (hi, lo)])
+    rounding = int(rng.random() < 0.3)      # onnxruntime: the multiplier is a float32 scale
+    multiplier = rng.choice([rng.randrange(1 << 30, 1 << 31), rng.randrange(0, 1 << 32),
+                             0, (1 << 31) - 1, 1 << 31])
+    if rounding:
+        lo_s, hi_s = ORT_SCALE_RANGE
+        scale = 2.0 ** rng.uniform(math.log2(lo_s), math.log2(hi_s) - 1e-6)
+        multiplier = struct.unpack("<I", struct.pack("<f", scale))[0]
     return Op(Opcode.CONFIG, dict(
         lane=isa.CONFIG_ALL_LANES if all_lanes else rng.randrange(cfg.cols),
-        multiplier=rng.choice([rng.randrange(1 << 30, 1 << 31), rng.randrange(0, 1 << 32),
-                               0, (1 << 31) - 1, 1 << 31]),
+        rounding=rounding, multiplier=multiplier,
         shift=rng.choice([rng.randint(-12, 4), rng.randint(-63, 31), -63, 31, 0]),
         zero_point=rng.randint(-128, 127), clamp_min=lo, clamp_max=hi,
         bias=rng.choice([0, rng.randint(-(1 << 31), (1 << 31) - 1), rng.randint(-1000, 1000)])))

@@ -21,7 +21,7 @@ from pathlib import Path
 from hdl import isa
 from hdl.config import NPUConfig
 from hdl.isa import ErrorCode, Opcode
-from sim_models.cycle_model import AxiRamTiming, CycleNPU
+from sim_models.cycle_model import CycleNPU
 from sim_models.isa_sim import FunctionalNPU
 from sim_models.results import NPUResult, from_cycle, from_functional
 
@@ -39,8 +39,10 @@ UNMODELLED = (ErrorCode.AXI_SLVERR, ErrorCode.AXI_DECERR, ErrorCode.DEADLOCK)
 
 
 def _model(cfg: NPUConfig) -> CycleNPU:
-    return CycleNPU(cfg, AxiRamTiming(cfg.bus_bytes, slverr=[fuzz.SLVERR],
-                                      decerr=[fuzz.DECERR]))
+    """The cycle model with the fuzz DRAM's faults, noting the dynamic functional bins."""
+    from .fuzz_bins import SamplingNPU, SamplingRam
+    return SamplingNPU(cfg, SamplingRam(cfg.bus_bytes, slverr=[fuzz.SLVERR],
+                                        decerr=[fuzz.DECERR]))
 
 
 def expected(prog: fuzz.FuzzProgram) -> tuple[NPUResult, list]:
@@ -158,8 +160,10 @@ def _run_harness(cfg, progs, pause_probability, fresh: bool) -> list:
     return out
 
 
-def _run_cocotb(sim, cfg, progs, pause_probability, seed) -> list:
-    """``[(rtl, model)]`` per program on the cocotb core bench (one simulation per batch)."""
+def _run_cocotb(sim, cfg, progs, pause_probability, seed, build_opts=None) -> list:
+    """``[(rtl, model)]`` per program on the cocotb core bench (one simulation per batch);
+    ``build_opts``: more keywords for :func:`testbench.rtl.run_cocotb` (``make coverage``
+    gives its coverage build's ``tag``, ``extra_args`` and ``plusargs``)."""
     (BUILD / "fuzz").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="batch-", dir=BUILD / "fuzz"))
     job = {"pause_probability": pause_probability, "max_cycles": MAX_CYCLES,
@@ -169,7 +173,7 @@ def _run_cocotb(sim, cfg, progs, pause_probability, seed) -> list:
     (work / "job.pkl").write_bytes(pickle.dumps(job))
     env = {"KNPU_FUZZ_JOB": str(work / "job.pkl"), "KNPU_FUZZ_RESULT": str(work / "result.pkl")}
     tests, failed = run_cocotb(sim, cfg, "testbench.cocotb_fuzz", core=True, seed=seed,
-                               extra_env=env)
+                               extra_env=env, **(build_opts or {}))
     records = pickle.loads((work / "result.pkl").read_bytes()) \
         if (work / "result.pkl").exists() else []
     backend = "icarus" if sim == "icarus" else "cocotb-verilator"
@@ -184,7 +188,7 @@ def _run_cocotb(sim, cfg, progs, pause_probability, seed) -> list:
         rtl = NPUResult(done=st["done"] and not st["error"], error=ErrorCode(st["code"]),
                         err_pc=r["err_pc"], counters=r["counters"], dram=r["dram"],
                         backend=backend, wall_s=r["wall_s"],
-                        meta={"alignment": r["alignment"]})
+                        meta={"alignment": r["alignment"], "model_bins": r.get("bins")})
         m = r["model"]
         out.append((rtl, NPUResult(m["done"], ErrorCode(m["error"]), m["err_pc"],
                                    m["counters"], backend="model")))
@@ -197,8 +201,9 @@ def _run_cocotb(sim, cfg, progs, pause_probability, seed) -> list:
 
 
 def run_programs(cfg, progs, backend: str, pause_probability: float = 0.3, seed: int = 0,
-                 fresh: bool = False) -> list:
-    """``[(result, cycle model result or None)]`` of each program on ``backend``."""
+                 fresh: bool = False, build_opts: dict | None = None) -> list:
+    """``[(result, cycle model result or None)]`` of each program on ``backend``
+    (``build_opts``: for the cocotb back ends, see :func:`_run_cocotb`)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown back end {backend!r}: must be one of {BACKENDS}")
     if backend == "functional":
@@ -216,10 +221,11 @@ def run_programs(cfg, progs, backend: str, pause_probability: float = 0.3, seed:
     if backend == "verilator":
         return _run_harness(cfg, progs, pause_probability, fresh)
     sim = "icarus" if backend == "icarus" else "verilator"
-    return _run_cocotb(sim, cfg, progs, pause_probability, seed)
+    return _run_cocotb(sim, cfg, progs, pause_probability, seed, build_opts)
 
 
-def check_programs(cfg, progs, backends, pause_probability=0.3, seed=0, fresh=False) -> dict:
+def check_programs(cfg, progs, backends, pause_probability=0.3, seed=0, fresh=False,
+                   build_opts=None) -> dict:
     """Run ``progs`` on each of ``backends``; ``{seed: {"problems": [...], "wall": {...}}}``.
     The cycle model is checked against the functional model's error on its own, and each RTL
     back end against both models."""
@@ -231,7 +237,7 @@ def check_programs(cfg, progs, backends, pause_probability=0.3, seed=0, fresh=Fa
         if backend == "functional":
             continue
         t0 = time.perf_counter()
-        results = run_programs(cfg, progs, backend, pause_probability, seed, fresh)
+        results = run_programs(cfg, progs, backend, pause_probability, seed, fresh, build_opts)
         wall = time.perf_counter() - t0
         for p, (got, model) in zip(progs, results):
             rec = report[p.seed]
