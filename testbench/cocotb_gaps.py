@@ -8,6 +8,12 @@
   same programs at their own low addresses: the DRAM equals the functional model's and every
   counter the cycle model's both times, so the address, window and DMA address arithmetic's
   upper bits are exercised both ways (``make coverage`` runs this module).
+* ``flood_queues_and_tokens``: hundreds of independent LOADs, COMPUTEs and STOREs, each
+  pushing a token its consumer never pops: every instruction queue fills (the fetch unit
+  waits on each), every token counter reaches its limit and saturates, and STORE reads the
+  accumulator bank compute accumulates into.  DRAM against the functional model, counters
+  and handshakes against the cycle model, whose observations are these functional bins
+  (written to ``KNPU_BINS_OUT`` when set: ``make coverage`` adds them to the fuzz batch's).
 * ``load_acc_collides_with_compute``: a LOAD_ACC into the accumulator bank the compute unit
   is writing, with no token between them, so the bank's arbiter decides every cycle; the
   DRAM afterwards equals the functional model's, and the cycle count, every counter and
@@ -165,3 +171,66 @@ async def high_dram_window(dut):
             dut._log.info("%s: %d instructions, %d cycles, window [%#x, %#x)", name,
                           len(prog.words), status["counters"]["cycles"], prog.dram_base,
                           prog.dram_base + prog.dram_size)
+
+
+#: Instructions per unit in the flood program: past the token limit (255) and the queues.
+FLOOD = 256
+#: Where the flood program sits (data below, the stores' row at 0x5000).
+FLOOD_CODE = 0x6000
+
+
+def _flood_program():
+    """LOADs, COMPUTEs and STOREs that never wait for each other after the first LOAD."""
+    R, C, W = CFG.rows, CFG.cols, CFG.sp_width
+    enc = isa.encode
+    words = [enc(Opcode.LOAD, sp_addr=0, nrows=R, ncols=W, dram_addr=0x1000, dram_stride=W,
+                 push_next=1)]
+    words += [enc(Opcode.LOAD, sp_addr=64, nrows=1, ncols=W, dram_addr=0x1000, dram_stride=W,
+                  push_next=1)] * (FLOOD - 1)
+    if CFG.dataflow == "ws":      # each COMPUTE uses a preloaded weight tile
+        words += [enc(Opcode.PRELOAD, sp_addr=0, nrows=R, pop_prev=1)]
+        compute = [enc(Opcode.COMPUTE, a_addr=0, acc_addr=0, nrows=1, accumulate=1,
+                       push_prev=1, push_next=1), enc(Opcode.PRELOAD, sp_addr=0, nrows=R)]
+    else:
+        words += [enc(Opcode.COMPUTE, a_addr=0, b_addr=0, acc_addr=0, nrows=1, pop_prev=1)]
+        compute = [enc(Opcode.COMPUTE, a_addr=0, b_addr=0, acc_addr=0, nrows=1, accumulate=1,
+                       push_prev=1, push_next=1)]
+    words += (compute * FLOOD)[:len(compute) * FLOOD - len(compute) + 1]
+    # the accumulator bank compute accumulates into, other lines
+    words += [enc(Opcode.STORE, acc_addr=CFG.acc_lines // CFG.acc_banks // 2, nrows=1,
+                  ncols=C, raw=1, dram_addr=0x5000, dram_stride=0, push_prev=1)] * FLOOD
+    return words + [enc(Opcode.HALT)]
+
+
+@cocotb.test()
+async def flood_queues_and_tokens(dut):
+    import json
+    import os
+    import random
+
+    from .fuzz_bins import SamplingNPU
+    rng = random.Random(5)
+    words = _flood_program()
+    code = isa.program_bytes(words)
+    image = bytearray(FLOOD_CODE + len(code))
+    image[0x1000:0x5000] = bytes(rng.getrandbits(8) for _ in range(0x4000))
+    image[FLOOD_CODE:] = code
+    mem = bytearray(image)
+    functional = FunctionalNPU(CFG, mem).run(words)
+    assert functional.done
+    bench = CoreBench(dut, CFG, len(image), trace=True)
+    await bench.reset()
+    status = await bench.run(FLOOD_CODE, len(words), image)
+    assert status["done"] and not status["error"], status
+    model = SamplingNPU(CFG)
+    predicted = model.run(words, FLOOD_CODE, 0, len(image), trace=True)
+    check_model("flood", status, predicted)
+    assert bytes(bench.read_dram(0, len(image))) == bytes(mem), "DRAM differs"
+    hit = sorted(k for k, v in model.samples.items() if v)
+    dut._log.info("flood: %d cycles; bins %s", status["counters"]["cycles"], hit)
+    for want in ("queue_full load", "queue_full compute", "queue_full store",
+                 "token l2c limit", "token c2l limit", "token c2s limit", "token s2c limit"):
+        assert want in hit, f"the flood program did not reach {want}"
+    if os.environ.get("KNPU_BINS_OUT"):
+        with open(os.environ["KNPU_BINS_OUT"], "w") as f:
+            json.dump({k: int(v) for k, v in model.samples.items()}, f)
