@@ -13,13 +13,15 @@ column), so our numbers can be put side by side with the tool architects already
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 from hdl import isa
 from hdl.config import NPUConfig
 
-from .compiler import conv_k_tiles, conv_tile_channels_meet, os_chunk, ws_plan
+from .compiler import (BandPlan, band_k_tiles, band_plan, conv_k_tiles, conv_tile_channels_meet,
+                       os_chunk, ws_plan)
 from .energy import Events
 from .workloads import Layer
 
@@ -91,6 +93,16 @@ def _beats(nbytes: int, bus_bytes: int) -> int:
     return max(1, -(-nbytes // bus_bytes))
 
 
+@functools.lru_cache(maxsize=None)
+def _mean_row_beats(ncols: int, stride: int, base: int, bus_bytes: int) -> float:
+    """Beats per row of a strided LOAD whose rows of ``ncols`` bytes start at ``base +
+    i * stride``: a row costs ``ceil((offset + ncols) / bus)`` beats with ``offset`` its
+    start within a bus word (``dma.burst_plan``), averaged over the offsets' period."""
+    period = bus_bytes // math.gcd(stride % bus_bytes or bus_bytes, bus_bytes)
+    return sum(-(-((base + i * stride) % bus_bytes + ncols) // bus_bytes)
+               for i in range(period)) / period
+
+
 def _store(cfg: NPUConfig, ev: Events, rows: int, nt: int, esize: int) -> int:
     """A tile's STORE: its events, and its cycles: a row at a time through the requantizer
     and the write DMA, one cycle per beat, and 9/8 of a cycle for a one-beat row (measured
@@ -100,7 +112,8 @@ def _store(cfg: NPUConfig, ev: Events, rows: int, nt: int, esize: int) -> int:
     return -(-rows * max(8 * _beats(nt * esize, cfg.bus_bytes), STORE_ROW_EIGHTHS) // 8)
 
 
-def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=False):
+def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=False,
+             a_rows=None):
     """The compiler's WS schedule (``compiler._schedule_ws``), step by step, costed.
 
     A step is PRELOAD + COMPUTE of one weight tile: the array needs max(mb, R) cycles (the
@@ -109,32 +122,41 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     (``compiler.ws_plan``) keeps it resident and it is loaded already.  A tile's store
     overlaps the next tile's steps.  The slower of the two sets the pace.
     ``on_chip``: activations and results live in an on-chip buffer fed separately (a
-    TPU-style unified buffer): only weights and instructions cross the bus."""
+    TPU-style unified buffer): only weights and instructions cross the bus.
+    ``a_rows(k0)``: the byte stride of A's rows and the offset of a tile's first row (for
+    the beats an unaligned row costs); default dense rows of ``sum(k_tiles)`` bytes."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
+    K = sum(k_tiles)
+    k_first = [sum(k_tiles[:i]) for i in range(len(k_tiles))]
+    a_rows = a_rows or (lambda k0: (K, k0))
     n_tiles = [(n0, min(C, N - n0)) for n0 in range(0, N, C)]
     lives = [live_of(n0, nt) or [0] for n0, nt in n_tiles]
     w_lines = sum(k_tiles[ki] for live in lives for ki in live)
     w_bytes = sum(k_tiles[ki] * nt for live, (_, nt) in zip(lives, n_tiles) for ki in live)
-    plan = ws_plan(cfg, M, len(k_tiles), len(n_tiles), M * sum(k_tiles), w_bytes, w_lines)
+    a_stream = M * sum(k_tiles[ki] for live in lives for ki in live)
+    plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines)
     Mb, resident = plan.Mb, plan.a_resident
     ev = Events()
     cycles = last_store = 0
     for m0 in range(0, M, Mb):
         mb = min(Mb, M - m0)
-        fill = None
+        fill, loaded = None, set()       # resident A chunks of this block
         for ni, (n0, nt) in enumerate(n_tiles):
             tile_cycles = 0
             for ki in lives[ni]:
                 kt = k_tiles[ki]
-                load_a = (not resident or ni == 0) and not on_chip
+                load_a = (not resident or ki not in loaded) and not on_chip
+                loaded.add(ki)
                 load_w = not plan.w_resident or m0 == 0
                 read = 0
                 if load_w:                                    # one LOAD of weights
-                    read += kt * _beats(nt, B) + LOAD_LATENCY
+                    read += round(kt * _mean_row_beats(nt, N, k_first[ki] * N + n0, B)) + \
+                        LOAD_LATENCY
                     ev.dram_bytes += kt * nt + isa.INSN_BYTES
                     ev.sp_write_bytes += kt * cfg.sp_width
                 if load_a:                                    # A: one LOAD per segment
-                    read += mb * _beats(kt, B) + a_segments(mb) * LOAD_LATENCY
+                    read += round(mb * _mean_row_beats(kt, *a_rows(k_first[ki]), B)) + \
+                        a_segments(mb) * LOAD_LATENCY
                     ev.dram_bytes += mb * kt
                     ev.sp_write_bytes += mb * cfg.sp_width
                 ev.dram_bytes += 2 * isa.INSN_BYTES            # PRELOAD, COMPUTE
@@ -157,6 +179,68 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
             # block's): the block's first load waits until the last block's final store has
             # drained, so neither overlaps anything (seen on the exact model's trace).
             cycles += fill + last_store
+        last_store = store
+    return cycles, ev
+
+
+def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
+    """The compiler's WS schedule with on-chip im2col (``compiler._schedule_ws_band``),
+    costed like :func:`_ws_gemm`, or None where the compiler does not use it.  A block
+    computes ``(ob - 1) * Wp + Wo`` lines per step (the padded columns in between too); a
+    channel chunk's band is one LOAD at the block's first step that uses it; the block's
+    output rows are one STORE each."""
+    R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
+    ho, wo = layer.out_hw
+    hp, wp, cin = layer.h + 2 * layer.pad, layer.w + 2 * layer.pad, layer.c
+    tiles = band_k_tiles(R, layer.kh, layer.kw, cin)
+    n_tiles = [(n0, min(C, layer.n - n0)) for n0 in range(0, layer.n, C)]
+    lives = [[i for i, (_, _, c0, kt) in enumerate(tiles)
+              if not layer.depthwise or (c0 < n0 + nt and n0 < c0 + kt)] or [0]
+             for n0, nt in n_tiles]
+    w_lines = sum(tiles[ki][3] for live in lives for ki in live)
+    w_bytes = sum(tiles[ki][3] * nt for live, (_, nt) in zip(lives, n_tiles) for ki in live)
+    plan = band_plan(cfg, ho, wp, wo, cin, layer.kh, layer.kw, layer.stride, w_lines,
+                     hp * wp * cin, w_bytes)
+    if plan is None:
+        return None
+    ev = Events()
+    cycles = last_store = 0
+    for y0 in range(0, ho, plan.ob):
+        rows = min(plan.ob, ho - y0)
+        lines = BandPlan.block_lines(rows, wp, wo)
+        loaded, fill = set(), None
+        for ni, (n0, nt) in enumerate(n_tiles):
+            tile_cycles = 0
+            for ki in lives[ni]:
+                ky, kx, c0, kt = tiles[ki]
+                read = 0
+                if not plan.w_resident or y0 == 0:
+                    k0 = (ky * layer.kw + kx) * cin + c0
+                    read += round(kt * _mean_row_beats(nt, layer.n, k0 * layer.n + n0, B)) + \
+                        LOAD_LATENCY
+                    ev.dram_bytes += kt * nt + isa.INSN_BYTES
+                    ev.sp_write_bytes += kt * cfg.sp_width
+                if c0 not in loaded:
+                    loaded.add(c0)
+                    band = (rows + layer.kh - 1) * wp
+                    read += round(band * _mean_row_beats(kt, cin, c0, B)) + LOAD_LATENCY
+                    ev.dram_bytes += band * kt + isa.INSN_BYTES
+                    ev.sp_write_bytes += band * cfg.sp_width
+                ev.dram_bytes += 2 * isa.INSN_BYTES
+                ev.sp_read_bytes += (kt + lines) * cfg.sp_width
+                ev.array_reg_bits += R * C * cfg.input_width + \
+                    lines * R * C * (cfg.input_width + cfg.acc_width)
+                ev.acc_write_bytes += 4 * lines * C
+                ev.acc_read_bytes += 4 * lines * C * (ki != lives[ni][0])
+                ev.macs += lines * R * C
+                if fill is None:
+                    fill = read + READ_WS
+                tile_cycles += max(lines + STEP_WS, R + PRELOAD_WS, read + READ_WS)
+            store = sum(_store(cfg, ev, wo, nt, esize) for _ in range(rows))
+            ev.dram_bytes += rows * isa.INSN_BYTES
+            cycles += max(tile_cycles, store)
+        if y0 > 0:
+            cycles += fill + last_store      # the SYNC before each band but the first
         last_store = store
     return cycles, ev
 
@@ -221,9 +305,11 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
         k_tiles = [min(R, K - k0) for k0 in range(0, K, R)]
         cyc, ev = _ws_gemm(cfg, M, N, k_tiles, lambda n0, nt: list(range(len(k_tiles))),
                            lambda mb: 1, out_bytes, inputs_on_chip)
+    elif (band := _ws_band(cfg, layer, out_bytes)) is not None:
+        cyc, ev = band
     else:
         ho, wo = layer.out_hw
-        cin = layer.c
+        cin, wp = layer.c, layer.w + 2 * layer.pad
         tiles = conv_k_tiles(R, layer.kh, layer.kw, cin)
         k_tiles = [kt for _, kt in tiles]
         if layer.depthwise:
@@ -233,7 +319,10 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
         else:
             def live_of(n0, nt):
                 return list(range(len(k_tiles)))
+        run = layer.kw * cin
         cyc, ev = _ws_gemm(cfg, ho * wo, layer.n, k_tiles, live_of,
-                           lambda mb: -(-mb // wo) + 1, out_bytes)
+                           lambda mb: -(-mb // wo) + 1, out_bytes,
+                           a_rows=lambda k0: (layer.stride * cin,
+                                              (k0 // run) * wp * cin + k0 % run))
     ev.cycles = cyc + fixed
     return CoreEstimate(ev.cycles, layer.macs, ev)

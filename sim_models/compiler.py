@@ -327,18 +327,19 @@ class WsPlan:
     a_resident: bool
     w_resident: bool
 
-    def dram_bytes(self, M: int, a_bytes: int, w_bytes: int, n_tiles: int) -> int:
-        """Operand bytes this plan reads: A once per block (or per N-tile), weights once
-        (or per M-block)."""
-        return a_bytes * (1 if self.a_resident else n_tiles) + \
+    def dram_bytes(self, M: int, a_bytes: int, a_stream_bytes: int, w_bytes: int) -> int:
+        """Operand bytes this plan reads: A once (``a_bytes``) when resident, else once per
+        N-tile's live K-tiles (``a_stream_bytes``); weights once, or once per M-block."""
+        return (a_bytes if self.a_resident else a_stream_bytes) + \
             w_bytes * (1 if self.w_resident else -(-M // self.Mb))
 
 
-def ws_plan(cfg: NPUConfig, M: int, Kt: int, n_tiles: int, a_bytes: int, w_bytes: int,
-            w_lines: int) -> WsPlan:
-    """Choose the WS plan for a GEMM of ``M`` rows, ``Kt`` K-tiles and ``n_tiles`` N-tiles
-    whose A (as loaded) holds ``a_bytes`` and whose live weight tiles hold ``w_bytes`` in
-    ``w_lines`` scratchpad lines.
+def ws_plan(cfg: NPUConfig, M: int, Kt: int, a_bytes: int, a_stream_bytes: int,
+            w_bytes: int, w_lines: int) -> WsPlan:
+    """Choose the WS plan for a GEMM of ``M`` rows and ``Kt`` K-tiles whose A (as loaded)
+    holds ``a_bytes`` (``a_stream_bytes`` summed over the N-tiles' live K-tiles: every
+    N-tile's when all are live, a depthwise layer's once) and whose live weight tiles hold
+    ``w_bytes`` in ``w_lines`` scratchpad lines.
 
     Every combination of resident A / resident weights that fits is considered with its
     largest block (at most half the accumulator, the other half being the next tile's);
@@ -359,7 +360,7 @@ def ws_plan(cfg: NPUConfig, M: int, Kt: int, n_tiles: int, a_bytes: int, w_bytes
     if not plans:
         raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
     big = [p for p in plans if p.Mb >= min(m_max, 2 * R)] or plans
-    return min(big, key=lambda p: (p.dram_bytes(M, a_bytes, w_bytes, n_tiles), -p.Mb))
+    return min(big, key=lambda p: (p.dram_bytes(M, a_bytes, a_stream_bytes, w_bytes), -p.Mb))
 
 
 def os_chunk(cfg: NPUConfig, K: int) -> int:
@@ -397,7 +398,8 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     k_tiles, n_tiles, live_of = _ws_tiles(a_src, R, N, C, b_dense)
     w_lines = sum(kt for live in live_of for _, _, kt in live)
     w_bytes = sum(kt * nt for live, (_, nt) in zip(live_of, n_tiles) for _, _, kt in live)
-    plan = ws_plan(cfg, M, len(k_tiles), len(n_tiles), M * K, w_bytes, w_lines)
+    a_stream = M * sum(kt for live in live_of for _, _, kt in live)
+    plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines)
     Mb, resident = plan.Mb, plan.a_resident
     # Weights at the top of the scratchpad and activations from line 0: with two banks they
     # stream from different banks whenever the activations fit the lower half.
@@ -450,6 +452,145 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     prog.emit(Opcode.HALT)
     return {"steps": step, "tiles": tile, "Mb": Mb, "a_resident": resident,
             "w_resident": plan.w_resident}
+
+
+@dataclass(frozen=True)
+class BandPlan:
+    """On-chip im2col for a stride-1 convolution (WS).  An M-block is ``ob`` output rows;
+    its ``ob + KH - 1`` padded input rows (every padded column, one scratchpad region per
+    channel chunk) are loaded once, and kernel tap ``(ky, kx)`` reads them from line
+    ``ky * Wp + kx`` on: output ``(y, x)`` sits on accumulator line ``y * Wp + x`` of the
+    block, so the block computes ``(ob - 1) * Wp + Wo`` lines (the ``Wp - Wo`` lines between
+    two output rows are computed and never stored).  ``w_resident`` as in :class:`WsPlan`."""
+    ob: int
+    w_resident: bool
+
+    @staticmethod
+    def block_lines(rows: int, Wp: int, Wo: int) -> int:
+        """Accumulator lines a block of ``rows`` output rows computes."""
+        return (rows - 1) * Wp + Wo
+
+
+def band_k_tiles(R: int, KH: int, KW: int, Cin: int) -> list[tuple[int, int, int, int]]:
+    """The on-chip im2col's K-tiles ``(ky, kx, c0, kt)``: one per kernel tap and chunk of at
+    most ``R`` input channels, in the K order (ky, kx, c)."""
+    return [(ky, kx, c0, min(R, Cin - c0)) for ky in range(KH) for kx in range(KW)
+            for c0 in range(0, Cin, R)]
+
+
+def band_plan(cfg: NPUConfig, Ho: int, Wp: int, Wo: int, Cin: int, KH: int, KW: int,
+              stride: int, w_lines: int, in_bytes: int, w_bytes: int) -> BandPlan | None:
+    """The on-chip im2col plan for a WS convolution, or None where it does not apply: a
+    strided or 1x1 kernel (windows do not overlap the same way), fewer input channels than
+    make whole tiles (packed taps, :func:`conv_k_tiles`, then use the rows better), or no
+    room for one output row.  With and without resident weights, the largest band that fits
+    the accumulator half and the scratchpad is costed in DRAM bytes (the band's input rows,
+    ``KH - 1`` of them read twice at each band edge, and the weights once or per band);
+    blocks of fewer than ``2 * rows`` lines are avoided as in :func:`ws_plan`."""
+    R = cfg.rows
+    if stride != 1 or KH * KW == 1:
+        return None
+    chunks = -(-Cin // R)
+    if KH * KW * chunks * 8 > 9 * len(conv_k_tiles(R, KH, KW, Cin)):
+        return None
+    half = cfg.acc_lines // 2
+    if half < Wo:
+        return None
+    ob_acc = (half - Wo) // Wp + 1
+    plans = []
+    for w_res in (True, False):
+        room = cfg.sp_lines - (w_lines if w_res else 2 * R)
+        ob = min(Ho, ob_acc, room // (chunks * Wp) - KH + 1)
+        if ob >= 1:
+            blocks = -(-Ho // ob)
+            traffic = in_bytes * (ob + KH - 1) // ob + w_bytes * (1 if w_res else blocks)
+            plans.append((BandPlan.block_lines(ob, Wp, Wo) < min(Ho * Wp, 2 * R), traffic,
+                          -ob, BandPlan(ob, w_res)))
+    return min(plans, key=lambda t: t[:3])[3] if plans else None
+
+
+def _band_live(k_tiles, n_tiles, b_dense):
+    """Per N-tile, its live band tiles ``(ki, k0, kt)`` (K index of the tile's first row)."""
+    live = []
+    for n0, nt in n_tiles:
+        tiles = [(ki, k0, kt) for ki, (k0, kt) in enumerate(k_tiles)
+                 if b_dense is None or np.any(b_dense[k0:k0 + kt, n0:n0 + nt])]
+        live.append(tiles or [(0, *k_tiles[0])])
+    return live
+
+
+def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, params,
+                      b_dense):
+    """Emit the WS schedule with on-chip im2col (:class:`BandPlan`), or return None where
+    it does not apply.  Steps, tokens and resident weights as in :func:`_schedule_ws`; a
+    channel chunk's band is one LOAD (its input rows are contiguous pixels), and a block's
+    output rows are stored one STORE each (the first pops the compute unit's token, the
+    last gives the accumulator block back)."""
+    Hp, Wp, Cin, KH, KW, stride, Ho, Wo = geometry
+    R, C = cfg.rows, cfg.cols
+    tiles = band_k_tiles(R, KH, KW, Cin)
+    k_tiles = [((ky * KW + kx) * Cin + c0, kt) for ky, kx, c0, kt in tiles]
+    n_tiles = [(n0, min(C, N - n0)) for n0 in range(0, N, C)]
+    live_of = _band_live(k_tiles, n_tiles, b_dense)
+    w_lines = sum(kt for live in live_of for _, _, kt in live)
+    w_bytes = sum(kt * nt for live, (_, nt) in zip(live_of, n_tiles) for _, _, kt in live)
+    plan = band_plan(cfg, Ho, Wp, Wo, Cin, KH, KW, stride, w_lines, Hp * Wp * Cin, w_bytes)
+    if plan is None:
+        return None
+    band = (plan.ob + KH - 1) * Wp
+    chunk_base = {c0: i * band for i, c0 in enumerate(range(0, Cin, R))}
+    w_slot = [cfg.sp_lines - 2 * R, cfg.sp_lines - R]
+    w_home, line = {}, cfg.sp_lines - w_lines
+    for ni, live in enumerate(live_of):
+        for ki, _, kt in live:
+            w_home[ni, ki], line = line, line + kt
+    acc_slot = [0, cfg.acc_lines // 2]
+    per_lane = params is not None and _per_lane(params, N)
+    if params is not None and not per_lane:
+        _emit_config(prog, params, 0, C, per_lane=False)
+    step = tile = load_steps = 0
+    for y0 in range(0, Ho, plan.ob):
+        rows = min(plan.ob, Ho - y0)
+        lines = BandPlan.block_lines(rows, Wp, Wo)
+        loaded = set()
+        if y0 > 0:
+            prog.emit(Opcode.SYNC)      # the new band overwrites the last one's
+        for ni, (n0, nt) in enumerate(n_tiles):
+            slot = acc_slot[tile % 2]
+            for j, (ki, k0, kt) in enumerate(live_of[ni]):
+                ky, kx, c0, _ = tiles[ki]
+                load_a, load_w = c0 not in loaded, not plan.w_resident or y0 == 0
+                loaded.add(c0)
+                w_line = w_home[ni, ki] if plan.w_resident else w_slot[load_steps % 2]
+                pop = int(load_steps >= 2)
+                if load_a:
+                    prog.emit(Opcode.LOAD, sp_addr=chunk_base[c0], nrows=(rows + KH - 1) * Wp,
+                              ncols=kt, dram_addr=x_addr + y0 * Wp * Cin + c0,
+                              dram_stride=Cin, pop_next=pop, push_next=int(not load_w))
+                if load_w:
+                    prog.emit(Opcode.LOAD, sp_addr=w_line, nrows=kt, ncols=nt,
+                              dram_addr=b_addr + k0 * N + n0, dram_stride=N,
+                              pop_next=int(pop and not load_a), push_next=1)
+                fresh = int(load_a or load_w)
+                load_steps += fresh
+                prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=kt, pop_prev=fresh)
+                prog.emit(Opcode.COMPUTE, a_addr=chunk_base[c0] + ky * Wp + kx, acc_addr=slot,
+                          nrows=lines, accumulate=int(j > 0), push_prev=fresh,
+                          push_next=int(j == len(live_of[ni]) - 1),
+                          pop_next=int(j == 0 and tile >= 2))
+                step += 1
+            if params is not None and per_lane:
+                _emit_config(prog, params, n0, nt, per_lane=True)
+            for r in range(rows):
+                prog.emit(Opcode.STORE, acc_addr=slot + r * Wp, nrows=Wo, ncols=nt,
+                          raw=int(params is None),
+                          dram_addr=out_addr + ((y0 + r) * Wo * N + n0) * esize,
+                          dram_stride=N * esize, pop_prev=int(r == 0),
+                          push_prev=int(r == rows - 1))
+            tile += 1
+    prog.emit(Opcode.HALT)
+    return {"steps": step, "tiles": tile, "band_rows": plan.ob, "w_resident": plan.w_resident,
+            "on_chip_im2col": True}
 
 
 def _load_acc_bias(prog, tile, slot, nrows, ncols, addr):
@@ -639,9 +780,13 @@ def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
         x_addr = image.put(xp, np.int8)
         b_addr = image.put(b, np.int8)
         out_addr = image.alloc(M * N * esize)
-        src = _Im2colA(x_addr, H + 2 * padding, W + 2 * padding, Cin, KH, KW, stride, Ho, Wo)
-        meta = _schedule_ws(cfg, prog, src, M, K, N, b_addr, out_addr, esize, params,
-                            b if depthwise else None)
+        geometry = (H + 2 * padding, W + 2 * padding, Cin, KH, KW, stride, Ho, Wo)
+        meta = _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize,
+                                 params, b if depthwise else None)
+        if meta is None:
+            src = _Im2colA(x_addr, *geometry)
+            meta = _schedule_ws(cfg, prog, src, M, K, N, b_addr, out_addr, esize, params,
+                                b if depthwise else None)
     else:
         at_addr = image.put(cols.T, np.int8)
         b_addr = image.put(b, np.int8)

@@ -39,6 +39,9 @@ def regression_layers(cfg: NPUConfig, seed: int) -> list:
         # Two input channels: a window row's 3 taps x 2 channels packed into K-tiles.
         compile_conv2d(cfg, i8(7, 7, 2), i8(3, 3, 2, 5), 1, 1, name="conv3x3_cin2_packed_taps",
                        requant=Requant(scale=0.003, activation="relu")),
+        # Eight input channels, stride 1: im2col rows built on chip from input bands (WS).
+        compile_conv2d(cfg, i8(6, 6, 8), i8(3, 3, 8, 5), 1, 1, name="conv3x3_on_chip_im2col",
+                       requant=Requant(scale=rng.uniform(2e-4, 1e-3, 5))),
     ]
     return layers
 

@@ -199,3 +199,37 @@ def test_weights_are_loaded_once_per_layer_when_they_fit():
         assert _loaded_bytes(layer, b_addr, b_addr + K * N) == K * N * (1 if resident else blocks)
         assert _loaded_bytes(layer, a_addr, a_addr + M * K) == M * K * \
             (1 if layer.meta["a_resident"] else -(-N // cfg.cols))
+
+
+@pytest.mark.parametrize("cin,kernel,stride,padding,depthwise,acc_lines,sp_lines", [
+    (8, 3, 1, 1, False, 64, 1024), (8, 3, 1, 1, False, 256, 1024),
+    (4, 5, 1, 2, False, 64, 1024), (12, 3, 1, 0, False, 64, 256),
+    (8, 3, 1, 1, True, 64, 1024), (6, 1, 1, 0, False, 64, 1024),
+    (8, 3, 2, 1, False, 64, 1024), (8, 3, 2, 1, True, 64, 1024)])
+def test_on_chip_im2col_conv_is_bit_exact(cin, kernel, stride, padding, depthwise, acc_lines,
+                                          sp_lines):
+    """Stride-1 convolutions with whole channel chunks build their im2col rows on chip:
+    each input band is loaded once per block (a block's input rows plus KH - 1 halo rows),
+    the result is bit-exact, per-channel requantization and raw int32 both.  Strided and
+    1x1 kernels keep the strided im2col loads."""
+    cfg = NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=sp_lines, acc_lines=acc_lines)
+    rng = np.random.default_rng(SEED + cin * kernel + acc_lines + stride)
+    H, W, N = 13, 11, (cin if depthwise else 6)
+    x = rng.integers(-128, 128, (H, W, cin))
+    w = rng.integers(-128, 128, (kernel, kernel, cin) if depthwise else
+                     (kernel, kernel, cin, N))
+    for requant in (None, Requant(scale=rng.uniform(1e-4, 1e-3, N), activation="relu")):
+        layer = compile_conv2d(cfg, x, w, stride, padding, depthwise, requant=requant)
+        result, out = layer.run_functional()
+        assert result.done and result.error == ErrorCode.NONE
+        assert np.array_equal(out, layer.expected)
+    if kernel == 1 or stride > 1:
+        assert "band_rows" not in layer.meta
+        return
+    ob = layer.meta["band_rows"]
+    Hp, Wp = H + 2 * padding, W + 2 * padding
+    Ho = Hp - kernel + 1
+    x_bytes = _loaded_bytes(layer, 0, Hp * Wp * cin)
+    blocks = -(-Ho // ob)
+    assert x_bytes == (Ho + blocks * (kernel - 1)) * Wp * cin   # halo rows twice, no more
+    assert x_bytes < Ho * (Wp - kernel + 1) * kernel * kernel * cin   # < the im2col rows
