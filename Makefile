@@ -27,7 +27,7 @@ help:
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
 	@echo "make fuzz     N random legal programs per configuration (SEED=, SCHEDULER=tcp://...) on every back end"
 	@echo "make formal   prove the formal properties (SymbiYosys from PyPI): one line per property, build/formal"
-	@echo "make coverage line/toggle coverage of the core regression (Verilator): build/coverage, checked against the baseline"
+	@echo "make coverage line/toggle coverage + functional bins (Verilator): build/coverage, fails below the baseline (UPDATE=1 rewrites it)"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
 	@echo "make bench-harness  the harness's speed per array size beside the cocotb bench (build/bench.json)"
 	@echo "make harness  the C++ Verilator harness: make sim's layers, or NETWORK=resnet50; WAVES=1 FROM= TO="
@@ -87,8 +87,10 @@ fuzz: bootstrap
 formal: bootstrap
 	$(PY) -m testbench.formal
 
+# Fails when a module's line or toggle coverage drops below testbench/coverage_baseline.json;
+# UPDATE=1 writes the baseline from this run instead.
 coverage: bootstrap
-	$(PY) scripts/coverage.py
+	$(PY) scripts/coverage.py $(if $(filter 1,$(UPDATE)),--update-baseline)
 
 bench: bootstrap
 	$(PY) scripts/bench.py
