@@ -240,7 +240,21 @@ def scale_ort(acc, scale) -> np.ndarray:
     scale = np.asarray(scale)
     if scale.dtype != np.float32:
         raise ValueError(f"the onnxruntime mode takes float32 scales, not {scale.dtype}")
-    return np.rint(_as_i64(acc).astype(np.float32) * scale).astype(np.int64)
+    return np.rint(np.clip(_float32_product(acc, scale), -2.0 ** 32, 2.0 ** 32)).astype(np.int64)
+
+
+def _float32_product(acc, scale) -> np.ndarray:
+    """``float32(acc) * scale`` as the requantizer computes it for any bits a CONFIG may
+    hold: the scale's sign bit is ignored, an infinite or NaN scale acts as a huge one
+    (every non-zero sum saturates), and a float32 overflow saturates; the compiler only
+    ever sends positive normal scales, where this is the IEEE product."""
+    f = _as_i64(acc).astype(np.float32)
+    mag = np.abs(scale)
+    huge = ~np.isfinite(mag)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = f * np.where(huge, np.float32(1), mag)
+        return np.where(huge, np.where(f == 0, np.float32(0), np.sign(f) * np.float32(np.inf)),
+                        p)
 
 
 def requantize_ort(acc, scale, zero_point: int = 0, clamp=(-128, 127),

@@ -137,3 +137,22 @@ def test_golden_onnxruntime_mode_equals_onnxruntime_qlinearmatmul():
     # The data tells the modes apart: TFLite's double rounding differs on some outputs.
     tflite = golden.requantize(acc, *golden.quantize_multiplier(float(scale)), int(y_zp))
     assert np.count_nonzero(tflite != want) > 0
+
+
+def test_requantizer_onnxruntime_mode_on_any_scale_bits():
+    """Bits no compiler sends but a CONFIG may hold (a lane left with a TFLite multiplier
+    when another CONFIG switches every lane to the onnxruntime mode): negative, infinite,
+    NaN, huge and subnormal scales give the golden model's answer (sign ignored, overflow
+    saturating)."""
+    lanes = 4
+    rng = np.random.default_rng(SEED + 1)
+    accs = np.concatenate([rng.integers(golden.INT32_MIN, golden.INT32_MAX, (60, lanes),
+                                        endpoint=True), rng.integers(-300, 300, (60, lanes)),
+                           np.zeros((2, lanes), int)])
+    for words in ([0x7F800000, 0x7FC00000, 0xFF800000, 0x80000000],
+                  [0x00000001, 0x753B7A0A, 0xBF800000, 0xC2F6E979],
+                  [0x7F7FFFFF, 0x00800000, 0x4F000000, 0xB8D1B717]):
+        scales = np.array(words, np.uint32).view(np.float32)
+        got = _run_ort_mode(lanes, accs, scales, [(3, (-128, 127), np.zeros(lanes, int))])[0]
+        want = golden.requantize_ort(accs, scales, 3)
+        assert np.array_equal(got, want), (np.argwhere(got != want)[:5], [hex(w) for w in words])
