@@ -7,7 +7,8 @@ with the bins hit and missed.  Three sources fill the counts:
 * the program's words (:func:`program_bins`): every opcode and each dependency flag the
   hardware acts on; stores by mode (raw, requantized TFLite, requantized onnxruntime) x the
   clamp in force (none, ReLU, ReLU6, other) x whether the last CONFIG set all lanes or one;
-  DMA rows split at 4 KiB on reads and on writes;
+  COMPUTE overwriting, accumulating or max-accumulating; DMA rows split at 4 KiB on reads
+  and on writes;
 * the RTL's run (:func:`run_bins`): the fault code it stopped with;
 * the cycle model running the program in lockstep with the RTL (same counters, same
   handshakes, the RTL run's DRAM pauses replayed), observed cycle by cycle
@@ -39,6 +40,7 @@ FLAGS_OF = {Opcode.LOAD: ("pop_next", "push_next"), Opcode.LOAD_ACC: ("pop_next"
             Opcode.PRELOAD: ("pop_prev", "pop_next", "push_prev"),
             Opcode.COMPUTE: isa.FLAGS, Opcode.STORE: ("pop_prev", "push_prev")}
 STORE_MODES = ("raw", "tflite", "onnxruntime")
+COMPUTE_MODES = ("overwrite", "accumulate", "max")
 LANES = ("all-lanes", "one-lane")
 #: the memory port pairs that can meet in one bank
 PORT_PAIRS = ("sp stream_a x stream_b", "acc compute_write x load_acc",
@@ -55,6 +57,7 @@ def bin_space(dataflow: str) -> dict:
         "fault": [e.name for e in ErrorCode],
         "store": [f"{m}/{c}/{lanes}" for m in STORE_MODES
                   for c in (*CLAMPS.values(), "other") for lanes in LANES],
+        "compute_mode": list(COMPUTE_MODES),
         "split4k": ["read", "write"],
         "bank_conflict": list(PORT_PAIRS),
         "token": [f"{t} {end}" for t in TOKENS for end in ("zero", "limit")],
@@ -139,6 +142,9 @@ def program_bins(prog) -> Counter:
             lanes = "all-lanes" if d["lane"] == isa.CONFIG_ALL_LANES else "one-lane"
             clamp = CLAMPS.get((d["clamp_min"], d["clamp_max"]), "other")
             mode = STORE_MODES[1 + d["rounding"]]
+        if op == Opcode.COMPUTE:
+            mode = d["accumulate"] + (d["accumulate"] & d["acc_max"])
+            c[f"compute_mode {COMPUTE_MODES[mode]}"] += 1
         if op == Opcode.STORE and clamp is not None:
             c[f"store {'raw' if d['raw'] else mode}/{clamp}/{lanes}"] += 1
         if op in (Opcode.LOAD, Opcode.LOAD_ACC, Opcode.STORE):
