@@ -40,7 +40,8 @@ __all__ = [
     "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot", "requantize_ort",
     "scale_ort", "float32_bits",
     "multiply_by_quantized_multiplier", "quantize_multiplier", "activation_range",
-    "requantize", "ACTIVATIONS", "max_accumulate", "max_pool_nhwc",
+    "requantize", "ACTIVATIONS", "max_accumulate", "max_pool_nhwc", "fma32",
+    "qlinear_add",
 ]
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -280,3 +281,67 @@ def requantize(acc, multiplier, shift, zero_point: int = 0, clamp=(-128, 127),
     acc, (lo, hi) = _with_bias(acc, bias, clamp)
     scaled = multiply_by_quantized_multiplier(acc, multiplier, shift)
     return np.clip(scaled + zero_point, lo, hi).astype(np.int8)
+
+
+# --- onnxruntime's QLinearAdd, evaluated exactly in integers -------------------------------
+
+def _f32_parts(f) -> tuple[int, int]:
+    """A finite float32 as ``(m, e)`` with ``f == m * 2**e`` exactly (``m`` signed)."""
+    bits = int(np.asarray(f, np.float32).view(np.uint32))
+    sign, exp, frac = bits >> 31, (bits >> 23) & 0xFF, bits & 0x7FFFFF
+    if exp == 0xFF:
+        raise ValueError(f"{float(np.float32(f))} is not a finite float32")
+    m, e = (frac, -149) if exp == 0 else (frac | 1 << 23, exp - 150)
+    return (-m if sign else m), e
+
+
+def _round_f32(n: int, e: int) -> tuple[int, int]:
+    """``n * 2**e`` rounded to float32 (24 significant bits, nearest even, subnormals at
+    2**-149), as ``(m, e)``."""
+    if n == 0:
+        return 0, 0
+    mag = abs(n)
+    shift = max(mag.bit_length() - 24, -149 - e)
+    if shift > 0:
+        q, rem = mag >> shift, mag & ((1 << shift) - 1)
+        half = 1 << (shift - 1)
+        q += rem > half or (rem == half and q & 1)
+        mag, e = q, e + shift
+    if mag.bit_length() + e > 128:
+        raise OverflowError("float32 overflow")
+    return (-mag if n < 0 else mag), e
+
+
+def fma32(x: int, r, c) -> tuple[int, int]:
+    """``float32(x * r + c)`` with one rounding (a fused multiply-add) for an integer ``x``
+    and float32 ``r``, ``c`` given as float32 or as exact ``(m, e)`` pairs; returns the
+    result as ``(m, e)``.  Everything is an exact integer until the one rounding."""
+    (mr, er), (mc, ec) = (v if isinstance(v, tuple) else _f32_parts(v) for v in (r, c))
+    e0 = min(er, ec)
+    return _round_f32((x * mr << (er - e0)) + (mc << (ec - e0)), e0)
+
+
+def _rint(m: int, e: int) -> int:
+    """``m * 2**e`` rounded to an integer, half to even."""
+    if e >= 0:
+        return m << e
+    q, rem = divmod(m, 1 << -e)              # floor division: rem >= 0
+    half = 1 << (-e - 1)
+    return q + (rem > half or (rem == half and q & 1))
+
+
+def qlinear_add(a, sa, za, b, sb, zb, sc, zc, lo: int = -128, hi: int = 127) -> np.ndarray:
+    """QLinearAdd as onnxruntime's x86 kernel computes it, evaluated exactly: ``ra = sa/sc``,
+    ``rb = sb/sc``, ``fixed = zc - (ra*za + rb*zb)`` in float32, then per element
+    ``clamp(rint(fma(a, ra, fma(b, rb, fixed))), lo, hi)`` -- each FMA rounded once to
+    float32, the last rounding half to even.  ``a``, ``b`` and the zero points are the
+    stored values (uint8 tensors as uint8)."""
+    f32 = np.float32
+    ra, rb = f32(sa) / f32(sc), f32(sb) / f32(sc)
+    fixed = f32(zc) - (ra * f32(za) + rb * f32(zb))
+    ra_p, rb_p, fixed_p = _f32_parts(ra), _f32_parts(rb), _f32_parts(fixed)
+    a, b = np.broadcast_arrays(np.asarray(a, np.int64), np.asarray(b, np.int64))
+    pairs, where = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1, return_inverse=True)
+    out = [min(max(_rint(*fma32(int(x), ra_p, fma32(int(y), rb_p, fixed_p))), lo), hi)
+           for x, y in pairs.T]                 # each distinct (a, b) once
+    return np.array(out, np.int64)[where.reshape(-1)].reshape(a.shape)

@@ -112,3 +112,25 @@ def test_requantize_per_channel_bias_and_activations():
     assert relu6.tolist() == [[17, 5, 15, 5]]
     with pytest.raises(ValueError, match="activation 'gelu'"):
         golden.activation_range("gelu", 0)
+
+
+def test_fma32_rounds_once_exactly():
+    """``golden.fma32``: one rounding of the exact ``x*r + c``.  Against float64 where the
+    exact value fits a double; and on a case where any 64-bit intermediate would round
+    twice: 97 * (172961 * 2**-24) = 1 + 2**-24 is a float32 tie, and c = 2**-80 breaks it
+    upwards (an 80-bit long double drops c and rounds the tie to even, 1.0)."""
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        x = int(rng.integers(-255, 256))
+        r = np.float32(rng.uniform(0.001, 4))
+        c = np.float32(rng.uniform(-300, 300) * 2.0 ** -int(rng.integers(0, 12)))
+        m, e = golden.fma32(x, r, c)
+        assert m * 2.0 ** e == np.float32(x * np.float64(r) + np.float64(c))
+    m, e = golden.fma32(97, np.float32(172961 * 2.0 ** -24), np.float32(2.0 ** -80))
+    assert m * 2.0 ** e == 1 + 2.0 ** -23
+
+
+def test_qlinear_add_ties_to_even():
+    y = golden.qlinear_add(np.array([1, 3, 5, -1, -3, 400]), np.float32(0.5), 0,
+                           np.zeros(6, int), np.float32(0.5), 0, np.float32(1.0), 0)
+    assert y.tolist() == [0, 2, 2, 0, -2, 127]

@@ -12,7 +12,7 @@ The float arithmetic is done in float32, in the order onnxruntime's MLAS kernels
   even, ``+ zp``.
 * ``dequantize_linear``: ``float(x - zp) * scale``.
 * ``qlinear_add``: the x86 kernel's float32 arithmetic with FMAs, on the stored (uint8 or
-  int8) values.
+  int8) values, evaluated exactly in integers (:func:`sim_models.golden.qlinear_add`).
 * ``qlinear_global_average_pool``: sum in int32, ``- zx * n``, requantized with
   ``sx / (sy * n)``.
 * ``qlinear_concat``: per input, onnxruntime's 256-entry lookup table
@@ -25,6 +25,8 @@ The float arithmetic is done in float32, in the order onnxruntime's MLAS kernels
 from __future__ import annotations
 
 import numpy as np
+
+from .. import golden
 
 __all__ = ["requantize_ort", "quantize_linear", "dequantize_linear", "qlinear_add",
            "qlinear_global_average_pool", "qlinear_concat", "max_pool",
@@ -80,28 +82,17 @@ def dequantize_linear(x, scale, zero_point) -> np.ndarray:
         np.asarray(scale, F32)
 
 
-def _fma32(x, y, z):
-    """float32 ``x * y + z`` with one rounding (an FMA), via long double: the product of a
-    float32 and an 8-bit integer is exact there, and so is the sum for these magnitudes."""
-    ld = np.longdouble
-    return (np.asarray(x, ld) * np.asarray(y, ld) + np.asarray(z, ld)).astype(F32)
-
-
 def qlinear_add(a, sa, za, b, sb, zb, sc, zc, unsigned: bool = False) -> np.ndarray:
     """QLinearAdd as onnxruntime's x86 kernel (MlasQLinearAddKernelAvx2Helper) computes it:
     ``ra = sa/sc``, ``rb = sb/sc``, ``fixed = zc - (ra*za + rb*zb)`` in float32, then per
-    element ``rne(fma(a, ra, fma(b, rb, fixed)))`` saturated.  The float arithmetic sees the
-    stored values, so uint8 tensors (``unsigned``) are computed on their uint8 values."""
+    element ``rne(fma(a, ra, fma(b, rb, fixed)))`` saturated (:func:`golden.qlinear_add`,
+    exact integer arithmetic).  The float arithmetic sees the stored values, so uint8 tensors
+    (``unsigned``) are computed on their uint8 values."""
     sh = 128 if unsigned else 0
-    a = np.asarray(a, np.int64) + sh
-    b = np.asarray(b, np.int64) + sh
-    za, zb, zc = za + sh, zb + sh, zc + sh
-    ra, rb = F32(sa) / F32(sc), F32(sb) / F32(sc)
-    fixed = F32(zc) - (ra * F32(za) + rb * F32(zb))
-    t = _fma32(a.astype(F32), ra, _fma32(b.astype(F32), rb, fixed))
     lo, hi = (0, 255) if unsigned else (-128, 127)
-    v = np.clip(np.rint(t.astype(np.float64)), lo, hi).astype(np.int64)
-    return v - sh
+    return golden.qlinear_add(np.asarray(a, np.int64) + sh, sa, za + sh,
+                              np.asarray(b, np.int64) + sh, sb, zb + sh, sc, zc + sh,
+                              lo, hi) - sh
 
 
 def qlinear_global_average_pool(x, sx, zx, sy, zy, channels_last: bool = False) -> np.ndarray:
