@@ -30,6 +30,7 @@ from hdl.isa import ErrorCode, Opcode
 from sim_models.compiler import ORT_SCALE_RANGE
 
 __all__ = ["Op", "FuzzProgram", "FAULTS", "generate", "legalize", "build", "relocate",
+           "unused_noise",
            "IMAGE_BYTES", "DATA", "SLVERR", "DECERR", "FuzzError"]
 
 #: DRAM image of every fuzz program; the program sits below ``DATA``, operands inside it,
@@ -536,6 +537,24 @@ def _fault_tail(rng, cfg: NPUConfig, st: _State, fault: ErrorCode, window) -> li
 
 # -- whole programs -------------------------------------------------------------------------
 
+def unused_noise(rng, words: list) -> list:
+    """``words`` with random values in every bit no field of their opcode uses (above the
+    opcode and the flags): the hardware must ignore them, and the instruction queues'
+    storage sees every bit toggle.  Words with an illegal opcode are kept as they are."""
+    out = []
+    for w in words:
+        try:
+            op = isa.decode(w)["op"]
+        except isa.IsaError:
+            out.append(w)
+            continue
+        mask = ((1 << isa.INSN_BITS) - 1) & ~((1 << (isa.FLAG_LSB + len(isa.FLAGS))) - 1)
+        for f in isa.FIELDS[op].values():
+            mask &= ~(((1 << f.width) - 1) << f.lsb)
+        out.append(w | (rng.getrandbits(isa.INSN_BITS) & mask))
+    return out
+
+
 def build(seed: int, cfg: NPUConfig, ops: list, fault, fault_words: list,
           rng: random.Random | None = None, layout: tuple | None = None) -> FuzzProgram:
     """Legalize ``ops``, append the faulting tail and HALT, and lay out the DRAM image.
@@ -546,7 +565,7 @@ def build(seed: int, cfg: NPUConfig, ops: list, fault, fault_words: list,
     prefix_len = len(words)
     if fault is not None:
         words = words + [isa.encode(Opcode.SYNC)] + list(fault_words)
-    words = words + [isa.encode(Opcode.HALT)]
+    words = unused_noise(random.Random(seed ^ 0xB175), words + [isa.encode(Opcode.HALT)])
     nbytes = len(words) * isa.INSN_BYTES
     if nbytes > PROGRAM_MAX:
         raise FuzzError(f"program of {len(words)} instructions does not fit below "
