@@ -7,7 +7,8 @@
   space (window, program and every DMA address, :func:`testbench.fuzz.relocate`), then the
   same programs at their own low addresses: the DRAM equals the functional model's and every
   counter the cycle model's both times, so the address, window and DMA address arithmetic's
-  upper bits are exercised both ways (``make coverage`` runs this module).
+  upper bits are exercised both ways; PROG_ADDR, PROG_LEN, DRAM_BASE and DRAM_SIZE read back
+  what was written (``make coverage`` runs this module).
 * ``flood_queues_and_tokens``: hundreds of independent LOADs, COMPUTEs and STOREs, each
   pushing a token its consumer never pops: every instruction queue fills (the fetch unit
   waits on each), every token counter reaches its limit and saturates, and STORE reads the
@@ -160,6 +161,11 @@ async def high_dram_window(dut):
             status = await bench.run(prog.program_addr, len(prog.words), None,
                                      dram_base=prog.dram_base, dram_size=prog.dram_size)
             name = f"seed {seed} at {offset:#x}"
+            back = {r: await bench.regs.read(r) for r in ("PROG_ADDR", "PROG_LEN", "DRAM_BASE",
+                                                          "DRAM_SIZE")}
+            assert back == {"PROG_ADDR": prog.program_addr, "PROG_LEN": len(prog.words),
+                            "DRAM_BASE": prog.dram_base, "DRAM_SIZE": prog.dram_size}, \
+                f"{name}: registers read back {back}"
             assert status["done"] and not status["error"] and functional.done, \
                 f"{name}: {status}, functional done={functional.done}"
             predicted = model.run(low.words, low.program_addr, low.dram_base, low.dram_size,
