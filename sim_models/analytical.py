@@ -85,7 +85,11 @@ class CoreEstimate:
 # (scripts/model_accuracy.py; testbench/test_cycle_model.py checks a sample).
 LOAD_LATENCY = 6
 STORE_ROW_EIGHTHS = 9
-STEP_WS, READ_WS, STEP_OS, READ_OS = 6, 6, 12, 4
+STEP_WS, READ_WS, READ_OS = 6, 6, 4
+# OS: a chunk of kc beats takes at least kc + R/2 + STEP_OS cycles, and at least
+# 2R + DRAIN_OS + kc/2 while the last tile's R result rows drain (both fitted on the exact
+# model: GEMMs with K = 4..96 on 8x8 and 16x16 arrays, 256x256 outputs, within 4 %).
+STEP_OS, DRAIN_OS = 7, 9
 PRELOAD_WS = 16
 
 
@@ -247,7 +251,9 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
 
 def _os_gemm(cfg: NPUConfig, M, K, N, esize):
     """The compiler's OS schedule (``compiler._schedule_os``): per output tile, K beats of
-    A^T and B join in the array while the DMA brings the next chunks."""
+    A^T and B join in the array while the DMA brings the next chunks.  The units overlap
+    across a row of output tiles (double-buffered operands and accumulator blocks), so a
+    row takes the longest of its array time, its DMA reads and its stores."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
     Kc = os_chunk(cfg, K)
     chunks = [min(Kc, K - k0) for k0 in range(0, K, Kc)]
@@ -256,14 +262,15 @@ def _os_gemm(cfg: NPUConfig, M, K, N, esize):
     cycles = 0
     for m0 in range(0, M, R):
         mt = min(R, M - m0)
+        array = reads = stores = 0
         for ni, n0 in enumerate(range(0, N, C)):
             nt = min(C, N - n0)
-            tile = 0
             for j, kc in enumerate(chunks):
-                read = kc * _beats(nt, B) + LOAD_LATENCY
+                k0 = j * Kc
+                read = round(kc * _mean_row_beats(nt, N, k0 * N + n0, B)) + LOAD_LATENCY
                 ev.dram_bytes += kc * nt + 3 * isa.INSN_BYTES
                 if not resident or ni == 0:
-                    read += kc * _beats(mt, B) + LOAD_LATENCY
+                    read += round(kc * _mean_row_beats(mt, M, k0 * M + m0, B)) + LOAD_LATENCY
                     ev.dram_bytes += kc * mt
                     ev.sp_write_bytes += kc * cfg.sp_width
                 ev.sp_write_bytes += kc * cfg.sp_width
@@ -272,8 +279,10 @@ def _os_gemm(cfg: NPUConfig, M, K, N, esize):
                 ev.acc_write_bytes += 4 * R * C
                 ev.acc_read_bytes += 4 * R * C * (j > 0)
                 ev.macs += kc * R * C
-                tile += max(kc + STEP_OS, R + STEP_OS, read + READ_OS)
-            cycles += max(tile, _store(cfg, ev, mt, nt, esize))
+                array += max(kc + R // 2 + STEP_OS, 2 * R + DRAIN_OS + kc // 2)
+                reads += read + READ_OS
+            stores += _store(cfg, ev, mt, nt, esize)
+        cycles += max(array, reads, stores)
     return cycles, ev
 
 

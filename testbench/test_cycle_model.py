@@ -30,12 +30,16 @@ LAYERS = [
 CONFIGS = [NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=1024, acc_lines=256),
            NPUConfig(rows=8, cols=8, dataflow="ws", bus_bits=64, sp_lines=1024, acc_lines=256),
            NPUConfig(rows=8, cols=8, dataflow="os", sp_lines=1024, acc_lines=256)]
-MAX_ERROR, MAX_MEAN_ERROR = 0.30, 0.12   # measured: worst 20.2%, mean 7.7% (20 cases)
+MAX_ERROR, MAX_MEAN_ERROR = 0.20, 0.06   # measured: worst 15.2%, mean 4.2% (20 cases)
 # The sweep's own points: a balanced 16x16 WS memory, int8 outputs, layers of its workloads.
 SWEEP_CFG = NPUConfig(rows=16, cols=16, dataflow="ws", bus_bits=128, sp_lines=4096,
                       acc_lines=1024)
 SWEEP_LAYERS = [("mobilenet_v2", "block3.project"), ("mobilenet_v2", "block4.project"),
                 ("resnet18", "layer3.0.downsample"), ("resnet18", "layer4.0.downsample")]
+# The same memory output-stationary: small-K tiles (expand) and a many-tile projection.
+SWEEP_OS_CFG = SWEEP_CFG.replace(dataflow="os")
+SWEEP_OS_LAYERS = [("mobilenet_v2", "block4.expand"), ("mobilenet_v2", "block3.project"),
+                   ("resnet18", "layer3.0.downsample")]
 SWEEP_MAX_ERROR, SWEEP_MAX_MEAN_ERROR = 0.05, 0.03  # measured: worst 4.0%, mean 2.3% here
 
 
@@ -59,7 +63,10 @@ def test_analytical_mode_tracks_exact_mode(cfg):
     assert np.mean(np.abs(errors)) <= MAX_MEAN_ERROR
 
 
-def test_analytical_mode_at_a_sweep_point_is_within_five_percent():
+@pytest.mark.parametrize("cfg,layers", [(SWEEP_CFG, SWEEP_LAYERS),
+                                        (SWEEP_OS_CFG, SWEEP_OS_LAYERS)],
+                         ids=["ws", "os"])
+def test_analytical_mode_at_a_sweep_point_is_within_five_percent(cfg, layers):
     """The issue's bound (5 % worst) on a sample of the sweep's own layers at one of its
     balanced memories, int8 outputs as the sweep prices them; the full check is
     ``scripts/model_accuracy.py``."""
@@ -68,11 +75,11 @@ def test_analytical_mode_at_a_sweep_point_is_within_five_percent():
 
     rng = np.random.default_rng(stimulus_seed())
     errors = []
-    for wl, name in SWEEP_LAYERS:
+    for wl, name in layers:
         layer = next(l for l in workloads.load(wl) if l.name == name)
-        compiled = compile_int8(SWEEP_CFG, layer, rng)
-        exact = CycleNPU(SWEEP_CFG).run(compiled.program, compiled.program_addr)
-        errors.append(core_estimate(SWEEP_CFG, layer).cycles / exact.cycles - 1)
+        compiled = compile_int8(cfg, layer, rng)
+        exact = CycleNPU(cfg).run(compiled.program, compiled.program_addr)
+        errors.append(core_estimate(cfg, layer).cycles / exact.cycles - 1)
         print(f"{wl} {name}: exact {exact.cycles} ({100 * errors[-1]:+.1f}%)")
     assert max(map(abs, errors)) <= SWEEP_MAX_ERROR
     assert np.mean(np.abs(errors)) <= SWEEP_MAX_MEAN_ERROR
