@@ -64,8 +64,8 @@ WHY = {
     "LSTM0": "the paper's LSTMs also run vector layers (sigmoid/tanh, elementwise) between "
              "the FC layers, which stall the matrix unit; the model runs only the FC layers",
     "LSTM1": "as LSTM0",
-    "CNN0": "compute-bound in both; the model loses to the assumed equal 707x707 layers' "
-            "partial tiles (707 of 768 rows and columns used, 0.85), per-step overheads and "
+    "CNN0": "compute-bound in both; the model loses to the assumed equal 704x704 layers' "
+            "partial tiles (704 of 768 rows and columns used, 0.84), per-step overheads and "
             "the first 2048-row accumulator block's store, which the compiler's SYNC "
             "serializes before the second block. The TPU's real layers reach 86 of 92 TOPS",
     "CNN1": "the paper attributes CNN1's low rate to its FC layers (reuse = batch 32, deeply "
@@ -79,9 +79,14 @@ def roofline_tops(ops_per_weight_byte: float) -> float:
     return min(PEAK_TOPS, 2 * ops_per_weight_byte * WEIGHT_GBPS * 1e9 / 1e12)
 
 
+ROW_ALIGN = 64
+
+
 def app_layers(name: str, app: dict) -> list[Layer]:
-    """Equal square weight matrices holding the published weights, M = reuse."""
-    side = int(round(math.sqrt(app["weights"] / app["layers"])))
+    """Equal square weight matrices holding the published weights, M = reuse; the side is
+    rounded to a multiple of 64 bytes (the widest bus word), as a compiler would pad the
+    weight rows: an unaligned row costs the DMA an extra beat (``dma.burst_plan``)."""
+    side = ROW_ALIGN * max(1, round(math.sqrt(app["weights"] / app["layers"]) / ROW_ALIGN))
     return [Layer(f"{name}_{i}", "gemm", M=app["ops_per_weight_byte"], K=side, N=side)
             for i in range(app["layers"])]
 
