@@ -393,3 +393,16 @@ def test_concat_on_npu_equals_onnxruntime_kernel():
     ref = np.clip(qlinear_concat(xs, [(p.scale_scalar(), p.zp_scalar("X", "")) for p in params],
                                  np.float32(0.02), 3, 1), 3, 127)
     assert np.array_equal(low.assemble([out]), ref)
+
+
+def test_output_stationary_core_keeps_max_pool_on_the_host():
+    """On an OS core the digits CNN's max pools stay on the host, the reason stated, and the
+    output is still onnxruntime's."""
+    cfg = NPUConfig(rows=8, cols=8, dataflow="os")
+    (xtr, _), (xte, _) = zoo.digits()
+    qm = zoo.quantize(onnx.load(str(zoo.DIGITS_ONNX)), xtr[:128], "qoperator", "uint8", True)
+    ex = execute(import_model(qm), {"input": xte[:3]}, cfg)
+    assert np.array_equal(ex.outputs["output"], zoo.ort_run(qm, {"input": xte[:3]})["output"])
+    pools = [h for h in ex.host if h["op"] == "MaxPool"]
+    assert len(pools) == 2 and all("output-stationary" in h["why"] for h in pools)
+    assert [layer["op"] for layer in ex.layers] == ["QLinearConv", "QLinearConv", "QGemm"]
