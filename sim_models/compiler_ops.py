@@ -34,7 +34,7 @@ from . import golden
 from .compiler import Layer, LayerError, Requant, _check_int8, _emit_config, _finish, _Image, \
     _Program
 
-__all__ = ["IDENTITY_REQUANT", "INT8_MIN", "compile_maxpool"]
+__all__ = ["IDENTITY_REQUANT", "INT8_MIN", "compile_maxpool", "add_grid"]
 
 #: What padding holds for max pooling: the smallest int8, which never beats a real value.
 INT8_MIN = -128
@@ -147,3 +147,30 @@ def compile_maxpool(cfg: NPUConfig, x, kernel, stride: int, dilation=(1, 1),
     return _finish(cfg, name, image, prog, out_addr, (Ho, Wo, C),
                    IDENTITY_REQUANT.params(C), pooled.reshape(-1, C), pooled.size * kh * kw,
                    {**meta, "op": "maxpool", "M": Ho * Wo, "K": kh * kw * C, "N": C})
+
+
+def add_grid(sa, za, sb, zb, sc, zc, unsigned: bool = False,
+             width: int = 62) -> golden.AddGrid | None:
+    """QLinearAdd's constants on one fixed-point grid (:class:`golden.AddGrid`) such that
+    :func:`golden.qlinear_add_grid` -- integer logic of ``width`` bits -- equals onnxruntime's
+    arithmetic (:func:`golden.qlinear_add`) on every pair of stored inputs, checked
+    exhaustively (65536 pairs); None when no such grid exists within ``width`` bits.  The
+    zero points are the stored ones (uint8 tensors as uint8)."""
+    parts = [golden._f32_parts(v) for v in golden.qlinear_add_constants(sa, za, sb, zb, sc, zc)]
+    k = -min(e for m, e in parts if m) if any(m for m, _ in parts) else 0
+    k = max(k, 0)
+    (ma, ea), (mb, eb), (mf, ef) = parts
+    shifts = [e + k if m else 0 for m, e in parts]
+    if min(shifts) < 0 or k > width:
+        return None
+    g = golden.AddGrid(ma, shifts[0], mb, shifts[1], mf, shifts[2], k)
+    v = np.arange(0, 256) if unsigned else np.arange(-128, 128)
+    top = 256 * ((ma << g.sa) + (mb << g.sb)) + (abs(mf) << g.sf)
+    if top.bit_length() > width:
+        return None
+    a, b = (x.ravel() for x in np.meshgrid(v, v))
+    lo, hi = (0, 255) if unsigned else (-128, 127)
+    if not np.array_equal(golden.qlinear_add_grid(a, b, g, lo, hi),
+                          golden.qlinear_add(a, sa, za, b, sb, zb, sc, zc, lo, hi)):
+        return None
+    return g

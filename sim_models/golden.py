@@ -41,7 +41,7 @@ __all__ = [
     "scale_ort", "float32_bits",
     "multiply_by_quantized_multiplier", "quantize_multiplier", "activation_range",
     "requantize", "ACTIVATIONS", "max_accumulate", "max_pool_nhwc", "fma32",
-    "qlinear_add",
+    "qlinear_add", "qlinear_add_constants", "AddGrid", "round_significant", "qlinear_add_grid",
 ]
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -330,18 +330,69 @@ def _rint(m: int, e: int) -> int:
     return q + (rem > half or (rem == half and q & 1))
 
 
+def qlinear_add_constants(sa, za, sb, zb, sc, zc) -> tuple:
+    """QLinearAdd's per-tensor float32 constants as onnxruntime computes them: ``ra = sa/sc``,
+    ``rb = sb/sc``, ``fixed = zc - (ra*za + rb*zb)``."""
+    f32 = np.float32
+    ra, rb = f32(sa) / f32(sc), f32(sb) / f32(sc)
+    return ra, rb, f32(zc) - (ra * f32(za) + rb * f32(zb))
+
+
 def qlinear_add(a, sa, za, b, sb, zb, sc, zc, lo: int = -128, hi: int = 127) -> np.ndarray:
     """QLinearAdd as onnxruntime's x86 kernel computes it, evaluated exactly: ``ra = sa/sc``,
     ``rb = sb/sc``, ``fixed = zc - (ra*za + rb*zb)`` in float32, then per element
     ``clamp(rint(fma(a, ra, fma(b, rb, fixed))), lo, hi)`` -- each FMA rounded once to
     float32, the last rounding half to even.  ``a``, ``b`` and the zero points are the
     stored values (uint8 tensors as uint8)."""
-    f32 = np.float32
-    ra, rb = f32(sa) / f32(sc), f32(sb) / f32(sc)
-    fixed = f32(zc) - (ra * f32(za) + rb * f32(zb))
-    ra_p, rb_p, fixed_p = _f32_parts(ra), _f32_parts(rb), _f32_parts(fixed)
+    ra_p, rb_p, fixed_p = (_f32_parts(v) for v in qlinear_add_constants(sa, za, sb, zb, sc,
+                                                                          zc))
     a, b = np.broadcast_arrays(np.asarray(a, np.int64), np.asarray(b, np.int64))
     pairs, where = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1, return_inverse=True)
     out = [min(max(_rint(*fma32(int(x), ra_p, fma32(int(y), rb_p, fixed_p))), lo), hi)
            for x, y in pairs.T]                 # each distinct (a, b) once
     return np.array(out, np.int64)[where.reshape(-1)].reshape(a.shape)
+
+
+@dataclass(frozen=True)
+class AddGrid:
+    """QLinearAdd's float32 constants as integers on one fixed-point grid of ``2**-k``:
+    ``ra = ma * 2**(sa - k)``, ``rb = mb * 2**(sb - k)``, ``fixed = mf * 2**(sf - k)``
+    (``ma``, ``mb`` 24-bit significands, ``mf`` signed, the shifts >= 0)."""
+    ma: int
+    sa: int
+    mb: int
+    sb: int
+    mf: int
+    sf: int
+    k: int
+
+
+def round_significant(s, bits: int = 24) -> np.ndarray:
+    """Integers ``s`` rounded to ``bits`` significant bits, to nearest, ties to even -- a
+    float32 rounding of ``s * 2**-k`` done on the grid itself (exact while the result stays
+    a normal float32, which :func:`qlinear_add_grid`'s caller checks)."""
+    s = _as_i64(s)
+    mag = np.abs(s)
+    n = np.zeros_like(mag)
+    for i in range(63):
+        n = np.where(mag >> i != 0, i + 1, n)           # bit length
+    drop = np.maximum(n - bits, 0)
+    q, rem = mag >> drop, mag & ((np.int64(1) << drop) - 1)
+    half = np.where(drop > 0, np.int64(1) << np.maximum(drop - 1, 0), 0)
+    q = q + ((drop > 0) & ((rem > half) | ((rem == half) & (q & 1 == 1))))
+    return np.sign(s) * (q << drop)
+
+
+def qlinear_add_grid(a, b, g: AddGrid, lo: int = -128, hi: int = 127) -> np.ndarray:
+    """:func:`qlinear_add` as fixed-point integer logic would compute it: ``s1 = b*mb<<sb +
+    mf<<sf`` rounded to 24 significant bits (the inner FMA), ``s2 = a*ma<<sa + s1`` rounded
+    the same (the outer FMA), then ``s2 * 2**-k`` rounded to an integer half to even and
+    clamped.  Equal to :func:`qlinear_add` when every value fits 62 bits and each rounded
+    FMA is a normal float32 (``sim_models.compiler_ops.add_grid`` checks both)."""
+    a, b = _as_i64(a), _as_i64(b)
+    s1 = round_significant((b * g.mb << g.sb) + (np.int64(g.mf) << g.sf))
+    s2 = round_significant((a * g.ma << g.sa) + s1)
+    q, rem = s2 >> g.k, s2 & ((np.int64(1) << g.k) - 1)      # floor, remainder >= 0
+    half = np.int64(1) << max(g.k - 1, 0) if g.k else np.int64(0)
+    up = (rem > half) | ((rem == half) & (q & 1 == 1)) if g.k else False
+    return np.clip(q + up, lo, hi)
