@@ -81,6 +81,48 @@ def _take_tokens(ins, c2l, s2c):
     return c2l, s2c
 
 
+def _control(op) -> dict:
+    """A SYNC or HALT without tokens."""
+    return {"op": op, "pop_prev": 0, "pop_next": 0, "push_prev": 0, "push_next": 0}
+
+
+def _place_images(image: bytearray, layers) -> list:
+    """Append each layer's data (its image below the program) to ``image``, aligned;
+    returns each layer's offset."""
+    offsets = []
+    for layer in layers:
+        off = -(-len(image) // ALIGN) * ALIGN
+        image.extend(bytes(off - len(image)))
+        offsets.append(off)
+        image.extend(layer.dram[:layer.program_addr])
+    return offsets
+
+
+def _join(program: list, ins: list, k: int, prev_left):
+    """Append layer ``k``'s instructions ``ins`` to ``program``; after the first layer a
+    SYNC separates them and the tokens the previous layer left are taken up
+    (:func:`_take_tokens`).  Returns the tokens this layer leaves."""
+    left = _leftover(ins)
+    if k:
+        program.append(_control(Opcode.SYNC))
+        carry = _take_tokens(ins, *prev_left)
+        left = (left[0] + carry[0], left[1] + carry[1])
+    program.extend(ins)
+    return left
+
+
+def _seal(image: bytearray, program: list):
+    """Close ``program`` with a HALT and append it to ``image``, aligned, followed by one
+    spare aligned block; returns the encoded words and the program's address."""
+    program.append(_control(Opcode.HALT))
+    words = [_encode(i) for i in program]
+    paddr = -(-len(image) // ALIGN) * ALIGN
+    image.extend(bytes(paddr - len(image)))
+    image.extend(isa.program_bytes(words))
+    image.extend(bytes(ALIGN))
+    return words, paddr
+
+
 def _redirect_stores(ins, layer, out_geom, dst: Placement, base: int):
     """Split this layer's STOREs into runs that land in ``dst`` (see module doc)."""
     ho, wo, per_image, hs_s = out_geom        # output rows/cols per image, stacked pitch
@@ -134,17 +176,11 @@ def link_segment(cfg, layers, places, out_geoms, name="segment") -> Layer:
         raise ValueError("whole-graph segments are for weight-stationary cores")
     # scratch bytes at address 0 for the stores of blocks made only of straddling rows
     image = bytearray(-(-(max(l.meta["N"] for l in layers) + cfg.cols) // ALIGN) * ALIGN)
-    offsets = []
-    for layer in layers:
-        off = -(-len(image) // ALIGN) * ALIGN
-        image.extend(bytes(off - len(image)))
-        offsets.append(off)
-        image.extend(layer.dram[:layer.program_addr])
+    offsets = _place_images(image, layers)
     program, starts = [], []
     prev_left = (0, 0)
     for k, layer in enumerate(layers):
         ins = [i for i in _words(layer.program) if i["op"] != Opcode.HALT]
-        left = _leftover(ins)
         for i in ins:
             if "dram_addr" in i:
                 i["dram_addr"] += offsets[k]
@@ -153,22 +189,9 @@ def link_segment(cfg, layers, places, out_geoms, name="segment") -> Layer:
                 if i["op"] == Opcode.STORE:
                     i["dram_addr"] -= offsets[k]
             ins = _redirect_stores(ins, layer, out_geoms[k], places[k + 1], offsets[k + 1])
-        if k:
-            program.append({"op": Opcode.SYNC, "pop_prev": 0, "pop_next": 0, "push_prev": 0,
-                            "push_next": 0})
-            carry = _take_tokens(ins, *prev_left)
-            left = (left[0] + carry[0], left[1] + carry[1])
-        prev_left = left
-        starts.append(len(program))
-        program.extend(ins)
-    program.append({"op": Opcode.HALT, "pop_prev": 0, "pop_next": 0, "push_prev": 0,
-                    "push_next": 0})
-    words = [_encode(i) for i in program]
-    code = isa.program_bytes(words)
-    paddr = -(-len(image) // ALIGN) * ALIGN
-    image.extend(bytes(paddr - len(image)))
-    image.extend(code)
-    image.extend(bytes(ALIGN))
+        starts.append(len(program) + (1 if k else 0))
+        prev_left = _join(program, ins, k, prev_left)
+    words, paddr = _seal(image, program)
     last = layers[-1]
     return Layer(cfg, name, words, image, paddr, offsets[-1] + last.out_addr, last.out_shape,
                  last.out_dtype, last.expected, sum(l.macs for l in layers),
@@ -185,12 +208,8 @@ def link_slices(cfg, layers, widths, name="concat") -> Layer:
         raise ValueError("linked programs are for weight-stationary cores")
     total = sum(widths)
     rows = layers[0].out_shape[0]
-    image, offsets, program, prev_left = bytearray(), [], [], (0, 0)
-    for layer in layers:
-        off = -(-len(image) // ALIGN) * ALIGN
-        image.extend(bytes(off - len(image)))
-        offsets.append(off)
-        image.extend(layer.dram[:layer.program_addr])
+    image, program, prev_left = bytearray(), [], (0, 0)
+    offsets = _place_images(image, layers)
     out_addr = -(-len(image) // ALIGN) * ALIGN
     image.extend(bytes(out_addr + rows * total - len(image)))
     col = 0
@@ -199,29 +218,15 @@ def link_slices(cfg, layers, widths, name="concat") -> Layer:
             raise ValueError(f"{layer.name}: output {layer.out_shape} {layer.out_dtype} is "
                              f"not ({rows}, {width}) int8")
         ins = [i for i in _words(layer.program) if i["op"] != Opcode.HALT]
-        left = _leftover(ins)
         for i in ins:
             if i["op"] == Opcode.STORE:
                 m0, n0 = divmod(i["dram_addr"] - layer.out_addr, width)
                 i["dram_addr"], i["dram_stride"] = out_addr + m0 * total + col + n0, total
             elif "dram_addr" in i:
                 i["dram_addr"] += offsets[k]
-        if k:
-            program.append({"op": Opcode.SYNC, "pop_prev": 0, "pop_next": 0, "push_prev": 0,
-                            "push_next": 0})
-            carry = _take_tokens(ins, *prev_left)
-            left = (left[0] + carry[0], left[1] + carry[1])
-        prev_left = left
-        program.extend(ins)
+        prev_left = _join(program, ins, k, prev_left)
         col += width
-    program.append({"op": Opcode.HALT, "pop_prev": 0, "pop_next": 0, "push_prev": 0,
-                    "push_next": 0})
-    words = [_encode(i) for i in program]
-    code = isa.program_bytes(words)
-    paddr = -(-len(image) // ALIGN) * ALIGN
-    image.extend(bytes(paddr - len(image)))
-    image.extend(code)
-    image.extend(bytes(ALIGN))
+    words, paddr = _seal(image, program)
     expected = np.concatenate([layer.expected for layer in layers], axis=1)
     return Layer(cfg, name, words, image, paddr, out_addr, (rows, total), "int8", expected,
                  sum(l.macs for l in layers),
