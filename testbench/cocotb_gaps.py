@@ -15,6 +15,8 @@
   accumulator bank compute accumulates into.  DRAM against the functional model, counters
   and handshakes against the cycle model, whose observations are these functional bins
   (written to ``KNPU_BINS_OUT`` when set: ``make coverage`` adds them to the fuzz batch's).
+* ``every_store_mode``: raw, TFLite and onnxruntime stores under each clamp (none, ReLU,
+  ReLU6, other), after a per-lane and an all-lanes CONFIG; DRAM against the functional model.
 * ``load_acc_collides_with_compute``: a LOAD_ACC into the accumulator bank the compute unit
   is writing, with no token between them, so the bank's arbiter decides every cycle; the
   DRAM afterwards equals the functional model's, and the cycle count, every counter and
@@ -211,8 +213,6 @@ def _flood_program():
 
 @cocotb.test()
 async def flood_queues_and_tokens(dut):
-    import json
-    import os
     import random
 
     from .fuzz_bins import SamplingNPU
@@ -238,6 +238,70 @@ async def flood_queues_and_tokens(dut):
     for want in ("queue_full load", "queue_full compute", "queue_full store",
                  "token l2c limit", "token c2l limit", "token c2s limit", "token s2c limit"):
         assert want in hit, f"the flood program did not reach {want}"
+    _write_bins(model.samples)
+
+
+def _write_bins(counts):
+    """Append one program's functional bins to ``KNPU_BINS_OUT`` (JSON, one line a program)."""
+    import json
+    import os
     if os.environ.get("KNPU_BINS_OUT"):
-        with open(os.environ["KNPU_BINS_OUT"], "w") as f:
-            json.dump({k: int(v) for k, v in model.samples.items()}, f)
+        with open(os.environ["KNPU_BINS_OUT"], "a") as f:
+            f.write(json.dumps({k: int(v) for k, v in counts.items()}) + "\n")
+
+
+#: Requantization parameters per store mode (the onnxruntime multiplier: float32 0.01's bits).
+STORE_PARAMS = {"tflite": dict(rounding=0, multiplier=1 << 30, shift=-4),
+                "onnxruntime": dict(rounding=1, multiplier=0x3C23D70A, shift=0)}
+CLAMP_OF = {"none": (-128, 127), "relu": (0, 127), "relu6": (0, 6), "other": (-5, 9)}
+
+
+def _store_modes_program():
+    """One result tile, then every store mode x clamp x lanes: a CONFIG and a STORE each."""
+    from .fuzz_bins import LANES, STORE_MODES
+    R, C, W = CFG.rows, CFG.cols, CFG.sp_width
+    enc = isa.encode
+    words = [enc(Opcode.LOAD, sp_addr=0, nrows=R, ncols=W, dram_addr=0x1000, dram_stride=W),
+             enc(Opcode.SYNC)]
+    if CFG.dataflow == "ws":
+        words += [enc(Opcode.PRELOAD, sp_addr=0, nrows=R),
+                  enc(Opcode.COMPUTE, a_addr=0, acc_addr=0, nrows=R)]
+    else:
+        words += [enc(Opcode.COMPUTE, a_addr=0, b_addr=0, acc_addr=0, nrows=R)]
+    words += [enc(Opcode.SYNC)]
+    out = 0x3000
+    for mode in STORE_MODES:
+        for clamp, (lo, hi) in CLAMP_OF.items():
+            for lanes in LANES:
+                params = STORE_PARAMS["tflite" if mode == "raw" else mode]
+                lane = isa.CONFIG_ALL_LANES if lanes == "all-lanes" else 1
+                words.append(enc(Opcode.CONFIG, lane=lane, zero_point=3, clamp_min=lo,
+                                 clamp_max=hi, bias=100, **params))
+                raw = mode == "raw"
+                words.append(enc(Opcode.STORE, acc_addr=0, nrows=R, ncols=C, raw=int(raw),
+                                 dram_addr=out, dram_stride=4 * C))
+                out += R * 4 * C
+    return words + [enc(Opcode.HALT)]
+
+
+@cocotb.test()
+async def every_store_mode(dut):
+    """Raw, TFLite and onnxruntime stores under each clamp, after a per-lane and an
+    all-lanes CONFIG: DRAM against the functional model, counters against the cycle model."""
+    import random
+
+    from .fuzz_bins import program_bins
+    rng = random.Random(7)
+    words = _store_modes_program()
+    image = _image(words, bytes(rng.getrandbits(8) for _ in range(0x1000)))
+    mem = bytearray(image)
+    functional = FunctionalNPU(CFG, mem).run(words)
+    assert functional.done
+    bench = CoreBench(dut, CFG, MEM, trace=True)
+    await bench.reset()
+    status = await bench.run(0, len(words), image)
+    assert status["done"] and not status["error"], status
+    check_model("store modes", status, CycleNPU(CFG).run(words, 0, 0, MEM, trace=True))
+    assert bytes(bench.read_dram(0, MEM)) == bytes(mem), "DRAM differs from the functional model"
+    bins = program_bins(type("P", (), {"words": words})())
+    _write_bins(bins)
