@@ -14,6 +14,7 @@ column), so our numbers can be put side by side with the tool architects already
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -131,7 +132,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     the beats an unaligned row costs); default dense rows of ``sum(k_tiles)`` bytes."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
     K = sum(k_tiles)
-    k_first = [sum(k_tiles[:i]) for i in range(len(k_tiles))]
+    k_first = [0, *itertools.accumulate(k_tiles)][:-1]
     a_rows = a_rows or (lambda k0: (K, k0))
     n_tiles = [(n0, min(C, N - n0)) for n0 in range(0, N, C)]
     lives = [live_of(n0, nt) or [0] for n0, nt in n_tiles]
@@ -140,33 +141,35 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     a_stream = M * sum(k_tiles[ki] for live in lives for ki in live)
     plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines)
     Mb, resident = plan.Mb, plan.a_resident
-    ev = Events()
-    cycles = last_store = 0
-    for m0 in range(0, M, Mb):
-        mb = min(Mb, M - m0)
-        fill, loaded = None, set()       # resident A chunks of this block
+    sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
+    row_bits = R * C * (cfg.input_width + cfg.acc_width)
+
+    def block(mb, load_w):
+        """One M-block of ``mb`` rows (every block of that size costs the same): its
+        cycles, the fill before its first step, its last store and its events."""
+        ev, loaded = Events(), set()         # resident A chunks of this block
+        cycles = 0
+        fill = store = None
         for ni, (n0, nt) in enumerate(n_tiles):
             tile_cycles = 0
             for ki in lives[ni]:
                 kt = k_tiles[ki]
                 load_a = (not resident or ki not in loaded) and not on_chip
                 loaded.add(ki)
-                load_w = not plan.w_resident or m0 == 0
                 read = 0
                 if load_w:                                    # one LOAD of weights
                     read += round(kt * _mean_row_beats(nt, N, k_first[ki] * N + n0, B)) + \
                         LOAD_LATENCY
                     ev.dram_bytes += kt * nt + isa.INSN_BYTES
-                    ev.sp_write_bytes += kt * cfg.sp_width
+                    ev.sp_write_bytes += kt * sp_w
                 if load_a:                                    # A: one LOAD per segment
                     read += round(mb * _mean_row_beats(kt, *a_rows(k_first[ki]), B)) + \
                         a_segments(mb) * LOAD_LATENCY
                     ev.dram_bytes += mb * kt
-                    ev.sp_write_bytes += mb * cfg.sp_width
+                    ev.sp_write_bytes += mb * sp_w
                 ev.dram_bytes += 2 * isa.INSN_BYTES            # PRELOAD, COMPUTE
-                ev.sp_read_bytes += (kt + mb) * cfg.sp_width
-                ev.array_reg_bits += R * C * cfg.input_width + \
-                    mb * R * C * (cfg.input_width + cfg.acc_width)
+                ev.sp_read_bytes += (kt + mb) * sp_w
+                ev.array_reg_bits += step_bits + mb * row_bits
                 ev.acc_write_bytes += 4 * mb * C
                 ev.acc_read_bytes += 4 * mb * C * (ki != lives[ni][0])
                 ev.macs += mb * R * C
@@ -178,12 +181,26 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
             if on_chip:       # results go to the on-chip buffer: two cycles a row, no DRAM
                 ev.dram_bytes, store = before, 2 * mb
             cycles += max(tile_cycles, store)
+        return cycles, fill, store, ev
+
+    blocks, counts = {}, {}
+    cycles = last_store = 0
+    for m0 in range(0, M, Mb):
+        key = (min(Mb, M - m0), not plan.w_resident or m0 == 0)
+        if key not in blocks:
+            blocks[key] = block(*key)
+        counts[key] = counts.get(key, 0) + 1
+        cyc, fill, store, _ = blocks[key]
+        cycles += cyc
         if resident and m0 > 0:
             # The compiler's SYNC before a resident block (its chunks overwrite the last
             # block's): the block's first load waits until the last block's final store has
             # drained, so neither overlaps anything (seen on the exact model's trace).
             cycles += fill + last_store
         last_store = store
+    ev = Events()
+    for key, n in counts.items():
+        ev = ev + blocks[key][3] * n
     return cycles, ev
 
 
@@ -207,33 +224,35 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
                      hp * wp * cin, w_bytes)
     if plan is None:
         return None
-    ev = Events()
-    cycles = last_store = 0
-    for y0 in range(0, ho, plan.ob):
-        rows = min(plan.ob, ho - y0)
+    sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
+    row_bits = R * C * (cfg.input_width + cfg.acc_width)
+
+    def block(rows, load_w):
+        """One band of ``rows`` output rows (every band of that size costs the same)."""
+        ev, loaded = Events(), set()
         lines = BandPlan.block_lines(rows, wp, wo)
-        loaded, fill = set(), None
+        cycles = 0
+        fill = store = None
         for ni, (n0, nt) in enumerate(n_tiles):
             tile_cycles = 0
             for ki in lives[ni]:
                 ky, kx, c0, kt = tiles[ki]
                 read = 0
-                if not plan.w_resident or y0 == 0:
+                if load_w:
                     k0 = (ky * layer.kw + kx) * cin + c0
                     read += round(kt * _mean_row_beats(nt, layer.n, k0 * layer.n + n0, B)) + \
                         LOAD_LATENCY
                     ev.dram_bytes += kt * nt + isa.INSN_BYTES
-                    ev.sp_write_bytes += kt * cfg.sp_width
+                    ev.sp_write_bytes += kt * sp_w
                 if c0 not in loaded:
                     loaded.add(c0)
                     band = (rows + layer.kh - 1) * wp
                     read += round(band * _mean_row_beats(kt, cin, c0, B)) + LOAD_LATENCY
                     ev.dram_bytes += band * kt + isa.INSN_BYTES
-                    ev.sp_write_bytes += band * cfg.sp_width
+                    ev.sp_write_bytes += band * sp_w
                 ev.dram_bytes += 2 * isa.INSN_BYTES
-                ev.sp_read_bytes += (kt + lines) * cfg.sp_width
-                ev.array_reg_bits += R * C * cfg.input_width + \
-                    lines * R * C * (cfg.input_width + cfg.acc_width)
+                ev.sp_read_bytes += (kt + lines) * sp_w
+                ev.array_reg_bits += step_bits + lines * row_bits
                 ev.acc_write_bytes += 4 * lines * C
                 ev.acc_read_bytes += 4 * lines * C * (ki != lives[ni][0])
                 ev.macs += lines * R * C
@@ -243,9 +262,23 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
             store = sum(_store(cfg, ev, wo, nt, esize) for _ in range(rows))
             ev.dram_bytes += rows * isa.INSN_BYTES
             cycles += max(tile_cycles, store)
+        return cycles, fill, store, ev
+
+    blocks, counts = {}, {}
+    cycles = last_store = 0
+    for y0 in range(0, ho, plan.ob):
+        key = (min(plan.ob, ho - y0), not plan.w_resident or y0 == 0)
+        if key not in blocks:
+            blocks[key] = block(*key)
+        counts[key] = counts.get(key, 0) + 1
+        cyc, fill, store, _ = blocks[key]
+        cycles += cyc
         if y0 > 0:
             cycles += fill + last_store      # the SYNC before each band but the first
         last_store = store
+    ev = Events()
+    for key, n in counts.items():
+        ev = ev + blocks[key][3] * n
     return cycles, ev
 
 
