@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hdl.config import NPUConfig  # noqa: E402
+from scripts.coverage_exclude import ConstantBits, Excluder  # noqa: E402
 from testbench import BUILD, REPO, run_cocotb  # noqa: E402
 
 CONFIGS = [NPUConfig(rows=4, cols=4, dataflow="ws", bus_bits=128, sp_lines=1024, acc_lines=128),
@@ -37,27 +38,91 @@ FLAGS = ["--coverage-line", "--coverage-toggle", "--coverage-user"]
 BASELINE = REPO / "testbench" / "coverage_baseline.json"
 OUT = BUILD / "coverage"
 KINDS = {"v_line": "line", "v_toggle": "toggle", "v_branch": "branch", "v_user": "user"}
-#: Points left out of the figures, each with its reason (none so far).
-EXCLUDED: list = []
 TOLERANCE = 0.1     # percentage points a module may lose against the baseline
 
 
-def run_regression(seed: int) -> list[Path]:
-    """Build the coverage models and run the core regression; the ``coverage.dat`` files."""
-    files = []
+#: cocotb modules run on each coverage model (the fuzz batch comes on top).
+MODULES = ("testbench.cocotb_core", "testbench.cocotb_gaps")
+#: Random legal programs (seeds 1..N, every fault kind, AXI pauses) run on each model.
+FUZZ_PROGRAMS = 40
+
+
+def _dat(cfg, what: str) -> Path:
+    out = OUT / "runs" / f"{cfg.core_name}.{what}.dat"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    return out
+
+
+def _fuzz_batch(cfg, seed: int, bins: list) -> Path:
+    """The fuzz programs on the coverage model, checked as ``make fuzz`` checks them; each
+    program's functional bins appended to ``bins``."""
+    from testbench import fuzz
+    from testbench.fuzz_run import check_programs
+    out = _dat(cfg, "fuzz")
+    progs = [fuzz.generate(s, cfg) for s in range(1, FUZZ_PROGRAMS + 1)]
+    report = check_programs(cfg, progs, ["cocotb-verilator"], seed=seed, build_opts=dict(
+        tag="_cov", extra_args=FLAGS, plusargs=[f"+verilator+coverage+file+{out}"]))
+    bad = {s: r["problems"] for s, r in report.items() if r["problems"]}
+    if bad or not out.exists():
+        raise SystemExit(f"coverage fuzz batch on {cfg.core_name}: {bad or 'no coverage file'}")
+    bins += [r["bins"] for r in report.values()]
+    return out
+
+
+def snapshot_verilog(cfg):
+    """Keep the Verilog this configuration's model was built from beside its coverage data
+    (``build/verilog`` is rewritten by every later build; the exclusions read this copy)."""
+    import shutil
+    src = BUILD / "verilog" / f"{cfg.core_name}.v"
+    (OUT / "verilog").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, OUT / "verilog" / src.name)
+
+
+def run_regression(seed: int) -> tuple[list[Path], dict]:
+    """Build the coverage models, run :data:`MODULES` and a fuzz batch on each; the
+    ``coverage.dat`` files and the functional bins per configuration (one ``{label:
+    count}`` per fuzz program, and one of the gaps module's directed programs)."""
+    files, bins = [], {}
     for cfg in CONFIGS:
+        got = bins[cfg.core_name] = []
+        for module in MODULES:
+            t0 = time.perf_counter()
+            out = _dat(cfg, module.rsplit(".", 1)[-1])
+            directed = out.with_suffix(".bins.jsonl")
+            directed.unlink(missing_ok=True)
+            tests, failed = run_cocotb("verilator", cfg, module, core=True,
+                                       seed=seed, tag="_cov", extra_args=FLAGS,
+                                       plusargs=[f"+verilator+coverage+file+{out}"],
+                                       extra_env={"KNPU_BINS_OUT": str(directed)})
+            if failed or not out.exists():
+                raise SystemExit(f"coverage run of {module} on {cfg.core_name} failed "
+                                 f"({failed} of {tests})")
+            print(f"  {cfg.core_name} {module}: {tests} tests, "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+            files.append(out)
+            snapshot_verilog(cfg)
+            if directed.exists():      # one line of bins per directed program
+                got += [json.loads(line) for line in directed.read_text().splitlines()]
         t0 = time.perf_counter()
-        out = OUT / "runs" / f"{cfg.core_name}.dat"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.unlink(missing_ok=True)
-        tests, failed = run_cocotb("verilator", cfg, "testbench.cocotb_core", core=True,
-                                   seed=seed, tag="_cov", extra_args=FLAGS,
-                                   plusargs=[f"+verilator+coverage+file+{out}"])
-        if failed or not out.exists():
-            raise SystemExit(f"coverage run of {cfg.core_name} failed ({failed} of {tests})")
-        print(f"  {cfg.core_name}: {tests} tests, {time.perf_counter() - t0:.0f} s", flush=True)
-        files.append(out)
-    return files
+        files.append(_fuzz_batch(cfg, seed, got))
+        print(f"  {cfg.core_name}: {FUZZ_PROGRAMS} fuzz programs, "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+    return files, bins
+
+
+def functional(bins: dict) -> dict:
+    """The functional bins per configuration, from cocotb-coverage (:mod:`testbench.fuzz_bins`);
+    printed with the bins missed."""
+    from testbench.fuzz_bins import summarize as bins_summary
+    out = {}
+    for cfg in CONFIGS:
+        if cfg.core_name not in bins:
+            continue
+        got = out[cfg.core_name] = bins_summary(cfg.dataflow, bins[cfg.core_name])
+        print(f"functional bins {cfg.core_name} (cocotb-coverage): {got['hit']}/{got['total']}"
+              + (f"; missed: {', '.join(got['missed'])}" if got["missed"] else ""))
+    return out
 
 
 def _points(path: Path):
@@ -91,27 +156,63 @@ def merge(files: list[Path]) -> dict:
     return merged
 
 
-def summarize(merged: dict) -> dict:
+_TOGGLE = re.compile(r"(.*?)(?:\[(\d+)\])?:(?:0->1|1->0)$")
+
+
+def excluded_by(excluder: Excluder, fields: dict, count: int):
+    """The rule of :mod:`scripts.coverage_exclude` that leaves this point out, or None.
+    Only points never hit are left out (and a constant 1's first rise); a bit called
+    constant that toggled otherwise is an error."""
+    if KINDS.get(fields.get("page", "").split("/")[0]) != "toggle":
+        return None
+    signal, bit = _TOGGLE.match(fields["o"]).groups()
+    rule = excluder.rule_for(fields, signal, int(bit or 0))
+    if rule is None:
+        return None
+    if count and isinstance(rule, ConstantBits):
+        # a constant 1 rises once per simulation as the model's first evaluation sets it
+        if not (fields["o"].endswith("0->1") and count <= excluder.sims):
+            raise SystemExit(f"coverage: {fields['h']}.{fields['o']} toggled ({count}) but "
+                             "the Verilog reader calls it constant")
+    elif count:
+        return None
+    config = fields["page"].split("/", 1)[-1].split(".")[0]
+    excluder.note(rule, config, _module(fields["page"]), signal, int(bit or 0))
+    return rule
+
+
+def summarize(merged: dict, excluder: Excluder | None = None) -> dict:
+    """Hit and total points per module and kind, the excluded points left out of both
+    (per module as ``excluded``, listed with their reasons under ``excluded``)."""
+    excluder = excluder or Excluder()
     mods = defaultdict(lambda: defaultdict(lambda: {"hit": 0, "total": 0}))
-    for fields, count in merged.values():
+    for key, (fields, count) in merged.items():
         kind = KINDS.get(fields.get("page", "").split("/")[0])
         if kind is None:
             continue
+        left_out = excluded_by(excluder, fields, count) is not None
+        if left_out:
+            excluder.points.add(key)
         for name in (_module(fields["page"]), "(core)"):
+            if left_out:
+                cell = mods[name][kind]
+                cell["excluded"] = cell.get("excluded", 0) + 1
+                continue
             mods[name][kind]["total"] += 1
             mods[name][kind]["hit"] += count > 0
     core = mods.pop("(core)")
     return {"modules": {k: dict(v) for k, v in sorted(mods.items())}, "core": dict(core),
-            "excluded": EXCLUDED, "configs": [c.core_name for c in CONFIGS],
+            "excluded": excluder.listing(), "configs": [c.core_name for c in CONFIGS],
             "flags": FLAGS}
 
 
-def annotate(merged: dict, path: Path):
-    """Every line/branch point never hit and every toggle bit never toggled, by module."""
+def annotate(merged: dict, path: Path, excluded=frozenset()):
+    """Every line/branch point never hit and every toggle bit never toggled, by module
+    (the ``excluded`` keys left out)."""
     sources = {}
     by_mod = defaultdict(list)
-    for fields, count in merged.values():
-        if count:
+    for key, (fields, count) in merged.items():
+        if count or key in excluded:
             continue
         kind = KINDS.get(fields.get("page", "").split("/")[0], "?")
         f, ln = fields.get("f", ""), int(fields.get("l", 0))
@@ -172,13 +273,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"knpu coverage: {', '.join(c.core_name for c in CONFIGS)} ({' '.join(FLAGS)})")
-    files = args.from_files or run_regression(args.seed)
+    files, bins = (args.from_files, {}) if args.from_files else run_regression(args.seed)
     merged = merge(files)
-    summary = summarize(merged)
+    excluder = Excluder(sims=len(files), verilog_dir=OUT / "verilog")
+    summary = summarize(merged, excluder)
+    summary["functional"] = functional(bins)
     (OUT / "summary.json").write_text(json.dumps(summary, indent=1))
     (OUT / "coverage.dat").write_text("# SystemC::Coverage-3\n" + "".join(
         f"C '{k}' {v[1]}\n" for k, v in merged.items()))
-    annotate(merged, OUT / "annotated.txt")
+    annotate(merged, OUT / "annotated.txt", excluder.points)
     _verilator_annotate(OUT / "coverage.dat", OUT / "annotated_src")
     print(f"{'module':34s} {'line':>16s} {'toggle':>18s} {'branch':>16s}")
     for mod, d in list(summary["modules"].items()) + [("(whole core)", summary["core"])]:

@@ -1,0 +1,341 @@
+"""Which bits of the generated Verilog's nets cannot change: a small static analysis.
+
+Yosys writes one operator per ``assign`` (``assign \\$5 = \\$4 - 1'h1;``), so each net's value
+can be bounded from its operands': every net gets a :class:`Value`, the bits known to be 0
+or 1 (``zeros``/``ones`` masks) and an interval ``[lo, hi]`` of its unsigned value.  Inputs,
+registers and anything not understood are unknown (every bit free, full range).  Rules:
+literals are known; slices, concatenations, ``?:`` (the bits both sides agree on), ``&``,
+``|``, ``^``, ``~`` act bit by bit; ``+``, ``-``, ``<<``, ``>>`` act on the intervals and give
+up (full range) on any wrap or on a signed operand that may be negative; comparisons and
+reductions are one bit.  A bit is constant when it is known, or lies above the interval's
+highest value.  The result is checked against the simulation (a bit called constant that
+toggled stops the report), so a mistake here cannot pass silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Value", "module_constants"]
+
+_TOKEN = re.compile(r"\\\S+|\$signed|\$unsigned|\d+'[sS]?[hdbo][0-9a-fA-F_xzXZ]+|\d+|"
+                    r"[A-Za-z_][\w$]*|<<<|>>>|<<|>>|==|!=|<=|>=|&&|\|\||[-+*&|^~!?:<>{}()\[\],]")
+_LIT = re.compile(r"(\d+)'([sS]?)([hdbo])([0-9a-fA-F_xzXZ]+)$")
+_DECL = re.compile(r"^\s*(input|output|inout|wire|reg)\s+(?:reg\s+)?(signed\s+)?(?:\[(\d+):(\d+)\]\s+)?"
+                   r"(\\\S+|[A-Za-z_][\w$]*)\s*[;=]")
+_ASSIGN = re.compile(r"^\s*assign\s+(\\\S+|[A-Za-z_][\w$]*)\s*(?:\[(\d+)(?::(\d+))?\])?\s*=\s*"
+                     r"(.*);\s*$")
+
+
+@dataclass(frozen=True)
+class Value:
+    """``width`` bits; ``zeros``/``ones``: masks of the bits known 0/1; ``lo..hi``: the
+    unsigned value's range."""
+    width: int
+    zeros: int
+    ones: int
+    lo: int
+    hi: int
+
+    @staticmethod
+    def unknown(width: int) -> "Value":
+        return Value(width, 0, 0, 0, (1 << width) - 1)
+
+    @staticmethod
+    def const(width: int, v: int) -> "Value":
+        m = (1 << width) - 1
+        v &= m
+        return Value(width, m & ~v, v, v, v)
+
+    @staticmethod
+    def from_bits(width: int, zeros: int, ones: int) -> "Value":
+        m = (1 << width) - 1
+        return Value(width, zeros & m, ones & m, ones & m, m & ~zeros)
+
+    @staticmethod
+    def from_range(width: int, lo: int, hi: int) -> "Value":
+        if lo < 0 or hi >= 1 << width:
+            return Value.unknown(width)
+        zeros = ((1 << width) - 1) & ~((1 << hi.bit_length()) - 1)
+        return Value(width, zeros, lo if lo == hi else 0, lo, hi)
+
+    def resized(self, width: int) -> "Value":
+        """Zero-extended or truncated to ``width``."""
+        if width >= self.width:
+            extra = ((1 << width) - 1) & ~((1 << self.width) - 1)
+            return Value(width, self.zeros | extra, self.ones, self.lo, self.hi)
+        if self.hi < 1 << width:
+            m = (1 << width) - 1
+            return Value(width, self.zeros & m, self.ones & m, self.lo, self.hi)
+        m = (1 << width) - 1
+        return Value.from_bits(width, self.zeros & m, self.ones & m)
+
+    def merged(self) -> "Value":
+        """Known bits and range made consistent with each other."""
+        r = Value.from_range(self.width, self.lo, self.hi)
+        zeros, ones = self.zeros | r.zeros, self.ones | r.ones
+        b = Value.from_bits(self.width, zeros, ones)
+        return Value(self.width, zeros, ones, max(self.lo, b.lo), min(self.hi, b.hi))
+
+    @property
+    def constant(self) -> int:
+        """Mask of the bits that cannot change."""
+        return self.merged().zeros | self.merged().ones
+
+
+class _Module:
+    """The nets of one Verilog module, evaluated on demand."""
+
+    def __init__(self):
+        self.widths, self.signed, self.full, self.parts = {}, set(), {}, {}
+        self.regs = set()
+        self._memo, self._busy = {}, set()
+
+    def value(self, name: str) -> Value:
+        if name in self._memo:
+            return self._memo[name]
+        if name not in self.widths:
+            raise _GiveUp          # not declared as this reads declarations: width unknown
+        width = self.widths[name]
+        if name in self._busy or name in self.regs:
+            return Value.unknown(width)
+        self._busy.add(name)
+        try:
+            if name in self.full:
+                v = _Expr(self, self.full[name]).parse().resized(width).merged()
+            elif name in self.parts:
+                v = self._partial(name, width)
+            else:
+                v = Value.unknown(width)
+        except _GiveUp:
+            v = Value.unknown(width)
+        finally:
+            self._busy.discard(name)
+        self._memo[name] = v
+        return v
+
+    def _partial(self, name, width) -> Value:
+        zeros = ones = 0
+        for hi, lo, expr in self.parts[name]:
+            try:
+                v = _Expr(self, expr).parse().resized(hi - lo + 1).merged()
+            except _GiveUp:
+                continue
+            zeros |= v.zeros << lo
+            ones |= v.ones << lo
+        return Value.from_bits(width, zeros, ones)
+
+
+class _GiveUp(Exception):
+    pass
+
+
+class _Expr:
+    """One right-hand side: ``cond ? a : b``, ``a op b``, ``op a`` or a primary."""
+
+    def __init__(self, module: _Module, text: str):
+        self.m, self.toks, self.i = module, _TOKEN.findall(text), 0
+
+    def peek(self):
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self, want=None):
+        t = self.peek()
+        if t is None or (want is not None and t != want):
+            raise _GiveUp
+        self.i += 1
+        return t
+
+    def parse(self) -> Value:
+        v = self.ternary()
+        if self.peek() is not None:
+            raise _GiveUp
+        return v
+
+    def ternary(self) -> Value:
+        cond = self.binary()
+        if self.peek() != "?":
+            return cond
+        self.take("?")
+        a = self.ternary()
+        self.take(":")
+        b = self.ternary()
+        w = max(a.width, b.width)
+        a, b = a.resized(w).merged(), b.resized(w).merged()
+        same = (a.zeros & b.zeros, a.ones & b.ones)
+        return Value(w, same[0], same[1], min(a.lo, b.lo), max(a.hi, b.hi))
+
+    def binary(self) -> Value:
+        a, a_signed = self.unary()
+        op = self.peek()
+        if op in (None, "?", ":", ")", "}", ",", "]"):
+            return a
+        self.take()
+        b, b_signed = self.unary()
+        if self.peek() not in (None, "?", ":", ")", "}", ",", "]"):
+            raise _GiveUp          # two operators: Yosys does not write those; not understood
+        if op in ("==", "!=", "<", "<=", ">", ">=", "&&", "||"):
+            return Value.unknown(1)
+        if (a_signed or b_signed) and op in ("+", "-", "*", ">>>", "<", ">"):
+            for v, s in ((a, a_signed), (b, b_signed)):
+                if s and not (v.merged().zeros >> (v.width - 1)) & 1:
+                    raise _GiveUp  # a signed operand that may be negative
+        return _binop(op, a, b)
+
+    def unary(self):
+        t = self.peek()
+        if t in ("~", "!", "-", "&", "|", "^"):
+            self.take()
+            v, s = self.unary()
+            if t == "~":
+                return Value(v.width, v.ones, v.zeros, (1 << v.width) - 1 - v.hi,
+                             (1 << v.width) - 1 - v.lo), s
+            if t == "-":
+                raise _GiveUp
+            return Value.unknown(1), False
+        return self.primary()
+
+    def primary(self):
+        t = self.take()
+        if t in ("$signed", "$unsigned"):
+            self.take("(")
+            v = self.ternary()
+            self.take(")")
+            return v, t == "$signed"
+        if t == "(":
+            v = self.ternary()
+            self.take(")")
+            return v, False
+        if t == "{":
+            return self.concat(), False
+        lit = _LIT.match(t)
+        if lit:
+            width, signed, base, digits = lit.groups()
+            if re.search("[xzXZ]", digits):
+                raise _GiveUp
+            return Value.const(int(width), int(digits.replace("_", ""),
+                                                 {"h": 16, "d": 10, "b": 2, "o": 8}[base])), \
+                bool(signed)
+        if t.isdigit():
+            return Value.const(32, int(t)), False
+        name = t[1:] if t.startswith("\\") else t
+        v = self.m.value(name)
+        if self.peek() == "[":
+            v = self.slice(v)
+            return v, False
+        return v, name in self.m.signed
+
+    def slice(self, v: Value) -> Value:
+        self.take("[")
+        hi = _int(self.take())
+        lo = hi
+        if self.peek() == ":":
+            self.take(":")
+            lo = _int(self.take())
+        self.take("]")
+        w = hi - lo + 1
+        m = (1 << w) - 1
+        v = v.merged()
+        out = Value.from_bits(w, (v.zeros >> lo) & m, (v.ones >> lo) & m)
+        if v.hi < 1 << (hi + 1):
+            out = Value(w, out.zeros, out.ones, max(out.lo, v.lo >> lo), min(out.hi, v.hi >> lo))
+        return out
+
+    def concat(self) -> Value:
+        parts = [self.ternary()]
+        while self.peek() == ",":
+            self.take(",")
+            parts.append(self.ternary())
+        self.take("}")
+        zeros = ones = lo = hi = pos = 0
+        for p in reversed(parts):          # the last part is the least significant
+            p = p.merged()
+            zeros |= p.zeros << pos
+            ones |= p.ones << pos
+            lo += p.lo << pos
+            hi += p.hi << pos
+            pos += p.width
+        return Value(pos, zeros, ones, lo, hi)
+
+
+def _int(token: str) -> int:
+    """A constant bit index (a variable index or ``+:`` is not understood)."""
+    if not token.isdigit():
+        raise _GiveUp
+    return int(token)
+
+
+def _binop(op, a: Value, b: Value) -> Value:
+    w = max(a.width, b.width)
+    a, b = a.resized(w).merged(), b.resized(w).merged()
+    if op == "&":
+        return Value(w, a.zeros | b.zeros, a.ones & b.ones, 0, min(a.hi, b.hi)).merged()
+    if op == "|":
+        return Value.from_bits(w, a.zeros & b.zeros, a.ones | b.ones)
+    if op == "^":
+        known = (a.zeros | a.ones) & (b.zeros | b.ones)
+        x = a.ones ^ b.ones
+        return Value.from_bits(w, known & ~x, known & x)
+    if op == "+":
+        return Value.from_range(w + 1, a.lo + b.lo, a.hi + b.hi)
+    if op == "-":
+        return Value.from_range(w + 1, a.lo - b.hi, a.hi - b.lo)
+    if op == "*":
+        return Value.from_range(2 * w, a.lo * b.lo, a.hi * b.hi)
+    if op == "<<":
+        if b.hi > 256:
+            raise _GiveUp
+        return Value.from_range(w + b.hi, a.lo << b.lo, a.hi << b.hi)
+    if op == ">>":
+        return Value.from_range(w, a.lo >> min(b.hi, 4096), a.hi >> b.lo)
+    raise _GiveUp
+
+
+def _modules(verilog: Path):
+    """``(name, _Module)`` for each module of the file."""
+    name, mod = None, None
+    for line in verilog.read_text().splitlines():
+        if line.startswith("module "):
+            if mod is not None:
+                yield name, mod
+            name, mod = line.split()[1].split("(")[0], _Module()
+            name = name[1:] if name.startswith("\\") else name
+            continue
+        if mod is None:
+            continue
+        d = _DECL.match(line)
+        if d:
+            n = d.group(5)[1:] if d.group(5).startswith("\\") else d.group(5)
+            mod.widths[n] = int(d.group(3)) - int(d.group(4)) + 1 if d.group(3) else 1
+            if d.group(2):
+                mod.signed.add(n)
+            if d.group(1) == "reg":
+                mod.regs.add(n)
+            continue
+        a = _ASSIGN.match(line)
+        if a:
+            n = a.group(1)[1:] if a.group(1).startswith("\\") else a.group(1)
+            if a.group(2) is None:
+                mod.full[n] = a.group(4)
+            else:
+                hi = int(a.group(2))
+                lo = int(a.group(3)) if a.group(3) is not None else hi
+                mod.parts.setdefault(n, []).append((hi, lo, a.group(4)))
+    if mod is not None:
+        yield name, mod
+
+
+def module_constants(verilog: Path, max_width: int):
+    """``{(module, net): mask}``: the bits of each net (at most ``max_width`` wide) that
+    cannot change, by the module's Verilog name and the net's plain name."""
+    out = {}
+    for name, mod in _modules(verilog):
+        for net, width in mod.widths.items():
+            if width > max_width:
+                continue
+            mask = mod.value(net).constant & ((1 << width) - 1)
+            if mask:
+                out[(name, net)] = mask
+    return out
