@@ -119,7 +119,8 @@ def functional(bins: dict) -> dict:
     for cfg in CONFIGS:
         if cfg.core_name not in bins:
             continue
-        got = out[cfg.core_name] = bins_summary(cfg.dataflow, bins[cfg.core_name])
+        got = out[cfg.core_name] = bins_summary(cfg.dataflow, bins[cfg.core_name],
+                                                cfg.core_name)
         print(f"functional bins {cfg.core_name} (cocotb-coverage): {got['hit']}/{got['total']}"
               + (f"; missed: {', '.join(got['missed'])}" if got["missed"] else ""))
     return out

@@ -104,7 +104,7 @@ class _Module:
         self._busy.add(name)
         try:
             if name in self.full:
-                v = _Expr(self, self.full[name]).parse().resized(width).merged()
+                v = _Expr(self, self.full[name], width).parse().resized(width).merged()
             elif name in self.parts:
                 v = self._partial(name, width)
             else:
@@ -120,7 +120,7 @@ class _Module:
         zeros = ones = 0
         for hi, lo, expr in self.parts[name]:
             try:
-                v = _Expr(self, expr).parse().resized(hi - lo + 1).merged()
+                v = _Expr(self, expr, hi - lo + 1).parse().resized(hi - lo + 1).merged()
             except _GiveUp:
                 continue
             zeros |= v.zeros << lo
@@ -133,10 +133,11 @@ class _GiveUp(Exception):
 
 
 class _Expr:
-    """One right-hand side: ``cond ? a : b``, ``a op b``, ``op a`` or a primary."""
+    """One right-hand side: ``cond ? a : b``, ``a op b``, ``op a`` or a primary, evaluated
+    at Verilog's context width (the assigned net's, or wider operands')."""
 
-    def __init__(self, module: _Module, text: str):
-        self.m, self.toks, self.i = module, _TOKEN.findall(text), 0
+    def __init__(self, module: _Module, text: str, width: int):
+        self.m, self.toks, self.i, self.ctx = module, _TOKEN.findall(text), 0, width
 
     def peek(self):
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -149,31 +150,31 @@ class _Expr:
         return t
 
     def parse(self) -> Value:
-        v = self.ternary()
+        v = self.ternary(self.ctx)
         if self.peek() is not None:
             raise _GiveUp
         return v
 
-    def ternary(self) -> Value:
-        cond = self.binary()
+    def ternary(self, ctx: int) -> Value:
+        cond = self.binary(ctx)
         if self.peek() != "?":
             return cond
         self.take("?")
-        a = self.ternary()
+        a = self.ternary(ctx)
         self.take(":")
-        b = self.ternary()
-        w = max(a.width, b.width)
+        b = self.ternary(ctx)
+        w = max(a.width, b.width, ctx)
         a, b = a.resized(w).merged(), b.resized(w).merged()
         same = (a.zeros & b.zeros, a.ones & b.ones)
         return Value(w, same[0], same[1], min(a.lo, b.lo), max(a.hi, b.hi))
 
-    def binary(self) -> Value:
-        a, a_signed = self.unary()
+    def binary(self, ctx: int) -> Value:
+        a, a_signed = self.unary(ctx)
         op = self.peek()
         if op in (None, "?", ":", ")", "}", ",", "]"):
             return a
         self.take()
-        b, b_signed = self.unary()
+        b, b_signed = self.unary(ctx)
         if self.peek() not in (None, "?", ":", ")", "}", ",", "]"):
             raise _GiveUp          # two operators: Yosys does not write those; not understood
         if op in ("==", "!=", "<", "<=", ">", ">=", "&&", "||"):
@@ -182,30 +183,31 @@ class _Expr:
             for v, s in ((a, a_signed), (b, b_signed)):
                 if s and not (v.merged().zeros >> (v.width - 1)) & 1:
                     raise _GiveUp  # a signed operand that may be negative
-        return _binop(op, a, b)
+        return _binop(op, a, b, ctx)
 
-    def unary(self):
+    def unary(self, ctx: int):
         t = self.peek()
         if t in ("~", "!", "-", "&", "|", "^"):
             self.take()
-            v, s = self.unary()
+            v, s = self.unary(ctx if t in ("~", "-") else 0)
             if t == "~":
+                v = v.resized(max(v.width, ctx)).merged()
                 return Value(v.width, v.ones, v.zeros, (1 << v.width) - 1 - v.hi,
                              (1 << v.width) - 1 - v.lo), s
             if t == "-":
                 raise _GiveUp
             return Value.unknown(1), False
-        return self.primary()
+        return self.primary(ctx)
 
-    def primary(self):
+    def primary(self, ctx: int):
         t = self.take()
         if t in ("$signed", "$unsigned"):
             self.take("(")
-            v = self.ternary()
+            v = self.ternary(0)
             self.take(")")
             return v, t == "$signed"
         if t == "(":
-            v = self.ternary()
+            v = self.ternary(ctx)
             self.take(")")
             return v, False
         if t == "{":
@@ -244,10 +246,10 @@ class _Expr:
         return out
 
     def concat(self) -> Value:
-        parts = [self.ternary()]
+        parts = [self.ternary(0)]          # concatenation parts are self-determined
         while self.peek() == ",":
             self.take(",")
-            parts.append(self.ternary())
+            parts.append(self.ternary(0))
         self.take("}")
         zeros = ones = lo = hi = pos = 0
         for p in reversed(parts):          # the last part is the least significant
@@ -267,8 +269,8 @@ def _int(token: str) -> int:
     return int(token)
 
 
-def _binop(op, a: Value, b: Value) -> Value:
-    w = max(a.width, b.width)
+def _binop(op, a: Value, b: Value, ctx: int) -> Value:
+    w = max(a.width, b.width, ctx)
     a, b = a.resized(w).merged(), b.resized(w).merged()
     if op == "&":
         return Value(w, a.zeros | b.zeros, a.ones & b.ones, 0, min(a.hi, b.hi)).merged()
@@ -278,16 +280,17 @@ def _binop(op, a: Value, b: Value) -> Value:
         known = (a.zeros | a.ones) & (b.zeros | b.ones)
         x = a.ones ^ b.ones
         return Value.from_bits(w, known & ~x, known & x)
+    # arithmetic happens at w bits: a result outside 0..2**w-1 wraps (unknown at w bits)
     if op == "+":
-        return Value.from_range(w + 1, a.lo + b.lo, a.hi + b.hi)
+        return Value.from_range(w, a.lo + b.lo, a.hi + b.hi)
     if op == "-":
-        return Value.from_range(w + 1, a.lo - b.hi, a.hi - b.lo)
+        return Value.from_range(w, a.lo - b.hi, a.hi - b.lo)
     if op == "*":
-        return Value.from_range(2 * w, a.lo * b.lo, a.hi * b.hi)
+        return Value.from_range(w, a.lo * b.lo, a.hi * b.hi)
     if op == "<<":
         if b.hi > 256:
             raise _GiveUp
-        return Value.from_range(w + b.hi, a.lo << b.lo, a.hi << b.hi)
+        return Value.from_range(w, a.lo << b.lo, a.hi << b.hi)
     if op == ">>":
         return Value.from_range(w, a.lo >> min(b.hi, 4096), a.hi >> b.lo)
     raise _GiveUp

@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     for config in args.configs:
         per_program = [b for r in results if r["config"] == config
                        for b in r.get("program_bins", [])]
-        got = coverage[config] = bins_summary(CONFIGS[config].dataflow, per_program)
+        got = coverage[config] = bins_summary(CONFIGS[config].dataflow, per_program, config)
         print(f"functional bins {config} (cocotb-coverage): {got['hit']}/{got['total']} hit"
               + (f"; missed: {', '.join(got['missed'])}" if got["missed"] else ""))
     summary = {"functional_bins": coverage, "seed": args.seed, "n_per_config": args.n, "configs": args.configs,

@@ -72,19 +72,25 @@ def all_bins(dataflow: str) -> list[str]:
 
 
 class Bins:
-    """The cocotb-coverage points of one dataflow (``knpu.<dataflow>.<kind>``; the store
-    bins are the cross of three points ``store_mode``, ``store_clamp``, ``store_lanes``)."""
+    """The cocotb-coverage points of one configuration named ``name`` (a core of
+    ``dataflow``): ``knpu.<name>.<kind>``; the store bins are the cross of three points
+    ``store_mode``, ``store_clamp``, ``store_lanes``.  cocotb-coverage's database is global
+    to the process: one set per name, made once, counting every sample given to it."""
 
     _made: dict = {}
 
-    def __new__(cls, dataflow: str):
-        if dataflow not in cls._made:        # coverage_db names are global: define once
-            cls._made[dataflow] = super().__new__(cls)
-            cls._made[dataflow]._define(dataflow)
-        return cls._made[dataflow]
+    def __new__(cls, dataflow: str, name: str | None = None):
+        name = name or dataflow
+        if name not in cls._made:
+            cls._made[name] = super().__new__(cls)
+            cls._made[name]._define(dataflow, name)
+        elif cls._made[name].dataflow != dataflow:
+            raise ValueError(f"bins {name!r} were made for a {cls._made[name].dataflow} core")
+        return cls._made[name]
 
-    def _define(self, dataflow: str):
-        self.prefix = f"knpu.{dataflow}"
+    def _define(self, dataflow: str, name: str):
+        self.dataflow = dataflow
+        self.prefix = f"knpu.{name}"
         self.space = bin_space(dataflow)
         self.samplers = {}
         for kind, bins in self.space.items():
@@ -220,11 +226,15 @@ class SamplingNPU(CycleNPU):
             s[f"token {name} limit"] += t.count == TokenCounter.LIMIT
 
 
-def summarize(dataflow: str, per_program) -> dict:
+def summarize(dataflow: str, per_program, name: str | None = None) -> dict:
     """Sample each program's bins (a ``{label: count}`` per program; a bin counts once per
-    program that reached it) into :class:`Bins` and report from cocotb-coverage:
-    ``{"hit", "total", "missed", "hits"}`` (``hits``: programs per bin)."""
-    bins = Bins(dataflow)
+    program that reached it) into the :class:`Bins` named ``name`` (once per process) and
+    report from cocotb-coverage: ``{"hit", "total", "missed", "hits"}`` (``hits``: programs
+    per bin)."""
+    bins = Bins(dataflow, name)
+    if getattr(bins, "summarized", False):
+        raise ValueError(f"bins {name or dataflow!r} were already summarized in this process")
+    bins.summarized = True
     known = set(all_bins(dataflow))
     for counts in per_program:
         for label, n in counts.items():
