@@ -446,7 +446,7 @@ def bad_operand_cases(cfg: NPUConfig, rng=None) -> dict:
         "store_nrows0": (Opcode.STORE, dict(acc_addr=0, nrows=0, ncols=1, raw=0, **d)),
         "config_lane": (Opcode.CONFIG, dict(lane=rng.randint(C, 254), multiplier=1, shift=0,
                                             zero_point=0, clamp_min=-128, clamp_max=127,
-                                            bias=0)),
+                                            bias=0, rounding=0)),
     }
     if cfg.dataflow == "ws":
         rules.update({
