@@ -274,7 +274,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"knpu coverage: {', '.join(c.core_name for c in CONFIGS)} ({' '.join(FLAGS)})")
-    files, bins = (args.from_files, {}) if args.from_files else run_regression(args.seed)
+    raw_bins = OUT / "functional_bins.json"      # per program, kept for --from-files
+    if args.from_files:
+        files = args.from_files
+        bins = json.loads(raw_bins.read_text()) if raw_bins.exists() else {}
+    else:
+        files, bins = run_regression(args.seed)
+        raw_bins.write_text(json.dumps(bins))
     merged = merge(files)
     excluder = Excluder(sims=len(files), verilog_dir=OUT / "verilog")
     summary = summarize(merged, excluder)
