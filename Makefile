@@ -17,7 +17,7 @@ POWER_SIZE ?= 4x4
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model model-accuracy fmax fuzz formal coverage test test-fast bench bench-harness harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model model-accuracy fmax fuzz formal coverage requant-add test test-fast bench bench-harness harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
 
 all: help
 
@@ -27,6 +27,7 @@ help:
 	@echo "make test     whole regression: unit tests + cocotb on Icarus and Verilator"
 	@echo "make fuzz     N random legal programs per configuration (SEED=, SCHEDULER=tcp://...) on every back end"
 	@echo "make formal   prove the formal properties (SymbiYosys from PyPI): one line per property, build/formal"
+	@echo "make requant-add the requantizer's add mode (RTL, Amaranth sim) on all 65536 input pairs per grid (minutes)"
 	@echo "make coverage line/toggle coverage + functional bins (Verilator): build/coverage, fails below the baseline (UPDATE=1 rewrites it)"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
 	@echo "make bench-harness  the harness's speed per array size beside the cocotb bench (build/bench.json)"
@@ -86,6 +87,11 @@ fuzz: bootstrap
 
 formal: bootstrap
 	$(PY) -m testbench.formal
+
+# The requantizer's add mode (RTL, Amaranth simulator) on all 65536 (a, b) pairs of each test
+# grid, not the sample make test uses: several minutes.
+requant-add: bootstrap
+	KNPU_ADD_ALL_PAIRS=1 $(PY) -m pytest testbench/test_requant.py -k add_mode -q
 
 # Fails when a module's line or toggle coverage drops below testbench/coverage_baseline.json;
 # UPDATE=1 writes the baseline from this run instead.

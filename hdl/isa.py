@@ -140,9 +140,17 @@ FIELDS: dict[Opcode, dict[str, Field]] = {
                            ("clamp_min", 8, "signed", "lower int8 bound (all lanes)"),
                            ("clamp_max", 8, "signed", "upper int8 bound (all lanes)"),
                            ("bias", 32, "signed", "int32 added to the accumulator first"),
-                           ("rounding", 1, "requantization mode (all lanes): 0 TFLite "
+                           ("rounding", 2, "requantization mode (all lanes): 0 TFLite "
                                            "(SRDHM + rounding shift), 1 onnxruntime (float32 "
-                                           "product, round half to even)")),
+                                           "product, round half to even), 2 add (QLinearAdd of "
+                                           "two int8 tensors packed as acc = b - 256*a: "
+                                           "multiplier = ma + (sa << 24), shift = k, zero_point "
+                                           "= the stored values' offset; see hdl/requant.py); "
+                                           "3 is refused"),
+                           ("add_inner", 1, "1: only set the add mode's shared inner-sum "
+                                            "constants (multiplier = mb + (sb << 24), bias = mf, "
+                                            "shift = sf); lanes, zero point, clamp and mode "
+                                            "keep their values")),
 }
 
 CONFIG_ALL_LANES = 255
@@ -249,7 +257,7 @@ def operands_ok(cfg, op: Opcode, f, preloads=0):
         return (f["nrows"] != 0) & (f["ncols"] != 0) & (f["ncols"] <= C) & \
             (f["acc_addr"] + f["nrows"] <= cfg.acc_lines)
     if op == Opcode.CONFIG:
-        return (f["lane"] == CONFIG_ALL_LANES) | (f["lane"] < C)
+        return ((f["lane"] == CONFIG_ALL_LANES) | (f["lane"] < C)) & (f["rounding"] != 3)
     return True
 
 

@@ -563,12 +563,15 @@ class StoreUnit(wiring.Component):
         lane_shift = [Signal(signed(8), name=f"shift{i}", init=1) for i in range(C)]
         lane_bias = [Signal(signed(32), name=f"bias{i}") for i in range(C)]
         zp, cmin, cmax = Signal(signed(8)), Signal(signed(8), init=-128), Signal(signed(8), init=127)
-        mode = Signal()
+        mode = Signal(2)
+        inner_mult, inner_bias = Signal(32), Signal(signed(32))
+        inner_shift = Signal(8)
         for i in range(C):
             m.d.comb += [rq.multiplier[i].eq(lane_mult[i]), rq.shift[i].eq(lane_shift[i]),
                          rq.bias[i].eq(lane_bias[i])]
         m.d.comb += [rq.zero_point.eq(zp), rq.clamp_min.eq(cmin), rq.clamp_max.eq(cmax),
-                     rq.mode.eq(mode), rq.en.eq(1)]
+                     rq.mode.eq(mode), rq.inner_multiplier.eq(inner_mult),
+                     rq.inner_bias.eq(inner_bias), rq.inner_shift.eq(inner_shift), rq.en.eq(1)]
 
         word = self.insn.payload
         op = isa.opcode_bits(word)
@@ -596,7 +599,11 @@ class StoreUnit(wiring.Component):
                      self.wait_token.eq(self.insn.valid & ~busy & ~tokens_ok)]
         with m.If(go & ~operands_ok & (self.error == 0)):
             m.d.sync += self.error.eq(ErrorCode.BAD_OPERAND)
-        with m.If(go & operands_ok & is_config):
+        with m.If(go & operands_ok & is_config & _field(word, Opcode.CONFIG, "add_inner")):
+            m.d.sync += [inner_mult.eq(_field(word, Opcode.CONFIG, "multiplier")),
+                         inner_bias.eq(_field(word, Opcode.CONFIG, "bias")),
+                         inner_shift.eq(_field(word, Opcode.CONFIG, "shift"))]
+        with m.Elif(go & operands_ok & is_config):
             for i in range(C):
                 with m.If((lane == isa.CONFIG_ALL_LANES) | (lane == i)):
                     m.d.sync += [

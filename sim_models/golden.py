@@ -42,6 +42,7 @@ __all__ = [
     "multiply_by_quantized_multiplier", "quantize_multiplier", "activation_range",
     "requantize", "ACTIVATIONS", "max_accumulate", "max_pool_nhwc", "fma32",
     "qlinear_add", "qlinear_add_constants", "AddGrid", "round_significant", "qlinear_add_grid",
+    "pack_add", "requantize_add",
 ]
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -396,3 +397,45 @@ def qlinear_add_grid(a, b, g: AddGrid, lo: int = -128, hi: int = 127) -> np.ndar
     half = np.int64(1) << max(g.k - 1, 0) if g.k else np.int64(0)
     up = (rem > half) | ((rem == half) & (q & 1 == 1)) if g.k else False
     return np.clip(q + up, lo, hi)
+
+
+def pack_add(a, b) -> np.ndarray:
+    """Two int8 tensors (stored values) as the add mode's accumulator: ``b - 256*a``."""
+    return _as_i64(b) - 256 * _as_i64(a)
+
+
+def _shl_wrap(x, amount, bits: int) -> np.ndarray:
+    """``x << amount`` (amount 0..63) kept to ``bits``-bit two's complement."""
+    x, amount = np.broadcast_arrays(_as_i64(x), _as_i64(amount))
+    return wrap((x.astype(np.uint64) << amount.astype(np.uint64)).view(np.int64), bits)
+
+
+def requantize_add(acc, multiplier, shift, inner, zero_point: int = 0,
+                   clamp: tuple[int, int] = (-128, 127), bias=0) -> np.ndarray:
+    """The requantizer's add mode (``hdl.requant``) on any register values: ``acc + bias``
+    (32-bit wrap) unpacked as ``b - 256*a`` (:func:`pack_add`), both minus ``zero_point``
+    (the stored values' offset: 0 for int8, -128 for uint8 held as int8; 10-bit wrap), then
+    :func:`qlinear_add_grid` with ``multiplier = ma | sa << 24``, ``shift = k`` (low 6 bits
+    each, per lane), ``inner = (mb | sb << 24, mf, sf)`` (shared), every sum wrapped to
+    ``ADD_BITS`` bits; the result (saturated to +-2**32) plus ``zero_point``, clamped.  For
+    a grid ``sim_models.compiler_ops.add_grid`` accepts nothing wraps and this is exactly
+    :func:`qlinear_add_grid` on the tensors' values."""
+    from hdl.requant import ADD_BITS, ADD_SIGNIFICANT
+    s0 = wrap(_as_i64(acc) + _as_i64(bias), 32)
+    b = wrap(((s0 & 0xFF) ^ 0x80) - 0x80 - zero_point, 10)
+    a = wrap(-((s0 >> 8) + ((s0 >> 7) & 1)) - zero_point, 10)
+    mult = _as_i64(multiplier) & 0xFFFFFFFF
+    ma, sa, k = mult & 0xFFFFFF, (mult >> 24) & 63, _as_i64(shift) & 63
+    inner_mult, mf, sf = (_as_i64(v) for v in inner)
+    mb, sb = (inner_mult & 0xFFFFFF), (inner_mult >> 24) & 63
+    t1 = wrap(_shl_wrap(b * mb, sb, ADD_BITS) + _shl_wrap(mf, sf & 63, ADD_BITS), ADD_BITS)
+    s1 = wrap(round_significant(t1, ADD_SIGNIFICANT), ADD_BITS)
+    t2 = wrap(_shl_wrap(a * ma, sa, ADD_BITS) + s1, ADD_BITS)
+    s2 = wrap(round_significant(t2, ADD_SIGNIFICANT), ADD_BITS)
+    k = np.broadcast_to(np.minimum(k, ADD_BITS), s2.shape)   # beyond: every bit dropped alike
+    q, rem = s2 >> k, s2 & ((np.int64(1) << k) - 1)
+    half = np.where(k > 0, np.int64(1) << np.maximum(k - 1, 0), 0)
+    q = q + ((k > 0) & ((rem > half) | ((rem == half) & (q & 1 == 1))))
+    q = np.clip(q, -(1 << 32), 1 << 32) + zero_point
+    lo, hi = clamp
+    return np.where(q < lo, lo, np.where(q > hi, hi, q))

@@ -49,7 +49,8 @@ class FunctionalNPU:
         self.shift = np.ones(cfg.cols, np.int64)
         self.bias = np.zeros(cfg.cols, np.int64)
         self.zero_point, self.clamp = 0, (-128, 127)
-        self.rounding = 0                        # 0 TFLite, 1 onnxruntime (CONFIG)
+        self.rounding = 0                        # 0 TFLite, 1 onnxruntime, 2 add (CONFIG)
+        self.add_inner = (0, 0, 0)               # the add mode's shared (mb|sb<<24, mf, sf)
 
     # -- memory helpers ------------------------------------------------------------------
     def _check_dram(self, addr: int, nbytes: int):
@@ -121,6 +122,8 @@ class FunctionalNPU:
             else:
                 base = self.acc[rows] if i["accumulate"] else 0
                 self.acc[rows] = golden.wrap(base + result, 32)
+        elif op == Opcode.CONFIG and i["add_inner"]:
+            self.add_inner = (golden.wrap(i["multiplier"], 32), i["bias"], i["shift"])
         elif op == Opcode.CONFIG:
             lane = i["lane"]
             lanes = slice(None) if lane == isa.CONFIG_ALL_LANES else slice(lane, lane + 1)
@@ -146,6 +149,9 @@ class FunctionalNPU:
     def _requantize(self, block, nc, lo, hi):
         # Clamp bounds come from the instruction and may be any int8 pair; the hardware
         # clamps with max(min(x, hi), lo) order: lower bound checked first.
+        if self.rounding == 2:   # QLinearAdd of a packed pair (hdl.requant)
+            return golden.requantize_add(block, self.mult[:nc], self.shift[:nc], self.add_inner,
+                                         self.zero_point, (lo, hi), self.bias[:nc])
         acc = golden.wrap(block + self.bias[:nc], 32)
         if self.rounding:        # the multipliers hold float32 scales' bits
             scale = golden.wrap(self.mult[:nc], 32).astype("<i4").view(np.float32)

@@ -67,9 +67,10 @@ RULES = [
     (WS, Opcode.STORE, dict(acc_addr=15, nrows=2, ncols=3), 0, False),
     (WS, Opcode.STORE, dict(acc_addr=0, nrows=1, ncols=4), 0, False),
     (WS, Opcode.STORE, dict(acc_addr=0, nrows=1, ncols=0), 0, False),
-    (WS, Opcode.CONFIG, dict(lane=2), 0, True),
-    (WS, Opcode.CONFIG, dict(lane=isa.CONFIG_ALL_LANES), 0, True),
-    (WS, Opcode.CONFIG, dict(lane=3), 0, False),
+    (WS, Opcode.CONFIG, dict(lane=2, rounding=0), 0, True),
+    (WS, Opcode.CONFIG, dict(lane=isa.CONFIG_ALL_LANES, rounding=2), 0, True),
+    (WS, Opcode.CONFIG, dict(lane=3, rounding=1), 0, False),
+    (WS, Opcode.CONFIG, dict(lane=2, rounding=3), 0, False),       # no mode 3
     (WS, Opcode.SYNC, {}, 0, True),
 ]
 

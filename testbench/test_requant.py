@@ -1,9 +1,11 @@
 """The Requantizer HDL against golden.requantize, bit for bit, in Amaranth's simulator."""
 
+import os
+
 import numpy as np
 from amaranth.sim import Simulator
 
-from hdl.requant import LATENCY, Requantizer
+from hdl.requant import ADD_WIDTH, LATENCY, Requantizer
 from sim_models import golden
 
 from .stimulus import stimulus_seed
@@ -34,13 +36,17 @@ def test_requantizer_matches_golden_on_random_and_edge_values():
 
 def _drive(lanes, accs, cases):
     """Stream ``accs`` through a requantizer once per case ``(multiplier, shift, zero point,
-    clamp, bias, mode)`` (per-lane arrays); the outputs of each case, in order."""
+    clamp, bias, mode[, inner multiplier, bias, shift])`` (per-lane arrays); the outputs of
+    each case, in order."""
     dut = Requantizer(lanes)
     got = []
 
     async def bench(ctx):
         ctx.set(dut.en, 1)
-        for m_, s_, zp, (lo, hi), b_, mode in cases:
+        for m_, s_, zp, (lo, hi), b_, mode, *inner in cases:
+            for port, value in zip((dut.inner_multiplier, dut.inner_bias, dut.inner_shift),
+                                   inner[0] if inner else (0, 0, 0)):
+                ctx.set(port, value)
             for i in range(lanes):
                 ctx.set(dut.bias[i], int(b_[i]))
                 ctx.set(dut.multiplier[i], int(m_[i]))
@@ -156,3 +162,85 @@ def test_requantizer_onnxruntime_mode_on_any_scale_bits():
         got = _run_ort_mode(lanes, accs, scales, [(3, (-128, 127), np.zeros(lanes, int))])[0]
         want = golden.requantize_ort(accs, scales, 3)
         assert np.array_equal(got, want), (np.argwhere(got != want)[:5], [hex(w) for w in words])
+
+
+def _add_grids():
+    """Grids for the add mode: QLinearAdds with random ResNet-like scales and zero points
+    (int8 and uint8), then boundary grids: the widest shifts ``add_grid`` accepts within
+    ADD_WIDTH, a zero fixed term, and ties at every rounding (power-of-two ratios)."""
+    from sim_models.compiler_ops import add_grid
+    rng = np.random.default_rng(SEED + 9)
+    grids = []
+    for unsigned in (False, True):
+        sh = 128 if unsigned else 0
+        while len(grids) < 2 + 2 * unsigned:
+            sa, sb, sc = (np.float32(10 ** rng.uniform(-2.5, -0.5)) for _ in range(3))
+            za, zb, zc = (int(rng.integers(-30, 30)) + sh for _ in range(3))
+            g = add_grid(sa, za, sb, zb, sc, zc, unsigned, width=ADD_WIDTH)
+            if g is not None:
+                grids.append((g, unsigned))
+    ties = add_grid(np.float32(0.5), 0, np.float32(0.25), 0, np.float32(1.0), 0)  # mf = 0
+    assert ties is not None and ties.mf == 0
+    widest = golden.AddGrid(ma=(1 << 24) - 1, sa=ADD_WIDTH - 33, mb=(1 << 24) - 1,
+                            sb=ADD_WIDTH - 33, mf=-((1 << 24) - 1), sf=ADD_WIDTH - 34,
+                            k=ADD_WIDTH - 10)
+    halves = golden.AddGrid(ma=1 << 23, sa=0, mb=3 << 22, sb=0, mf=1 << 22, sf=0, k=24)
+    return grids + [(ties, False), (widest, False), (halves, True)]
+
+
+def _add_pairs(every: bool):
+    """Stored (a, b) pairs: all 65536, or (the default, seconds) every pair with an extreme
+    or zero operand plus 512 random ones."""
+    v = np.arange(-128, 128)
+    a, b = (x.ravel() for x in np.meshgrid(v, v))
+    if every:
+        return a, b
+    edge = np.isin(a, (-128, 0, 127)) | np.isin(b, (-128, 0, 127))
+    pick = np.flatnonzero(edge | np.isin(np.arange(a.size), np.random.default_rng(
+        SEED + 11).choice(a.size, 512, replace=False)))
+    pick = pick[: pick.size // 8 * 8]
+    return a[pick], b[pick]
+
+
+def test_requantizer_add_mode_matches_qlinear_add_grid():
+    """The add mode (RTL) on stored (a, b) pairs packed as ``b - 256*a`` -- all 65536 with
+    ``KNPU_ADD_ALL_PAIRS=1`` (``make requant-add``, minutes), else the extreme/zero rows and
+    columns and random pairs -- for ResNet-like and boundary grids, int8 and uint8 (held as
+    int8, zero point -128): equal to ``golden.qlinear_add_grid`` on the tensors' values and
+    to ``golden.requantize_add``."""
+    lanes = 8
+    a, b = _add_pairs(os.environ.get("KNPU_ADD_ALL_PAIRS") == "1")
+    accs = golden.pack_add(a, b).reshape(-1, lanes)
+    cases, wants = [], []
+    for g, unsigned in _add_grids():
+        zp, (lo, hi) = (-128, (0, 255)) if unsigned else (0, (-128, 127))
+        assert max(256 * ((g.ma << g.sa) + (g.mb << g.sb)) + (abs(g.mf) << g.sf),
+                   1 << g.k).bit_length() <= ADD_WIDTH + 1
+        mult = np.full(lanes, g.ma | g.sa << 24)
+        cases.append((mult, np.full(lanes, g.k), zp, (-128, 127), np.zeros(lanes, int), 2,
+                      (g.mb | g.sb << 24, g.mf, g.sf)))
+        want = golden.qlinear_add_grid(a - zp, b - zp, g, lo, hi) + zp
+        assert np.array_equal(want, golden.requantize_add(
+            golden.pack_add(a, b), mult[0], g.k, cases[-1][-1], zp))
+        wants.append(want.reshape(-1, lanes))
+    for (g, _), out, want in zip(_add_grids(), _drive(lanes, accs, cases), wants):
+        assert np.array_equal(out, want), (g, np.argwhere(out != want)[:5])
+
+
+def test_requantizer_add_mode_on_any_register_bits():
+    """Values no compiler sends (random accumulators, constants and shifts up to 63, bias,
+    any zero point): every sum wraps as ``golden.requantize_add`` defines."""
+    lanes = 4
+    rng = np.random.default_rng(SEED + 10)
+    accs = rng.integers(golden.INT32_MIN, golden.INT32_MAX, (400, lanes), endpoint=True)
+    cases = []
+    for _ in range(4):
+        cases.append((rng.integers(0, 1 << 32, lanes), rng.integers(-128, 128, lanes),
+                      int(rng.integers(-128, 128)), (-100, 90),
+                      rng.integers(golden.INT32_MIN, golden.INT32_MAX, lanes), 2,
+                      (int(rng.integers(0, 1 << 32)), int(rng.integers(-(1 << 31), 1 << 31)),
+                       int(rng.integers(0, 256)))))
+    for case, out in zip(cases, _drive(lanes, accs, cases)):
+        mult, shift, zp, clamp, bias, _, inner = case
+        want = golden.requantize_add(accs, mult, shift, inner, zp, clamp, bias)
+        assert np.array_equal(out, want), np.argwhere(out != want)[:5]
