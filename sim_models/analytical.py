@@ -158,8 +158,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                 loaded.add(ki)
                 read = 0
                 if load_w:                                    # one LOAD of weights
-                    read += round(kt * _mean_row_beats(nt, N, k_first[ki] * N + n0, B)) + \
-                        LOAD_LATENCY
+                    read += kt * _beats(nt, B) + LOAD_LATENCY   # rows as aligned (fitted)
                     ev.dram_bytes += kt * nt + isa.INSN_BYTES
                     ev.sp_write_bytes += kt * sp_w
                 if load_a:                                    # A: one LOAD per segment
@@ -239,9 +238,7 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
                 ky, kx, c0, kt = tiles[ki]
                 read = 0
                 if load_w:
-                    k0 = (ky * layer.kw + kx) * cin + c0
-                    read += round(kt * _mean_row_beats(nt, layer.n, k0 * layer.n + n0, B)) + \
-                        LOAD_LATENCY
+                    read += kt * _beats(nt, B) + LOAD_LATENCY   # as in _ws_gemm
                     ev.dram_bytes += kt * nt + isa.INSN_BYTES
                     ev.sp_write_bytes += kt * sp_w
                 if c0 not in loaded:
