@@ -24,6 +24,7 @@ import numpy as np
 from hdl import isa
 from hdl.config import NPUConfig
 from hdl.isa import Opcode
+from hdl.requant import MODES
 
 from . import golden
 from .isa_sim import FunctionalNPU, RunResult
@@ -39,7 +40,7 @@ class LayerError(ValueError):
     """The layer is malformed or cannot be mapped onto this core; raised before any run."""
 
 
-ROUNDINGS = ("tflite", "onnxruntime")
+ROUNDINGS = MODES[:2]          # what Requant takes; the add mode comes from compile_add
 #: The onnxruntime mode's scales: positive normal float32 in this range (the requantizer's
 #: float32 emulation has no subnormals; a larger scale saturates every output anyway).
 ORT_SCALE_RANGE = (2.0 ** -100, 2.0 ** 32)
@@ -54,10 +55,14 @@ class RequantParams:
     bias: np.ndarray
     zero_point: int
     clamp: tuple
-    rounding: int                        # index into ROUNDINGS
+    rounding: int                        # index into hdl.requant.MODES
+    inner: tuple | None = None           # the add mode's shared (mb | sb << 24, mf, sf)
 
     def requantize(self, acc) -> np.ndarray:
         """The golden output of this stage for int32 sums ``acc`` (M x N)."""
+        if MODES[self.rounding] == "add":
+            return golden.requantize_add(acc, self.mult, self.shift, self.inner,
+                                         self.zero_point, self.clamp, self.bias)
         if self.rounding:
             scale = self.mult.astype("<i4").view(np.float32)
             return golden.requantize_ort(acc, scale, self.zero_point, self.clamp, self.bias)
@@ -291,6 +296,10 @@ def _emit_config(prog, params: RequantParams, n0, nt, per_lane):
     lo, hi = params.clamp
     common = dict(zero_point=params.zero_point, clamp_min=lo, clamp_max=hi,
                   rounding=params.rounding)
+    if params.inner is not None:           # the add mode's shared constants, lanes untouched
+        inner_mult, mf, sf = params.inner
+        prog.emit(Opcode.CONFIG, lane=isa.CONFIG_ALL_LANES, multiplier=inner_mult, bias=mf,
+                  shift=sf, add_inner=1)
     if not per_lane:
         prog.emit(Opcode.CONFIG, lane=isa.CONFIG_ALL_LANES,
                   multiplier=int(golden.wrap(mult[0], 32)), shift=int(shift[0]),

@@ -29,12 +29,14 @@ import numpy as np
 
 from hdl.config import NPUConfig
 from hdl.isa import Opcode
+from hdl.requant import ADD_WIDTH, MODES
 
 from . import golden
-from .compiler import Layer, LayerError, Requant, _check_int8, _emit_config, _finish, _Image, \
-    _Program
+from .compiler import Layer, LayerError, Requant, RequantParams, _check_int8, _emit_config, \
+    _finish, _Image, _Program
 
-__all__ = ["IDENTITY_REQUANT", "INT8_MIN", "compile_maxpool", "add_grid"]
+__all__ = ["IDENTITY_REQUANT", "INT8_MIN", "compile_maxpool", "add_grid", "add_params",
+           "compile_add"]
 
 #: What padding holds for max pooling: the smallest int8, which never beats a real value.
 INT8_MIN = -128
@@ -174,3 +176,108 @@ def add_grid(sa, za, sb, zb, sc, zc, unsigned: bool = False,
                           golden.qlinear_add(a, sa, za, b, sb, zb, sc, zc, lo, hi)):
         return None
     return g
+
+
+def add_params(g: golden.AddGrid, n: int, unsigned: bool = False,
+               clamp: tuple = (-128, 127)) -> RequantParams:
+    """The add mode's CONFIG values for ``n`` lanes: grid ``g`` (from :func:`add_grid` with
+    ``width`` at most ``hdl.requant.ADD_WIDTH``), zero point 0 for int8 tensors or -128 for
+    uint8 ones held as int8 (the requantizer subtracts it from both inputs and adds it to
+    the result), ``clamp`` (int8-held values: a fused activation's range)."""
+    if not (len(clamp) == 2 and -128 <= clamp[0] <= clamp[1] <= 127):
+        raise LayerError(f"clamp {clamp} is not an int8 range (lo <= hi)")
+    fields = dict(ma=g.ma, mb=g.mb, sa=g.sa, sb=g.sb, sf=g.sf, k=g.k)
+    if not (0 <= g.ma < 1 << 24 and 0 <= g.mb < 1 << 24 and -(1 << 31) <= g.mf < 1 << 31
+            and all(0 <= fields[f] < 64 for f in ("sa", "sb", "sf", "k"))):
+        raise LayerError(f"add grid {g} does not fit the add mode's CONFIG fields")
+    full = lambda v: np.full(n, v, np.int64)
+    return RequantParams(full(golden.wrap(g.ma | g.sa << 24, 32)), full(g.k), full(0),
+                         -128 if unsigned else 0, tuple(map(int, clamp)), MODES.index("add"),
+                         (int(golden.wrap(g.mb | g.sb << 24, 32)), g.mf, g.sf))
+
+
+def _schedule_add(cfg, prog, srcs, M, C, tiles_line, out_addr, t):
+    """Emit the add's schedule (see :func:`compile_add`); returns its meta data."""
+    neg_line, one_line = tiles_line, tiles_line + t
+    Mb = min(M, cfg.acc_lines // 2, tiles_line // 2)
+    if Mb < 1:
+        raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
+    prog.emit(Opcode.LOAD, sp_addr=neg_line, nrows=2 * t, ncols=t, dram_addr=srcs[2],
+              dram_stride=t, push_next=1)
+    step = tile = 0
+    for m0 in range(0, M, Mb):
+        mb = min(Mb, M - m0)
+        for c0 in range(0, C, t):
+            ct = min(t, C - c0)
+            slot = [0, cfg.acc_lines // 2][tile % 2]
+            # a through -128*I twice (overwrite, then accumulate), b through I: b - 256*a.
+            for src, passes in ((srcs[0], (neg_line, neg_line)), (srcs[1], (one_line,))):
+                a_line = (step % 2) * Mb
+                prog.emit(Opcode.LOAD, sp_addr=a_line, nrows=mb, ncols=ct,
+                          dram_addr=src + m0 * C + c0, dram_stride=C,
+                          pop_next=int(step >= 2), push_next=1)
+                for j, w_line in enumerate(passes):
+                    first, last = src == srcs[0] and j == 0, src == srcs[1]
+                    prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=ct,
+                              pop_prev=int(step == 0 and j == 0))
+                    prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
+                              accumulate=int(not first), pop_prev=int(j == 0),
+                              push_prev=int(j == len(passes) - 1), push_next=int(last),
+                              pop_next=int(first and tile >= 2))
+                step += 1
+            prog.emit(Opcode.STORE, acc_addr=slot, nrows=mb, ncols=ct, raw=0,
+                      dram_addr=out_addr + m0 * C + c0, dram_stride=C, pop_prev=1, push_prev=1)
+            tile += 1
+    prog.emit(Opcode.HALT)
+    return {"steps": step, "tiles": tile, "Mb": Mb}
+
+
+def compile_add(cfg: NPUConfig, a, b, grid: golden.AddGrid, unsigned: bool = False,
+                clamp: tuple = (-128, 127), name: str = "add") -> Layer:
+    """QLinearAdd of two int8 tensors on the NPU (the requantizer's add mode).
+
+    Parameters
+    ----------
+    cfg : NPUConfig
+        A weight-stationary core.
+    a, b : int8 arrays of one shape, channels last
+        The stored inputs (uint8 tensors held as int8, ``u - 128``); ``a`` is the operand of
+        the outer FMA, as in :func:`golden.qlinear_add_grid`.
+    grid : golden.AddGrid
+        From :func:`add_grid` with ``width <= hdl.requant.ADD_WIDTH``.
+    unsigned : bool
+        The tensors are uint8 (held as int8).
+    clamp : (int, int)
+        Output range (int8-held values), e.g. a fused Relu's.
+
+    Returns
+    -------
+    Layer
+        The int8 sum (stored values), same shape, densely at ``out_addr``; ``a`` at address
+        0 of the image, then ``b``.  Per block of pixels and tile of channels the array
+        packs ``b - 256*a`` into the accumulator (``a`` through a resident ``-128*I`` tile
+        twice, ``b`` through ``I``), stored through the add mode.
+    """
+    if cfg.dataflow != "ws":
+        raise LayerError(f"{name}: the add runs on weight-stationary cores only (an output-"
+                         f"stationary COMPUTE reads A transposed, which loads of an NHWC "
+                         f"tensor cannot provide)")
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.ndim < 1 or a.size == 0:
+        raise LayerError(f"{name}: inputs of shapes {a.shape} and {b.shape}: an add takes two "
+                         f"non-empty tensors of one shape (broadcasting stays on the host)")
+    shape, C = a.shape, a.shape[-1]
+    a = _check_int8(f"{name}: input a", a.reshape(-1, C), 2)
+    b = _check_int8(f"{name}: input b", b.reshape(-1, C), 2)
+    params = add_params(grid, C, unsigned, clamp)
+    t = min(cfg.rows, cfg.cols)
+    tiles_line = cfg.sp_lines - 2 * t
+    image, prog = _Image(), _Program()
+    srcs = (image.put(a, np.int8), image.put(b, np.int8),
+            image.put(np.concatenate([-128 * np.eye(t, dtype=np.int64),
+                                      np.eye(t, dtype=np.int64)]), np.int8))
+    out_addr = image.alloc(a.size)
+    _emit_config(prog, params, 0, C, per_lane=False)
+    meta = _schedule_add(cfg, prog, srcs, a.shape[0], C, tiles_line, out_addr, t)
+    return _finish(cfg, name, image, prog, out_addr, shape, params, golden.pack_add(a, b),
+                   3 * a.size, {**meta, "op": "add", "M": a.shape[0], "K": 3 * C, "N": C})

@@ -12,7 +12,7 @@ from hdl.config import NPUConfig
 from hdl.isa import Opcode
 from sim_models import golden
 from sim_models.compiler import LayerError
-from sim_models.compiler_ops import compile_maxpool
+from sim_models.compiler_ops import add_grid, compile_add, compile_maxpool
 
 WS = NPUConfig(rows=4, cols=4, dataflow="ws", bus_bits=128, sp_lines=1024, acc_lines=128)
 CASES = [  # (H, W, C), kernel, stride, dilation
@@ -114,7 +114,6 @@ def test_add_grid_reproduces_qlinear_add_on_every_pair(unsigned):
     """QLinearAdd's two float32 FMAs as fixed-point integer logic (the datapath an NPU add
     mode would implement): for random scales and zero points a grid within 48 bits exists
     and equals the host kernel (itself checked against onnxruntime) on all 65536 pairs."""
-    from sim_models.compiler_ops import add_grid
     from sim_models.onnx_frontend.host_ops import qlinear_add
     rng = np.random.default_rng(9 + unsigned)
     v = np.arange(-128, 128)
@@ -131,3 +130,63 @@ def test_add_grid_reproduces_qlinear_add_on_every_pair(unsigned):
     with_grid = add_grid(np.float32(0.02), 3, np.float32(0.03), -5, np.float32(0.05), 1)
     assert with_grid is not None and add_grid(np.float32(0.02), 3, np.float32(0.03), -5,
                                               np.float32(0.05), 1, width=20) is None
+
+
+def _random_add(rng, unsigned, shape):
+    """A QLinearAdd with random scales and zero points (int8-held values), its grid and
+    random stored inputs; zero points given in the int8-held domain, as host_ops takes them."""
+    from hdl.requant import ADD_WIDTH
+    sh = 128 if unsigned else 0
+    while True:
+        scales = tuple(np.float32(10 ** rng.uniform(-2.5, -0.5)) for _ in range(3))
+        zps = tuple(int(rng.integers(-40, 40)) for _ in range(3))
+        (sa, sb, sc), (za, zb, zc) = scales, zps
+        g = add_grid(sa, za + sh, sb, zb + sh, sc, zc + sh, unsigned, width=ADD_WIDTH)
+        if g is not None:
+            break
+    a, b = (rng.integers(-128, 128, shape) for _ in range(2))
+    return a, b, g, (sa, za, sb, zb, sc, zc)
+
+
+@pytest.mark.parametrize("unsigned", [False, True])
+@pytest.mark.parametrize("shape", [(5, 7, 6), (9, 9, 9), (3, 1)])        # (9, 9, 9): 2 blocks
+def test_compiled_add_functional_equals_host_qlinear_add(unsigned, shape):
+    """compile_add on the functional model against host_ops.qlinear_add (onnxruntime's
+    kernel), int8 and uint8 (held as int8): several pixel blocks and channel tiles."""
+    from sim_models.onnx_frontend.host_ops import qlinear_add
+    rng = np.random.default_rng(20 + unsigned + len(shape))
+    a, b, g, (sa, za, sb, zb, sc, zc) = _random_add(rng, unsigned, shape)
+    layer = compile_add(WS, a.astype(np.int8), b.astype(np.int8), g, unsigned)
+    result, out = layer.run_functional()
+    want = qlinear_add(a, sa, za, b, sb, zb, sc, zc, unsigned)
+    assert result.done and np.array_equal(out, want) and np.array_equal(layer.expected, want)
+
+
+def test_add_refusals():
+    a = np.zeros((4, 4), np.int8)
+    g = add_grid(np.float32(0.02), 3, np.float32(0.03), -5, np.float32(0.05), 1)
+    with pytest.raises(LayerError, match="res_add: the add runs on weight-stationary"):
+        compile_add(NPUConfig(rows=4, cols=4, dataflow="os"), a, a, g, name="res_add")
+    with pytest.raises(LayerError, match="shapes"):
+        compile_add(WS, a, a[:2], g)
+    with pytest.raises(LayerError, match="does not fit"):
+        compile_add(WS, a, a, golden.AddGrid(1 << 24, 0, 1, 0, 0, 0, 0))
+    with pytest.raises(LayerError, match="uint8"):
+        compile_add(WS, a.astype(np.uint8), a, g)
+
+
+@pytest.mark.rtl
+def test_add_on_verilator_equals_models():
+    """The RTL's add mode in the core (CONFIG add_inner, mode 2): memory equal to the
+    functional model's, every counter equal to the cycle model's (shared 4x4 WS build)."""
+    from testbench import run
+    rng = np.random.default_rng(31)
+    for unsigned in (False, True):
+        a, b, g, _ = _random_add(rng, unsigned, (6, 5, 7))
+        layer = compile_add(WS, a.astype(np.int8), b.astype(np.int8), g, unsigned)
+        rtl = run(WS, layer.dram, layer.program_addr, program=layer.program,
+                  backend="verilator")
+        model = run(WS, layer.dram, layer.program_addr, program=layer.program, backend="model")
+        assert rtl.done and np.array_equal(layer.output(rtl.dram), layer.expected)
+        assert rtl.dram == model.dram
+        assert rtl.counters == model.counters
