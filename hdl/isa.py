@@ -223,6 +223,10 @@ class Fields:
         bits = self.word[f.lsb:f.lsb + f.width]
         return bits.as_signed() if f.signed else bits
 
+    def get(self, name: str, default=None):
+        """Like ``dict.get``: every field of ``op`` is present in a word."""
+        return self[name]
+
 
 def operands_ok(cfg, op: Opcode, f, preloads=0):
     """Whether the operands of ``op`` fit the core ``cfg``; otherwise the core stops with
@@ -257,7 +261,8 @@ def operands_ok(cfg, op: Opcode, f, preloads=0):
         return (f["nrows"] != 0) & (f["ncols"] != 0) & (f["ncols"] <= C) & \
             (f["acc_addr"] + f["nrows"] <= cfg.acc_lines)
     if op == Opcode.CONFIG:
-        return ((f["lane"] == CONFIG_ALL_LANES) | (f["lane"] < C)) & (f["rounding"] != 3)
+        # A field missing from a dict of values is 0, as isa.encode writes it.
+        return ((f["lane"] == CONFIG_ALL_LANES) | (f["lane"] < C)) & (f.get("rounding", 0) != 3)
     return True
 
 

@@ -447,6 +447,9 @@ def bad_operand_cases(cfg: NPUConfig, rng=None) -> dict:
         "config_lane": (Opcode.CONFIG, dict(lane=rng.randint(C, 254), multiplier=1, shift=0,
                                             zero_point=0, clamp_min=-128, clamp_max=127,
                                             bias=0, rounding=0)),
+        "config_mode3": (Opcode.CONFIG, dict(lane=isa.CONFIG_ALL_LANES, multiplier=1, shift=0,
+                                             zero_point=0, clamp_min=-128, clamp_max=127,
+                                             bias=0, rounding=3)),
     }
     if cfg.dataflow == "ws":
         rules.update({

@@ -147,7 +147,8 @@ def program_bins(prog) -> Counter:
         if op == Opcode.CONFIG:
             lanes = "all-lanes" if d["lane"] == isa.CONFIG_ALL_LANES else "one-lane"
             clamp = CLAMPS.get((d["clamp_min"], d["clamp_max"]), "other")
-            mode = STORE_MODES[1 + d["rounding"]]
+            # A refused CONFIG (rounding 3) changes nothing; the add mode is not fuzzed.
+            mode = dict(enumerate(STORE_MODES[1:] + ("add",))).get(d["rounding"], mode)
         if op == Opcode.COMPUTE:
             mode = d["accumulate"] + (d["accumulate"] & d["acc_max"])
             c[f"compute_mode {COMPUTE_MODES[mode]}"] += 1
