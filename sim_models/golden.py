@@ -180,10 +180,13 @@ def rounding_divide_by_pot(x, exponent) -> np.ndarray:
 
 
 def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
-    """``x * multiplier * 2**(shift - 31)`` with TFLite rounding (see module doc)."""
+    """``x * multiplier * 2**(shift - 31)`` with TFLite rounding (see module doc).  Shifts
+    beyond what TFLite uses (-31..30) are defined as the requantizer reads them: a left
+    shift of the low 5 bits of ``shift``, a right shift of the low 6 bits of ``-shift``
+    (e.g. a lane left with the add mode's ``k`` when a CONFIG switches to TFLite)."""
     x, multiplier, shift = _as_i64(x), _as_i64(multiplier), _as_i64(shift)
-    left = np.maximum(shift, 0)
-    right = np.maximum(-shift, 0)
+    left = np.maximum(shift, 0) & 31
+    right = np.maximum(-shift, 0) & 63
     shifted = np.clip(x << left, INT32_MIN, INT32_MAX)
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
 

@@ -189,7 +189,8 @@ class _State:
             self.preloads += 1
         elif o.op == Opcode.COMPUTE and self.cfg.dataflow == "ws":
             self.preloads -= 1
-        elif o.op == Opcode.CONFIG and o.fields["lane"] == isa.CONFIG_ALL_LANES:
+        elif o.op == Opcode.CONFIG and o.fields["lane"] == isa.CONFIG_ALL_LANES and \
+                not o.fields.get("add_inner"):
             self.configured = True      # every lane's parameters are this program's
 
 
@@ -362,22 +363,40 @@ def _random_op(rng, cfg: NPUConfig, st: _State):
     return _random_config(rng, cfg, all_lanes=rng.random() < 0.4)
 
 
+def _add_constants(rng) -> tuple[int, int]:
+    """The add mode's ``m | s << 24`` (a 24-bit significand, a shift; or any 32 bits) and
+    ``k``-like shift (any 6 bits, or a typical 20..46)."""
+    packed = rng.choice([rng.randrange(1 << 23, 1 << 24) | rng.randint(0, 24) << 24,
+                         rng.randrange(0, 1 << 32)])
+    return packed, rng.choice([rng.randint(20, 46), rng.randint(-64, 63)])
+
+
 def _random_config(rng, cfg: NPUConfig, all_lanes: bool) -> Op:
-    """CONFIG with random requantization parameters (any Q31 multiplier, shift -63..31)."""
+    """CONFIG with random requantization parameters (any Q31 multiplier, shift -63..31), or
+    (1 in 8) the add mode's shared inner-sum constants (``add_inner``)."""
+    if rng.random() < 0.125:
+        packed, sf = _add_constants(rng)
+        mf = rng.choice([0, rng.randint(-(1 << 24), 1 << 24),
+                         rng.randint(-(1 << 31), (1 << 31) - 1)])
+        return Op(Opcode.CONFIG, dict(lane=isa.CONFIG_ALL_LANES, add_inner=1, multiplier=packed,
+                                      shift=sf, bias=mf))
     lo, hi = sorted(rng.randint(-128, 127) for _ in range(2))
     if rng.random() < 0.3:
         lo, hi = rng.choice([(-128, 127), (0, 127), (0, 6), (hi, lo)])
-    rounding = int(rng.random() < 0.3)      # onnxruntime: the multiplier is a float32 scale
+    # 1 onnxruntime: the multiplier is a float32 scale; 2 add: ma | sa << 24, shift = k
+    rounding = rng.choices([0, 1, 2], [0.55, 0.3, 0.15])[0]
     multiplier = rng.choice([rng.randrange(1 << 30, 1 << 31), rng.randrange(0, 1 << 32),
                              0, (1 << 31) - 1, 1 << 31])
-    if rounding:
+    shift = rng.choice([rng.randint(-12, 4), rng.randint(-63, 31), -63, 31, 0])
+    if rounding == 2:
+        multiplier, shift = _add_constants(rng)
+    if rounding == 1:
         lo_s, hi_s = ORT_SCALE_RANGE
         scale = 2.0 ** rng.uniform(math.log2(lo_s), math.log2(hi_s) - 1e-6)
         multiplier = struct.unpack("<I", struct.pack("<f", scale))[0]
     return Op(Opcode.CONFIG, dict(
         lane=isa.CONFIG_ALL_LANES if all_lanes else rng.randrange(cfg.cols),
-        rounding=rounding, multiplier=multiplier,
-        shift=rng.choice([rng.randint(-12, 4), rng.randint(-63, 31), -63, 31, 0]),
+        rounding=rounding, multiplier=multiplier, shift=shift,
         zero_point=rng.randint(-128, 127), clamp_min=lo, clamp_max=hi,
         bias=rng.choice([0, rng.randint(-(1 << 31), (1 << 31) - 1), rng.randint(-1000, 1000)])))
 

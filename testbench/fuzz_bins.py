@@ -39,7 +39,7 @@ CLAMPS = {(-128, 127): "none", (0, 127): "relu", (0, 6): "relu6"}
 FLAGS_OF = {Opcode.LOAD: ("pop_next", "push_next"), Opcode.LOAD_ACC: ("pop_next", "push_next"),
             Opcode.PRELOAD: ("pop_prev", "pop_next", "push_prev"),
             Opcode.COMPUTE: isa.FLAGS, Opcode.STORE: ("pop_prev", "push_prev")}
-STORE_MODES = ("raw", "tflite", "onnxruntime")
+STORE_MODES = ("raw", "tflite", "onnxruntime", "add")
 COMPUTE_MODES = ("overwrite", "accumulate", "max")
 LANES = ("all-lanes", "one-lane")
 #: the memory port pairs that can meet in one bank
@@ -144,11 +144,11 @@ def program_bins(prog) -> Counter:
         c[f"op {op.name}"] += 1
         for f in FLAGS_OF.get(op, ()):
             c[f"flag {op.name}.{f}"] += d[f]
-        if op == Opcode.CONFIG:
+        if op == Opcode.CONFIG and not d["add_inner"]:
             lanes = "all-lanes" if d["lane"] == isa.CONFIG_ALL_LANES else "one-lane"
             clamp = CLAMPS.get((d["clamp_min"], d["clamp_max"]), "other")
-            # A refused CONFIG (rounding 3) changes nothing; the add mode is not fuzzed.
-            mode = dict(enumerate(STORE_MODES[1:] + ("add",))).get(d["rounding"], mode)
+            # A refused CONFIG (rounding 3) changes nothing.
+            mode = dict(enumerate(STORE_MODES[1:])).get(d["rounding"], mode)
         if op == Opcode.COMPUTE:
             mode = d["accumulate"] + (d["accumulate"] & d["acc_max"])
             c[f"compute_mode {COMPUTE_MODES[mode]}"] += 1

@@ -244,3 +244,17 @@ def test_requantizer_add_mode_on_any_register_bits():
         mult, shift, zp, clamp, bias, _, inner = case
         want = golden.requantize_add(accs, mult, shift, inner, zp, clamp, bias)
         assert np.array_equal(out, want), np.argwhere(out != want)[:5]
+
+
+def test_requantizer_tflite_mode_on_shifts_beyond_tflite():
+    """Shifts no TFLite scale has but a lane may hold (the add mode's ``k`` left in a lane
+    when a CONFIG switches to TFLite): the golden model reads them as the RTL does."""
+    lanes = 4
+    rng = np.random.default_rng(SEED + 12)
+    accs = rng.integers(-3000, 3000, (80, lanes))
+    mult = np.array([26349970, 1 << 30, 145807677, golden.INT32_MAX])
+    for shift in ([50, 35, -64, -100], [46, 32, 63, -128]):
+        got = _drive(lanes, accs, [(mult, np.array(shift), 5, (-128, 127),
+                                    np.zeros(lanes, int), 0)])[0]
+        want = golden.requantize(accs, mult, np.array(shift), zero_point=5)
+        assert np.array_equal(got, want), (shift, np.argwhere(got != want)[:5])
