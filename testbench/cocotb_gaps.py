@@ -15,7 +15,7 @@
   accumulator bank compute accumulates into.  DRAM against the functional model, counters
   and handshakes against the cycle model, whose observations are these functional bins
   (written to ``KNPU_BINS_OUT`` when set: ``make coverage`` adds them to the fuzz batch's).
-* ``every_store_mode``: raw, TFLite and onnxruntime stores under each clamp (none, ReLU,
+* ``every_store_mode``: raw, TFLite, onnxruntime and add-mode stores under each clamp (none, ReLU,
   ReLU6, other), after a per-lane and an all-lanes CONFIG; DRAM against the functional model.
 * ``load_acc_collides_with_compute``: a LOAD_ACC into the accumulator bank the compute unit
   is writing, with no token between them, so the bank's arbiter decides every cycle; the
@@ -250,9 +250,11 @@ def _write_bins(counts):
             f.write(json.dumps({k: int(v) for k, v in counts.items()}) + "\n")
 
 
-#: Requantization parameters per store mode (the onnxruntime multiplier: float32 0.01's bits).
+#: Requantization parameters per store mode (the onnxruntime multiplier: float32 0.01's bits;
+#: the add mode's: a 24-bit significand 0x800000 with shift 10 packed as m | s << 24, k = 30).
 STORE_PARAMS = {"tflite": dict(rounding=0, multiplier=1 << 30, shift=-4),
-                "onnxruntime": dict(rounding=1, multiplier=0x3C23D70A, shift=0)}
+                "onnxruntime": dict(rounding=1, multiplier=0x3C23D70A, shift=0),
+                "add": dict(rounding=2, multiplier=0x800000 | 10 << 24, shift=30)}
 CLAMP_OF = {"none": (-128, 127), "relu": (0, 127), "relu6": (0, 6), "other": (-5, 9)}
 
 
@@ -286,7 +288,7 @@ def _store_modes_program():
 
 @cocotb.test()
 async def every_store_mode(dut):
-    """Raw, TFLite and onnxruntime stores under each clamp, after a per-lane and an
+    """Raw, TFLite, onnxruntime and add-mode stores under each clamp, after a per-lane and an
     all-lanes CONFIG: DRAM against the functional model, counters against the cycle model."""
     import random
 
