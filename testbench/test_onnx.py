@@ -22,7 +22,8 @@ pytest.importorskip("onnxruntime")
 from hdl.config import NPUConfig  # noqa: E402
 from sim_models.onnx_frontend import OnnxImportError, execute, import_model, zoo  # noqa: E402
 from sim_models.onnx_frontend import executor  # noqa: E402
-from sim_models.onnx_frontend.lower import lower_conv, lower_matmul  # noqa: E402
+from sim_models.onnx_frontend.lower import (add_host_reason, lower_add, lower_conv,  # noqa: E402
+                                            lower_matmul)
 
 CFG = NPUConfig(rows=8, cols=8, dataflow="ws")
 
@@ -57,10 +58,12 @@ def _with_outputs(model, names):
     return m
 
 
-def _every_tensor(graph, feeds, teacher=None):
-    """Every tensor of the graph, int8 inside, op by op on the functional model; with
-    ``teacher`` (onnxruntime's tensors by name) each op reads onnxruntime's inputs, so a
-    difference is the op's own, not one carried from an earlier float island."""
+def _every_tensor(graph, feeds, teacher=None, npu_adds=None):
+    """Every tensor of the graph, int8 inside, op by op on the functional model (adds too,
+    where the requantizer's add mode has an exact grid: their names appended to
+    ``npu_adds``); with ``teacher`` (onnxruntime's tensors by name) each op reads
+    onnxruntime's inputs, so a difference is the op's own, not one carried from an earlier
+    float island."""
     vals = {n: np.asarray(v) for n, v in graph.consts.items()}
     for name, dtype, _ in graph.inputs:
         vals[name] = executor.from_model_dtype(feeds[name], dtype)
@@ -78,6 +81,13 @@ def _every_tensor(graph, feeds, teacher=None):
                 assert result.done and np.array_equal(out, layer.expected)
                 outs.append(out)
             vals[op.outputs[0]] = low.assemble(outs)
+        elif op.kind == "add" and add_host_reason(CFG, op, ins) is None:
+            low = lower_add(CFG, op, ins)
+            result, out = low.layers[0].run_functional()
+            assert result.done and np.array_equal(out, low.layers[0].expected)
+            vals[op.outputs[0]] = low.assemble([out])
+            if npu_adds is not None:
+                npu_adds.append(op.name)
         else:
             vals[op.outputs[0]] = executor._host_op(op, ins, graph)[0]
     return vals
@@ -111,7 +121,12 @@ def test_topology_every_tensor_against_onnxruntime(net, fmt, act, per_channel):
     names = [op.outputs[0] for op in graph.ops if op.outputs[0] in graph.qparams]
     ref = zoo.ort_run(_with_outputs(qm, names), {"input": x})
     islands = _ort_float_nodes(qm) if fmt == "qdq" else set()
-    vals = _every_tensor(graph, {"input": x}, ref if islands else None)
+    npu_adds = []
+    vals = _every_tensor(graph, {"input": x}, ref if islands else None, npu_adds)
+    adds = [op for op in graph.ops if op.kind == "add"]
+    if fmt == "qoperator":      # every residual add has a grid (QDQ: some are float islands)
+        assert len(npu_adds) == len(adds) >= {"resnet18": 8, "mobilenet_v2": 10,
+                                              "mixed": 0}[net]
     checked = differing = total = 0
     for op in graph.ops:
         o = op.outputs[0]

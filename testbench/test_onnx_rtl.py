@@ -65,10 +65,11 @@ def test_onnx_node_cases_on_rtl(sim):
 def test_whole_graph_segments_on_rtl(sim):
     """Chains of convolutions as one program each (each layer reading what the RTL wrote
     for the layer before): MobileNetV2 at 1/4 width on Verilator (52 of its 52 convolutions
-    in 12 programs, the last one closed by the global average pool and the classifier), the
-    mixed graph on Icarus; every layer's output, read back from DRAM,
-    equal to the golden model, the outputs identical to onnxruntime's, and on Verilator the
-    cycle model's counters equal to the RTL's for every program."""
+    in 12 programs, the last one closed by the global average pool and the classifier; its
+    residual adds in the requantizer's add mode), the mixed graph on Icarus; every layer's
+    output, read back from DRAM, equal to the golden model, the outputs identical to
+    onnxruntime's, and on Verilator the cycle model's counters equal to the RTL's for every
+    program."""
     if sim == "verilator":
         fm, shape = zoo.mobilenet_v2(width=0.25, resolution=32, classes=10), (3, 32, 32)
     else:
@@ -95,6 +96,10 @@ def test_whole_graph_segments_on_rtl(sim):
         assert len(convs) == 52
         assert [m["op"] for m in segs[-1]["members"]][-2:] == ["QLinearGlobalAveragePool",
                                                                "QGemm"]
+        # its residual QLinearAdds ran on the RTL too (the requantizer's add mode)
+        adds = sum(op.kind == "add" for op in graph.ops)
+        assert adds >= 10 and sum(layer["op"] == "QLinearAdd" for layer in ex.layers) == adds
+        assert not any(h["op"] == "QLinearAdd" for h in ex.host)
         assert [l["dram_bytes"] for l in ex.layers] == \
             [l["dram_bytes"] for l in runs["model"].layers]
         model = {l["layer"]: l["cycles"] for l in runs["model"].layers}

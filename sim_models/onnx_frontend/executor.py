@@ -20,9 +20,9 @@ from ..isa_sim import FunctionalNPU
 from . import host_ops
 from .graph import Graph, OnnxImportError
 from ..compiler_ops import INT8_MIN
-from .lower import (NPU_REQUANT, concat_host_reason, flat_matmul_linkable, gap_host_reason,
-                    lower_concat, lower_conv, lower_flat_matmul, lower_gap, lower_matmul,
-                    lower_maxpool, maxpool_host_reason)
+from .lower import (NPU_REQUANT, add_host_reason, concat_host_reason, flat_matmul_linkable,
+                    gap_host_reason, lower_add, lower_concat, lower_conv, lower_flat_matmul,
+                    lower_gap, lower_matmul, lower_maxpool, maxpool_host_reason)
 from .wholegraph import link_segment, read_placed
 
 __all__ = ["execute", "Execution", "functional_runner", "to_model_dtype", "from_model_dtype"]
@@ -371,8 +371,9 @@ def _run_concat(cfg, op, xs, run_layer, ex):
 
 
 def _run_single(cfg, op, x, run_layer, ex):
-    """A MaxPool or global average pool outside a chain: its own NPU program."""
-    low = (lower_maxpool if op.kind == "maxpool" else lower_gap)(cfg, op, x)
+    """A MaxPool, global average pool (outside a chain) or add (``x``: both inputs): its own
+    NPU program."""
+    low = {"maxpool": lower_maxpool, "gap": lower_gap, "add": lower_add}[op.kind](cfg, op, x)
     out, info = run_layer(cfg, low.layers[0])
     info.pop("dram", None)
     info["golden_equal"] = bool(np.array_equal(out, low.layers[0].expected))
@@ -442,6 +443,9 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
                 or (op.kind == "gap" and gap_host_reason(op, ins[0].ndim) is None):
             vals[op.outputs[0]] = _run_single(cfg, op, ins[0], run_layer, ex)
             continue
+        if op.kind == "add" and add_host_reason(cfg, op, ins) is None:
+            vals[op.outputs[0]] = _run_single(cfg, op, ins, run_layer, ex)
+            continue
         if op.kind == "concat" and concat_host_reason(cfg, op, ins) is None:
             vals[op.outputs[0]] = _run_concat(cfg, op, ins, run_layer, ex)
             continue
@@ -454,7 +458,7 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
                         if op.kind == "maxpool" else
                         gap_host_reason(op, ins[0].ndim) if op.kind == "gap" else
                         concat_host_reason(cfg, op, ins) if op.kind == "concat" else
-                        "no NPU datapath yet" if op.kind == "add"
+                        add_host_reason(cfg, op, ins) if op.kind == "add"
                         else "graph edge" if op.kind in ("quantize", "dequantize")
                         else "float op (QDQ island)"})
     for name, dtype, _ in graph.outputs:

@@ -17,12 +17,15 @@ Zero points become the compiler's business, not the user's:
 
 The requantization is onnxruntime's (single rounding, float32 scale computed as
 onnxruntime computes it), done by the core's store unit when the compiler has the
-``onnxruntime`` rounding mode, else by the host after a raw int32 store.
+``onnxruntime`` rounding mode, else by the host after a raw int32 store.  A QLinearAdd runs
+in the requantizer's add mode (:func:`lower_add`) when :func:`op_add_grid` finds an exact
+grid, else on the host (:func:`add_host_reason` says why).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -30,7 +33,7 @@ from hdl.config import NPUConfig
 
 from .. import golden
 from ..compiler import ALIGN, Requant, compile_conv2d, compile_gemm
-from ..compiler_ops import INT8_MIN, compile_maxpool
+from ..compiler_ops import INT8_MIN, add_grid, compile_add, compile_maxpool
 from ..workloads import Layer as WLayer
 from .graph import OnnxImportError
 from .host_ops import (dequantize_linear, gap_scale, pool_output_size, quantize_linear,
@@ -39,7 +42,8 @@ from .wholegraph import Placement, link_slices
 
 __all__ = ["NPU_REQUANT", "lower_conv", "lower_matmul", "Lowered", "maxpool_host_reason",
            "lower_maxpool", "flat_matmul_linkable", "lower_flat_matmul", "gap_host_reason",
-           "lower_gap", "concat_rescale", "concat_host_reason", "lower_concat"]
+           "lower_gap", "concat_rescale", "concat_host_reason", "lower_concat", "op_add_grid",
+           "add_host_reason", "lower_add"]
 
 #: True when the compiler's requantizer has onnxruntime's single rounding.
 NPU_REQUANT = "rounding" in {f.name for f in dataclasses.fields(Requant)}
@@ -399,4 +403,57 @@ def lower_concat(cfg: NPUConfig, op, xs) -> Lowered:
 
     def assemble(outs):
         return outs[0].reshape(N, H, W, -1).transpose(0, 3, 1, 2)
+    return Lowered([layer], assemble, False)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_add_grid(sa, za, sb, zb, sc, zc, unsigned):
+    from hdl.requant import ADD_WIDTH
+    return add_grid(np.float32(sa), za, np.float32(sb), zb, np.float32(sc), zc, unsigned,
+                    width=ADD_WIDTH)
+
+
+def op_add_grid(op):
+    """The requantizer add mode's grid for a QLinearAdd (or fused QDQ Add) ``op``, or None
+    when no grid within ``hdl.requant.ADD_WIDTH`` bits reproduces onnxruntime's arithmetic
+    on all 65536 stored pairs (cached per quantization)."""
+    a = op.attrs
+    sh = 128 if a["cq"].unsigned else 0
+    (sa, za), (sb, zb), (sc, zc) = ((q.scale_scalar(), q.zp_scalar(k, op.name) + sh)
+                                    for q, k in ((a["aq"], "A"), (a["bq"], "B"), (a["cq"], "C")))
+    return _cached_add_grid(float(sa), za, float(sb), zb, float(sc), zc, bool(sh))
+
+
+def add_host_reason(cfg: NPUConfig, op, xs) -> str | None:
+    """Why an add stays on the host, or None when the NPU runs it (the requantizer's add
+    mode, :func:`sim_models.compiler_ops.compile_add`)."""
+    a = op.attrs
+    if a.get("float_path"):
+        return "float island: onnxruntime leaves this QDQ Add in float32"
+    if cfg.dataflow != "ws":
+        return "output-stationary core (the add runs on weight-stationary cores)"
+    if len(xs) != 2 or any(np.ndim(x) != 4 for x in xs) or np.shape(xs[0]) != np.shape(xs[1]):
+        return "not two 4-D tensors of one shape (broadcasting)"
+    if len({a["aq"].unsigned, a["bq"].unsigned, a["cq"].unsigned}) != 1:
+        return "inputs and output of different types (int8 and uint8)"
+    if op_add_grid(op) is None:
+        return "no fixed-point grid reproduces onnxruntime's float32 arithmetic exactly"
+    return None
+
+
+def lower_add(cfg: NPUConfig, op, xs) -> Lowered:
+    """QLinearAdd as one program: per block of pixels and channels the array packs
+    ``b - 256*a`` into the accumulator and the requantizer's add mode computes
+    onnxruntime's two FMAs on the exact grid (:func:`op_add_grid`), clamped to a fused
+    activation's range."""
+    reason = add_host_reason(cfg, op, xs)
+    if reason:
+        raise OnnxImportError(f"node {op.name!r} (Add): {reason}")
+    N, C, H, W = xs[0].shape
+    a, b = (np.asarray(x, np.int64).transpose(0, 2, 3, 1).reshape(-1, C) for x in xs)
+    layer = compile_add(cfg, a, b, op_add_grid(op), op.attrs["cq"].unsigned,
+                        tuple(op.attrs.get("clamp", (-128, 127))), name=op.name)
+
+    def assemble(outs):
+        return outs[0].reshape(N, H, W, C).transpose(0, 3, 1, 2)
     return Lowered([layer], assemble, False)
