@@ -453,6 +453,10 @@ def lower_add(cfg: NPUConfig, op, xs) -> Lowered:
     a, b = (np.asarray(x, np.int64).transpose(0, 2, 3, 1).reshape(-1, C) for x in xs)
     layer = compile_add(cfg, a, b, op_add_grid(op), op.attrs["cq"].unsigned,
                         tuple(op.attrs.get("clamp", (-128, 127))), name=op.name)
+    # For the analytical model: three channel-wise passes per pixel, as a 1x1 depthwise
+    # convolution over 3C channels (a through -128*I twice, b through I).
+    layer.meta["workload"] = WLayer(layer.name, "conv", h=N * H, w=W, c=3 * C, kh=1, kw=1,
+                                    n=3 * C, depthwise=True)
 
     def assemble(outs):
         return outs[0].reshape(N, H, W, C).transpose(0, 3, 1, 2)
