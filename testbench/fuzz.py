@@ -168,6 +168,14 @@ class _State:
         self.sp, self.acc = set(), set()
         self.preloads = 0
         self.configured = False
+        self.mode = 0           # the last CONFIG's rounding (it sets every lane's mode)
+        self.inner = False      # the add mode's shared inner-sum constants set here
+
+    def store_ready(self) -> bool:
+        """Whether a STORE reads only parameters this program set: every lane's, and the
+        add mode's inner-sum constants when that mode is on (a core running programs back
+        to back keeps both from the program before)."""
+        return self.configured and (self.mode != 2 or self.inner)
 
     def valid(self, o: Op) -> bool:
         cfg, f = self.cfg, o.fields
@@ -178,7 +186,7 @@ class _State:
             lines = self.sp if space == "sp" else self.acc if space == "acc" else None
             if lines is not None and not set(range(lo, hi)) <= lines:
                 return False
-        return not (o.op == Opcode.STORE and not self.configured)
+        return not (o.op == Opcode.STORE and not self.store_ready())
 
     def apply(self, o: Op):
         _, writes = _effects(self.cfg, o)
@@ -189,9 +197,12 @@ class _State:
             self.preloads += 1
         elif o.op == Opcode.COMPUTE and self.cfg.dataflow == "ws":
             self.preloads -= 1
-        elif o.op == Opcode.CONFIG and o.fields["lane"] == isa.CONFIG_ALL_LANES and \
-                not o.fields.get("add_inner"):
-            self.configured = True      # every lane's parameters are this program's
+        elif o.op == Opcode.CONFIG and o.fields.get("add_inner"):
+            self.inner = True
+        elif o.op == Opcode.CONFIG:
+            self.mode = o.fields.get("rounding", 0)
+            if o.fields["lane"] == isa.CONFIG_ALL_LANES:
+                self.configured = True      # every lane's parameters are this program's
 
 
 def legalize(cfg: NPUConfig, ops: list) -> tuple[list, list]:
@@ -371,15 +382,19 @@ def _add_constants(rng) -> tuple[int, int]:
     return packed, rng.choice([rng.randint(20, 46), rng.randint(-64, 63)])
 
 
+def _inner_config(rng) -> Op:
+    """CONFIG setting the add mode's shared inner-sum constants (``add_inner``)."""
+    packed, sf = _add_constants(rng)
+    mf = rng.choice([0, rng.randint(-(1 << 24), 1 << 24), rng.randint(-(1 << 31), (1 << 31) - 1)])
+    return Op(Opcode.CONFIG, dict(lane=isa.CONFIG_ALL_LANES, add_inner=1, multiplier=packed,
+                                  shift=sf, bias=mf))
+
+
 def _random_config(rng, cfg: NPUConfig, all_lanes: bool) -> Op:
     """CONFIG with random requantization parameters (any Q31 multiplier, shift -63..31), or
     (1 in 8) the add mode's shared inner-sum constants (``add_inner``)."""
     if rng.random() < 0.125:
-        packed, sf = _add_constants(rng)
-        mf = rng.choice([0, rng.randint(-(1 << 24), 1 << 24),
-                         rng.randint(-(1 << 31), (1 << 31) - 1)])
-        return Op(Opcode.CONFIG, dict(lane=isa.CONFIG_ALL_LANES, add_inner=1, multiplier=packed,
-                                      shift=sf, bias=mf))
+        return _inner_config(rng)
     lo, hi = sorted(rng.randint(-128, 127) for _ in range(2))
     if rng.random() < 0.3:
         lo, hi = rng.choice([(-128, 127), (0, 127), (0, 6), (hi, lo)])
@@ -419,6 +434,9 @@ def generate_ops(rng, cfg: NPUConfig, n_ops: int) -> list:
             continue
         if o.op == Opcode.STORE and not st.configured:
             ops.append(_config_op(rng, cfg))
+            st.apply(ops[-1])
+        if o.op == Opcode.STORE and not st.store_ready():
+            ops.append(_inner_config(rng))
             st.apply(ops[-1])
         if not st.valid(o):
             continue
