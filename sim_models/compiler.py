@@ -395,6 +395,20 @@ def _ws_tiles(a_src, R, N, C, b_dense):
     return k_tiles, n_tiles, live
 
 
+def _weight_step(prog, w_line, kt, nt, w_addr, N, pop, load_a, load_w) -> int:
+    """The weight half of a weight-stationary step (after its A load, if any): the weight
+    tile's LOAD from ``w_addr`` (row stride ``N``) unless it is resident and loaded, whose
+    token goes to the PRELOAD (popping the slot's token when the A load did not), then the
+    PRELOAD of ``kt`` lines at ``w_line``.  Returns 1 for a load step (one that loaded
+    something: its PRELOAD pops a token), else 0."""
+    if load_w:
+        prog.emit(Opcode.LOAD, sp_addr=w_line, nrows=kt, ncols=nt, dram_addr=w_addr,
+                  dram_stride=N, pop_next=int(pop and not load_a), push_next=1)
+    fresh = int(load_a or load_w)
+    prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=kt, pop_prev=fresh)
+    return fresh
+
+
 def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_dense,
                  acc_bias_addr=None):
     """Emit the weight-stationary schedule (see module doc).  Returns its plan and counts.
@@ -443,14 +457,10 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
                 if load_a:
                     a_src.load(prog, a_line, m0, mb, k0, kt,
                                {"pop_next": pop, "push_next": int(not load_w)})
-                if load_w:
-                    prog.emit(Opcode.LOAD, sp_addr=w_line, nrows=kt, ncols=nt,
-                              dram_addr=b_addr + k0 * N + n0, dram_stride=N,
-                              pop_next=int(pop and not load_a), push_next=1)
-                fresh = int(load_a or load_w)
+                fresh = _weight_step(prog, w_line, kt, nt, b_addr + k0 * N + n0, N, pop,
+                                     load_a, load_w)
                 load_steps += fresh
                 last = j == len(live_of[ni]) - 1
-                prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=kt, pop_prev=fresh)
                 prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
                           accumulate=int(j > 0 or acc_bias_addr is not None),
                           push_prev=fresh, push_next=int(last),
@@ -576,13 +586,9 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
                     prog.emit(Opcode.LOAD, sp_addr=chunk_base[c0], nrows=(rows + KH - 1) * Wp,
                               ncols=kt, dram_addr=x_addr + y0 * Wp * Cin + c0,
                               dram_stride=Cin, pop_next=pop, push_next=int(not load_w))
-                if load_w:
-                    prog.emit(Opcode.LOAD, sp_addr=w_line, nrows=kt, ncols=nt,
-                              dram_addr=b_addr + k0 * N + n0, dram_stride=N,
-                              pop_next=int(pop and not load_a), push_next=1)
-                fresh = int(load_a or load_w)
+                fresh = _weight_step(prog, w_line, kt, nt, b_addr + k0 * N + n0, N, pop,
+                                     load_a, load_w)
                 load_steps += fresh
-                prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=kt, pop_prev=fresh)
                 prog.emit(Opcode.COMPUTE, a_addr=chunk_base[c0] + ky * Wp + kx, acc_addr=slot,
                           nrows=lines, accumulate=int(j > 0), push_prev=fresh,
                           push_next=int(j == len(live_of[ni]) - 1),
