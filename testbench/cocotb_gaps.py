@@ -51,6 +51,22 @@ def _image(words, data=b""):
     return image
 
 
+async def _run_directed(dut, name, words, image, model, program_addr=0) -> dict:
+    """Run ``words`` (at ``program_addr`` in ``image``) on the functional model, the RTL and
+    ``model`` (a cycle model, traced): the RTL must finish without an error, its counters and
+    handshakes equal the model's and its DRAM the functional model's.  Returns its status."""
+    mem = bytearray(image)
+    assert FunctionalNPU(CFG, mem).run(words).done
+    bench = CoreBench(dut, CFG, len(image), trace=True)
+    await bench.reset()
+    status = await bench.run(program_addr, len(words), image)
+    assert status["done"] and not status["error"], status
+    check_model(name, status, model.run(words, program_addr, 0, len(image), trace=True))
+    assert bytes(bench.read_dram(0, len(image))) == bytes(mem), \
+        "DRAM differs from the functional model"
+    return status
+
+
 @cocotb.test()
 async def every_bad_operand_rule(dut):
     bench = CoreBench(dut, CFG, MEM, trace=True)
@@ -109,21 +125,11 @@ async def load_acc_collides_with_compute(dut):
     rng = random.Random(12)
     data = bytes(rng.getrandbits(8) for _ in range(0x2000))
     words = _collision_program()
-    image = _image(words, data)
-    mem = bytearray(image)
-    functional = FunctionalNPU(CFG, mem).run(words)
-    assert functional.done
-    bench = CoreBench(dut, CFG, MEM, trace=True)
-    await bench.reset()
-    status = await bench.run(0, len(words), image)
-    assert status["done"] and not status["error"], status
     model = CycleNPU(CFG)
     refused = _count_refusals(model.acc)
-    predicted = model.run(words, 0, 0, MEM, trace=True)
+    status = await _run_directed(dut, "LOAD_ACC vs compute writer", words,
+                                 _image(words, data), model)
     assert refused[0] > 0, "the program never made two ports meet in an accumulator bank"
-    check_model("LOAD_ACC vs compute writer", status, predicted)
-    got = bytes(bench.read_dram(0, MEM))
-    assert got == bytes(mem), "DRAM differs from the functional model"
     dut._log.info("collision program: %d cycles, %d accumulator port requests refused by the "
                   "bank arbiter", status["counters"]["cycles"], refused[0])
 
@@ -222,17 +228,8 @@ async def flood_queues_and_tokens(dut):
     image = bytearray(FLOOD_CODE + len(code))
     image[0x1000:0x5000] = bytes(rng.getrandbits(8) for _ in range(0x4000))
     image[FLOOD_CODE:] = code
-    mem = bytearray(image)
-    functional = FunctionalNPU(CFG, mem).run(words)
-    assert functional.done
-    bench = CoreBench(dut, CFG, len(image), trace=True)
-    await bench.reset()
-    status = await bench.run(FLOOD_CODE, len(words), image)
-    assert status["done"] and not status["error"], status
     model = SamplingNPU(CFG)
-    predicted = model.run(words, FLOOD_CODE, 0, len(image), trace=True)
-    check_model("flood", status, predicted)
-    assert bytes(bench.read_dram(0, len(image))) == bytes(mem), "DRAM differs"
+    status = await _run_directed(dut, "flood", words, image, model, FLOOD_CODE)
     hit = sorted(k for k, v in model.samples.items() if v)
     dut._log.info("flood: %d cycles; bins %s", status["counters"]["cycles"], hit)
     for want in ("queue_full load", "queue_full compute", "queue_full store",
@@ -296,14 +293,6 @@ async def every_store_mode(dut):
     rng = random.Random(7)
     words = _store_modes_program()
     image = _image(words, bytes(rng.getrandbits(8) for _ in range(0x1000)))
-    mem = bytearray(image)
-    functional = FunctionalNPU(CFG, mem).run(words)
-    assert functional.done
-    bench = CoreBench(dut, CFG, MEM, trace=True)
-    await bench.reset()
-    status = await bench.run(0, len(words), image)
-    assert status["done"] and not status["error"], status
-    check_model("store modes", status, CycleNPU(CFG).run(words, 0, 0, MEM, trace=True))
-    assert bytes(bench.read_dram(0, MEM)) == bytes(mem), "DRAM differs from the functional model"
+    await _run_directed(dut, "store modes", words, image, CycleNPU(CFG))
     bins = program_bins(type("P", (), {"words": words})())
     _write_bins(bins)
