@@ -21,7 +21,7 @@ from pathlib import Path
 __all__ = ["Value", "module_constants"]
 
 _TOKEN = re.compile(r"\\\S+|\$signed|\$unsigned|\d+'[sS]?[hdbo][0-9a-fA-F_xzXZ]+|\d+|"
-                    r"[A-Za-z_][\w$]*|<<<|>>>|<<|>>|==|!=|<=|>=|&&|\|\||[-+*&|^~!?:<>{}()\[\],]")
+                    r"[A-Za-z_][\w$]*|<<<|>>>|<<|>>|==|!=|<=|>=|&&|\|\||[-+*/%&|^~!?:<>{}()\[\],]")
 _LIT = re.compile(r"(\d+)'([sS]?)([hdbo])([0-9a-fA-F_xzXZ]+)$")
 _DECL = re.compile(r"^\s*(input|output|inout|wire|reg)\s+(?:reg\s+)?(signed\s+)?(?:\[(\d+):(\d+)\]\s+)?"
                    r"(\\\S+|[A-Za-z_][\w$]*)\s*[;=]")
@@ -179,7 +179,7 @@ class _Expr:
             raise _GiveUp          # two operators: Yosys does not write those; not understood
         if op in ("==", "!=", "<", "<=", ">", ">=", "&&", "||"):
             return Value.unknown(1)
-        if (a_signed or b_signed) and op in ("+", "-", "*", ">>>", "<", ">"):
+        if (a_signed or b_signed) and op in ("+", "-", "*", "/", "%", ">>>", "<", ">"):
             for v, s in ((a, a_signed), (b, b_signed)):
                 if s and not (v.merged().zeros >> (v.width - 1)) & 1:
                     raise _GiveUp  # a signed operand that may be negative
@@ -293,21 +293,57 @@ def _binop(op, a: Value, b: Value, ctx: int) -> Value:
         return Value.from_range(w, a.lo << b.lo, a.hi << b.hi)
     if op == ">>":
         return Value.from_range(w, a.lo >> min(b.hi, 4096), a.hi >> b.lo)
+    if op in ("/", "%") and b.lo == 0:
+        raise _GiveUp              # a divisor that may be 0 gives x
+    if op == "/":                  # bank of an address: addr / lines_per_bank
+        return Value.from_range(w, a.lo // b.hi, a.hi // b.lo)
+    if op == "%":                  # line within the bank: below the divisor
+        if a.hi < b.lo:
+            return Value.from_range(w, a.lo, a.hi)
+        return Value.from_range(w, 0, min(a.hi, b.hi - 1))
     raise _GiveUp
+
+
+_INIT = re.compile(r"=\s*(\d+'[hdbo][0-9a-fA-F_]+|\d+)\s*;\s*$")
+
+
+def _inert(mod: _Module, name: str, init: str, lines: list) -> None:
+    """A register given an initial value and never assigned (Yosys's ``reg
+    \\$auto$verilog_backend...dump_module$N = 0``, read only by ``if (...) begin end`` to
+    wake the ``always @*`` blocks at time 0) keeps that value: a constant."""
+    ident = re.escape(name) + (r"(?=\s)" if name.startswith("\\") else r"\b")
+    uses = [ln for ln in lines if re.search(ident, ln)]
+    idle = re.compile(rf"^\s*if \(\s*{ident}\s*\) begin end\s*$")
+    if len(uses) > 1 and all(idle.match(ln) for ln in uses[1:]):
+        width = mod.widths[_plain(name)]
+        lit = _LIT.match(init)
+        value = int(lit.group(4).replace("_", ""), {"h": 16, "d": 10, "b": 2, "o": 8}[
+            lit.group(3)]) if lit else int(init)
+        mod.regs.discard(_plain(name))
+        mod.full[_plain(name)] = f"{width}'h{value:x}"
+
+
+def _plain(ident: str) -> str:
+    return ident[1:] if ident.startswith("\\") else ident
 
 
 def _modules(verilog: Path):
     """``(name, _Module)`` for each module of the file."""
-    name, mod = None, None
-    for line in verilog.read_text().splitlines():
+    name, mod, lines, inits = None, None, [], []
+    for line in verilog.read_text().splitlines() + ["module (end)"]:
         if line.startswith("module "):
             if mod is not None:
+                for reg, init in inits:
+                    _inert(mod, reg, init, lines)
                 yield name, mod
-            name, mod = line.split()[1].split("(")[0], _Module()
+            if line == "module (end)":
+                return
+            name, mod, lines, inits = line.split()[1].split("(")[0], _Module(), [], []
             name = name[1:] if name.startswith("\\") else name
             continue
         if mod is None:
             continue
+        lines.append(line)
         d = _DECL.match(line)
         if d:
             n = d.group(5)[1:] if d.group(5).startswith("\\") else d.group(5)
@@ -316,6 +352,9 @@ def _modules(verilog: Path):
                 mod.signed.add(n)
             if d.group(1) == "reg":
                 mod.regs.add(n)
+                init = _INIT.search(line)
+                if init:
+                    inits.append((d.group(5), init.group(1)))
             continue
         a = _ASSIGN.match(line)
         if a:
@@ -326,8 +365,6 @@ def _modules(verilog: Path):
                 hi = int(a.group(2))
                 lo = int(a.group(3)) if a.group(3) is not None else hi
                 mod.parts.setdefault(n, []).append((hi, lo, a.group(4)))
-    if mod is not None:
-        yield name, mod
 
 
 def module_constants(verilog: Path, max_width: int):

@@ -35,7 +35,7 @@ __all__ = ["RULES", "ConstantBits", "SignalBits", "Excluder", "verilator_name"]
 
 def verilator_name(name: str) -> str:
     """A Verilog identifier as Verilator's coverage names it (``$17`` -> ``__02417``,
-    ``count__cycles`` -> ``count___05Fcycles``)."""
+    ``count__cycles`` -> ``count___05Fcycles``, ``a.b[0]`` -> ``a__02eb__05b0__05d``)."""
     out, prev = [], ""
     for c in name:
         if c.isalnum():
@@ -43,7 +43,7 @@ def verilator_name(name: str) -> str:
         elif c == "_":
             out.append("__05F" if prev == "_" else "_")
         else:
-            out.append(f"__0{ord(c):02X}")
+            out.append(f"__0{ord(c):02x}")      # lower-case hex (``.`` -> ``__02e``)
         prev = c
     return "".join(out)
 

@@ -31,6 +31,12 @@ module \top.unit (a, b, s, y, clk);
   wire [15:0] \$8 ;
   reg [15:0] r = 16'h0000;
   wire [15:0] \$9 ;
+  wire [9:0] \$10 ;
+  wire [9:0] \$11 ;
+  wire [9:0] \$12 ;
+  wire [9:0] \$13 ;
+  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
+  reg \$14  = 1'h0;
   assign \$1 [31:3] = 29'h00000000;
   assign \$1 [2:0] = a[2:0];
   assign \$2  = s ? 32'd1073741824 : 32'd3221225473;
@@ -42,6 +48,14 @@ module \top.unit (a, b, s, y, clk);
   assign \$8  = { 1'h0, \$9 [15:1] };
   assign \$9  = r + 1'h1;
   assign y = { a, 8'h00 };
+  assign \$10  = { 2'h0, a } / 10'h040;
+  assign \$11  = { 2'h0, a } % 10'h040;
+  assign \$12  = { 2'h0, a } / \$13 ;
+  assign \$13  = { 2'h0, b };
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$14  = s;
+  end
 endmodule
 """
 
@@ -68,12 +82,24 @@ def test_constant_bits_of_literals_muxes_and_ranges(tmp_path):
     assert _bits(m["y"]) == set(range(8))
     assert _bits(m["$8"]) == {15}                              # a register's sum: only the 0
     assert "$9" not in m and "r" not in m
+    assert _bits(m["$10"]) == set(range(2, 10))                # a / 64 <= 3
+    assert _bits(m["$11"]) == set(range(6, 10))                # a % 64 < 64
+    assert "$12" not in m                                      # b may be 0: unknown
+
+
+def test_never_assigned_register_is_constant(tmp_path):
+    """Yosys's ``dump_module`` trigger is declared ``= 0`` and only read by ``if (...) begin
+    end``: constant; a register given an initial value and then assigned is not."""
+    m = _masks(tmp_path)
+    assert m["$auto$verilog_backend.cc:2355:dump_module$1"] == 1
+    assert "$14" not in m
 
 
 def test_verilator_names():
     assert verilator_name("$17") == "__02417"
     assert verilator_name("count__cycles") == "count___05Fcycles"
     assert verilator_name("stall_weights$326") == "stall_weights__024326"
+    assert verilator_name("a.b[0]") == "a__02eb__05b0__05d"      # lower-case hex
 
 
 def test_exclusions_are_listed_with_reasons(tmp_path):
