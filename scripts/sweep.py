@@ -37,7 +37,8 @@ from hdl.config import NPUConfig  # noqa: E402
 from scripts.cli import parse_size  # noqa: E402
 from sim_models import workloads  # noqa: E402
 from sim_models.analytical import core_estimate  # noqa: E402
-from sim_models.energy import DRAM_TYPES, EnergyModel, load_scaling, sram_area_mm2  # noqa: E402
+from sim_models.energy import (DRAM_TYPES, EnergyModel, load_scaling, sram_area_mm2,  # noqa: E402
+                               tables_fingerprint)
 from testbench import BUILD  # noqa: E402
 
 DEFAULT_SIZES = ["2x2", "4x4", "8x8", "16x16", "32x32", "64x64", "4x16", "16x4", "8x32",
@@ -190,7 +191,8 @@ def rows_of(result: dict) -> list[dict]:
 
 
 def _key(point: dict) -> str:
-    text = json.dumps({**point, "v": MODEL_VERSION}, sort_keys=True)
+    text = json.dumps({**point, "v": MODEL_VERSION, "tables": tables_fingerprint()},
+                      sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -256,7 +258,8 @@ CSV_FIRST = ("rows", "cols", "dataflow", "workload", "bus_bits", "sp_bytes", "ac
              "dram_type", "utilization", "dram_bytes", "compulsory_dram_bytes", "energy_low_uj",
              "energy_high_uj", "floor_low_uj", "floor_high_uj", "tops_per_w_onchip_low",
              "tops_per_w_onchip_high", "tops_per_w_system_low", "tops_per_w_system_high",
-             "area_mm2", "balanced", "balanced_area", "ratio_to_floor", "tops_per_mm2")
+             "area_mm2", "balanced", "balanced_area", "balanced_dram", "ratio_to_floor",
+             "tops_per_mm2")
 
 
 def _mid(r: dict, key: str) -> float:
@@ -266,15 +269,24 @@ def _mid(r: dict, key: str) -> float:
 def mark_balanced(rows: list[dict]) -> list[dict]:
     """Per array size x dataflow x workload, among the memory configurations priced with the
     point's own DRAM type (the first row of each point): ``balanced`` on the best system
-    TOPS/W (band midpoint), ``balanced_area`` on the best TOPS/mm^2."""
-    groups = {}
+    TOPS/W (band midpoint), ``balanced_area`` on the best TOPS/mm^2.  Per array size x
+    dataflow x workload x DRAM type, ``balanced_dram`` on the memory with the best system
+    TOPS/W when the DRAM is that type (every priced type has its balanced points)."""
+    groups, by_dram = {}, {}
     for r in rows:
-        r["balanced"] = r["balanced_area"] = False
-        if r.get("status") == "ok" and r.get("own_dram"):
-            groups.setdefault((r["rows"], r["cols"], r["dataflow"], r["workload"]), []).append(r)
+        r["balanced"] = r["balanced_area"] = r["balanced_dram"] = False
+        if r.get("status") != "ok":
+            continue
+        key = (r["rows"], r["cols"], r["dataflow"], r["workload"])
+        by_dram.setdefault(key + (r["dram_type"],), []).append(r)
+        if r.get("own_dram"):
+            groups.setdefault(key, []).append(r)
+    best_energy = lambda r: (_mid(r, "tops_per_w_system"), r["tops_per_mm2"])  # noqa: E731
     for group in groups.values():
-        max(group, key=lambda r: (_mid(r, "tops_per_w_system"), r["tops_per_mm2"]))["balanced"] = True
+        max(group, key=best_energy)["balanced"] = True
         max(group, key=lambda r: (r["tops_per_mm2"], _mid(r, "tops_per_w_system")))["balanced_area"] = True
+    for group in by_dram.values():
+        max(group, key=best_energy)["balanced_dram"] = True
     return rows
 
 
@@ -304,6 +316,18 @@ def write_csv(rows: list[dict], path: Path):
 def balanced_points(rows: list[dict]) -> list[dict]:
     return sorted((r for r in rows if r.get("balanced")),
                   key=lambda r: (r["workload"], r["dataflow"], r["rows"] * r["cols"], r["rows"]))
+
+
+def best_per_dram(rows: list[dict]) -> dict:
+    """(workload, DRAM type) -> the balanced point (``balanced_dram``) with the best system
+    TOPS/W (band midpoint) over every array size and dataflow."""
+    best = {}
+    for r in rows:
+        if r.get("balanced_dram"):
+            key = (r["workload"], r["dram_type"])
+            if key not in best or _mid(r, "tops_per_w_system") > _mid(best[key], "tops_per_w_system"):
+                best[key] = r
+    return best
 
 
 def best_per_workload(rows: list[dict]) -> dict:
@@ -573,6 +597,17 @@ def main(argv=None) -> int:
         print(f"  {wl:16s} {r['rows']}x{r['cols']} {r['dataflow']} bus {r['bus_bits']}: "
               f"{r['tops_per_w_system_low']:.2f}-{r['tops_per_w_system_high']:.2f} TOPS/W, "
               f"utilization {r['utilization']:.2f}, {r['inferences_per_s']:.0f} inf/s")
+    print("best balanced point per workload and DRAM type (system TOPS/W, band midpoint):")
+    print(f"  {'workload':16s} {'DRAM':7s} {'array':>6s} df {'bus':>4s} {'sp KiB':>7s} "
+          f"{'util':>5s} {'system TOPS/W':>14s} {'on-chip TOPS/W':>15s} {'DRAM share':>10s}")
+    for (wl, dram), r in sorted(best_per_dram(rows).items(),
+                                key=lambda kv: (kv[0][0], DRAM_TYPES.index(kv[0][1]))):
+        share = r["e_dram_uj"] / ((r["energy_low_uj"] + r["energy_high_uj"]) / 2)
+        print(f"  {wl:16s} {dram:7s} {r['rows']:>3d}x{r['cols']:<3d}{r['dataflow']} "
+              f"{r['bus_bits']:>4d} {r['sp_bytes'] / 1024:>7.0f} {r['utilization']:>5.2f} "
+              f"{r['tops_per_w_system_low']:>6.2f}-{r['tops_per_w_system_high']:<7.2f} "
+              f"{r['tops_per_w_onchip_low']:>7.2f}-{r['tops_per_w_onchip_high']:<7.2f} "
+              f"{share:>10.2f}")
     failed = [r for r in results if r.get("status") != "ok"]
     for r in failed:
         print(f"FAILED {r['rows']}x{r['cols']} {r['dataflow']} {r['workload']}: {r['error']}")

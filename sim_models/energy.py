@@ -13,10 +13,13 @@ exactly how many lines, rows and bytes it moves and how many MACs the array does
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+import numpy as np
 
 from hdl import isa
 from hdl.config import NPUConfig
@@ -24,7 +27,8 @@ from hdl.isa import Opcode
 
 __all__ = ["EnergyTable", "load_table", "TABLES", "Events", "events_from_program", "Band",
            "EnergyModel", "TechScaling", "load_scaling", "load_dram", "DRAM_TYPES",
-           "sram_area_mm2", "REFERENCE_NODE"]
+           "sram_area_mm2", "REFERENCE_NODE", "load_dram_parts", "dram_part_energy",
+           "pod_line_powers_mw", "io_pj_per_bit", "derived_dram_band", "tables_fingerprint"]
 
 TABLE_DIR = Path(__file__).resolve().parent / "energy_tables"
 TABLES = ("horowitz_45nm", "aladdin_40nm")
@@ -35,11 +39,129 @@ DEFAULT_DRAM = "ddr3"
 
 
 @functools.lru_cache(maxsize=None)
+def load_dram_parts() -> dict:
+    """The cited DRAM parts (IDD tables) and I/O figures of ``energy_tables/dram_parts.json``."""
+    return json.loads((TABLE_DIR / "dram_parts.json").read_text())
+
+
+def dram_part_energy(part: dict) -> dict:
+    """Per-bit energy of one DRAM part from its IDD table, by DRAMsim3's and DRAMPower's method.
+
+    Per supply domain (``v`` in V, currents in mA), a read burst costs
+    ``v * (idd4r - idd3n) * tBurst``, a write ``v * (idd4w - idd3n) * tBurst``
+    (``tBurst = burst_length / data_rate * tCK``), an activate + precharge
+    ``v * (idd0 * tRC - idd3n * tRAS - idd2n * tRP)`` with ``tRC = tRAS + tRP``
+    (mA x V x ns = pJ).  A burst moves ``width * burst_length`` bits, a row holds
+    ``width * columns * column_multiplier``.
+
+    Parameters
+    ----------
+    part : dict
+        One entry of ``dram_parts.json``'s ``parts``.
+
+    Returns
+    -------
+    dict
+        ``read_pj_per_bit``, ``write_pj_per_bit``, ``activate_pj`` (per activation of one
+        device), ``burst_bits``, ``row_bits``, ``gbps_per_line`` and ``band``: (low, high) pJ
+        per bit, low = the cheaper of read and write with a whole row used per activation,
+        high = the dearer with one burst per activation.
+    """
+    tck = part["tck_ns"]
+    t_burst = part["burst_length"] / part["data_rate"] * tck
+    tras, trp = part["tras"] * tck, part["trp"] * tck
+    read = write = act = 0.0
+    for d in part["domains"]:
+        if min(d.values()) < 0 or d["v"] <= 0:
+            raise ValueError(f"dram part: negative current or supply in {d}")
+        read += d["v"] * (d["idd4r"] - d["idd3n"]) * t_burst
+        write += d["v"] * (d["idd4w"] - d["idd3n"]) * t_burst
+        act += d["v"] * (d["idd0"] * (tras + trp) - d["idd3n"] * tras - d["idd2n"] * trp)
+    if min(read, write, act) <= 0:
+        raise ValueError(f"dram part: its IDD table gives a non-positive burst or activate "
+                         f"energy (read {read:.3g}, write {write:.3g}, activate {act:.3g} pJ)")
+    burst_bits = part["width"] * part["burst_length"]
+    row_bits = part["width"] * part["columns"] * part["column_multiplier"]
+    rd, wr = read / burst_bits, write / burst_bits
+    return dict(read_pj_per_bit=rd, write_pj_per_bit=wr, activate_pj=act,
+                burst_bits=burst_bits, row_bits=row_bits,
+                gbps_per_line=part["data_rate"] / tck,
+                band=(min(rd, wr) + act / row_bits, max(rd, wr) + act / burst_bits))
+
+
+def pod_line_powers_mw(vddq: float, ranks: int, ohms: dict, write: bool) -> dict:
+    """Static power (mW) of one pseudo-open-drain data line while it is driven low, by nodal
+    analysis: every rank's pad reaches the controller's through a trace; the driving end
+    pulls to ground through its driver, the others terminate to VDDQ (the target rank with
+    RTT_WR on writes, other ranks with RTT_NOM, the controller with its RTT on reads).
+
+    Returns ``{"controller": P, "target_rank": [P_pad, P_trace], "other_rank": [P_pad,
+    P_trace]}`` (other ranks summed), the layout Micron's DDR4 power calculator reports."""
+    if ranks < 1 or vddq <= 0 or min(ohms.values()) <= 0:
+        raise ValueError(f"pod_line_powers_mw: bad ranks={ranks}, vddq={vddq} or ohms={ohms}")
+    # (conductance, potential) of each node's shunt: ranks 0..ranks-1, then the controller
+    shunts = [(1 / ohms["rtt_wr"], vddq) if write else (1 / ohms["driver"], 0.0)]
+    shunts += [(1 / ohms["rtt_nom"], vddq)] * (ranks - 1)
+    shunts += [(1 / ohms["driver"], 0.0) if write else (1 / ohms["controller_rtt"], vddq)]
+    n, gs = ranks + 1, 1 / ohms["trace"]
+    a, b = [[0.0] * n for _ in range(n)], [0.0] * n
+    for i, (g, u) in enumerate(shunts):
+        a[i][i] += g
+        b[i] += g * u
+    for i in range(ranks):              # trace between rank i and the controller
+        a[i][i] += gs
+        a[-1][-1] += gs
+        a[i][-1] -= gs
+        a[-1][i] -= gs
+    v = [float(x) for x in np.linalg.solve(a, b)]
+    pad = [g * (v[i] - u) ** 2 * 1e3 for i, (g, u) in enumerate(shunts)]
+    trace = [gs * (v[i] - v[-1]) ** 2 * 1e3 for i in range(ranks)]
+    return {"controller": pad[-1], "target_rank": [pad[0], trace[0]],
+            "other_rank": [sum(pad[1:ranks]), sum(trace[1:])]}
+
+
+def _line_mw(powers: dict) -> float:
+    return powers["controller"] + sum(powers["target_rank"]) + sum(powers["other_rank"])
+
+
+def io_pj_per_bit(io: dict, gbps_per_line: float) -> tuple[float, float]:
+    """(low, high) pJ per bit of a cited termination figure (mW per data line while
+    dissipating) at ``gbps_per_line``: low = the cheaper of read and write times the low
+    dissipating fraction (random data), high = the dearer times the high one."""
+    rd, wr = _line_mw(io["read_mw"]), _line_mw(io["write_mw"])
+    f_lo, f_hi = io["dissipating_fraction"]
+    return min(rd, wr) * f_lo / gbps_per_line, max(rd, wr) * f_hi / gbps_per_line
+
+
+def derived_dram_band(dram_type: str) -> tuple[tuple[float, float], list[str]]:
+    """The (low, high) pJ/bit of ``dram_type`` from every part of that type in
+    ``dram_parts.json`` (plus the I/O figure that ``applies`` to it), spanning the parts;
+    and the parts' names."""
+    table = load_dram_parts()
+    parts = {k: p for k, p in table["parts"].items() if p["type"] == dram_type}
+    if not parts:
+        raise ValueError(f"dram_parts.json has no part of type {dram_type!r}")
+    io = table["io"][table["applies"][dram_type]] if dram_type in table["applies"] else None
+    lows, highs = [], []
+    for part in parts.values():
+        e = dram_part_energy(part)
+        io_lo, io_hi = io_pj_per_bit(io, e["gbps_per_line"]) if io else (0.0, 0.0)
+        lows.append(e["band"][0] + io_lo)
+        highs.append(e["band"][1] + io_hi)
+    return (min(lows), max(highs)), sorted(parts)
+
+
+@functools.lru_cache(maxsize=None)
 def load_dram() -> dict:
     """DRAM type -> {"pj_per_bit": [low, high], "generation", "source", ...} (cited, in
-    ``energy_tables/dram.json``)."""
+    ``energy_tables/dram.json``).  A type marked ``"derived": "dram_parts"`` is priced from
+    the IDD tables of ``dram_parts.json`` by :func:`derived_dram_band` (its ``parts`` are
+    filled in)."""
     raw = json.loads((TABLE_DIR / "dram.json").read_text())
     for name, entry in raw["types"].items():
+        if entry.get("derived") == "dram_parts":
+            band, entry["parts"] = derived_dram_band(name)
+            entry["pj_per_bit"] = list(band)
         lo, hi = entry["pj_per_bit"]
         if not 0 < lo <= hi or not entry.get("source"):
             raise ValueError(f"dram table: {name} needs a cited [low, high] pj_per_bit")
@@ -47,6 +169,14 @@ def load_dram() -> dict:
 
 
 DRAM_TYPES = tuple(load_dram()["types"])
+
+
+def tables_fingerprint() -> str:
+    """A digest of every energy table's text: what a cached result priced by them depends on."""
+    h = hashlib.sha1()
+    for path in sorted(TABLE_DIR.glob("*.json")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def sram_area_mm2(nbytes: int, node_nm: int) -> tuple[float, str]:
