@@ -43,3 +43,18 @@ def test_axi_4k_rule_catches_its_break():
     assert held.status == "bounded", held.detail
     broken = prove_break(replace(prop, depth=8), log=lambda *_: None)
     assert broken.status == "caught", f"{broken.status}, log {broken.log}"
+
+
+def test_probe_finds_exactly_one_engine_register():
+    """The k-induction invariants read the DMA engines' registers through ``probe``: a name
+    that is ambiguous or gone raises instead of binding the wrong signal."""
+    import hdl.dma
+    from amaranth.hdl import Fragment
+
+    from .formal.axi import BUS_BITS, MAX_BYTES, probe
+    frag = Fragment.get(hdl.dma.RowWriter(BUS_BITS, MAX_BYTES), None)
+    assert probe(frag, "nbeats", register=True).name == "nbeats"
+    with pytest.raises(ValueError, match="2 signals named 'nbeats'"):
+        probe(frag, "nbeats")             # the burst plan's and the register
+    with pytest.raises(ValueError, match="0 signals"):
+        probe(frag, "no_such_register")

@@ -36,13 +36,13 @@ import sys
 import types
 
 from amaranth import Elaboratable, Module, Mux, ResetSignal, Signal
-from amaranth.hdl import Assert, Assume, Cover
+from amaranth.hdl import Assert, Assume, Cover, Fragment
 from amaranth.lib import fifo
 
 import hdl.dma
 from hdl.axi import BURST_INCR
 
-__all__ = ["AxiRead", "AxiWrite", "mutant_dma", "BREAKS", "BOUNDARY"]
+__all__ = ["AxiRead", "AxiWrite", "mutant_dma", "probe", "BREAKS", "BOUNDARY"]
 
 BOUNDARY = hdl.dma.BURST_BOUNDARY
 #: A small engine keeps the solver fast; the rules do not depend on the sizes.
@@ -66,6 +66,28 @@ def mutant_dma(old: str, new: str) -> types.ModuleType:
     finally:
         del sys.modules[name]
     return mod
+
+
+def probe(frag: Fragment, name: str, width: int | None = None,
+          register: bool = False) -> Signal:
+    """The one signal of ``frag``'s own statements called ``name`` (and ``width`` bits wide,
+    when given; assigned in ``sync`` when ``register``): an engine's internal register, for
+    the invariants k-induction needs.  Amaranth names the signals of a tuple assignment
+    ``$signal``; the width tells those apart.  No match, or more than one, raises: the
+    engine changed and the invariant with it.
+    """
+    found = {}
+    for domain, stmts in frag.statements.items():
+        if register and domain != "sync":
+            continue
+        for st in stmts:
+            for s in [*st._lhs_signals(), *([] if register else st._rhs_signals())]:
+                if s.name == name and (width is None or len(s) == width):
+                    found[id(s)] = s
+    if len(found) != 1:
+        raise ValueError(f"probe: {len(found)} signals named {name!r}"
+                         f"{'' if width is None else f' of {width} bits'} in the engine")
+    return next(iter(found.values()))
 
 
 class _AxiWrapper(Elaboratable):
@@ -122,6 +144,19 @@ class _AxiWrapper(Elaboratable):
             m.d.comb += [Assume(base == p_base), Assume(size == p_size)]
         return started
 
+    def engine(self, m, platform, dut):
+        """``dut`` elaborated into ``m`` (as ``dut``); its fragment, for :func:`probe`."""
+        frag = Fragment.get(dut, platform)
+        m.submodules.dut = frag
+        return frag
+
+    def second_burst(self, m, due, addr, length, max_beats):
+        """Invariant (k-induction): a second burst waiting to go out starts on a 4 KiB
+        boundary and is at most a row's beats long (so it cannot cross the next one)."""
+        if "4k" in self.checks:
+            with m.If(due):
+                m.d.comb += [Assert((addr & (BOUNDARY - 1)) == 0), Assert(length < max_beats)]
+
     def boundary(self, m, valid, addr, length, size, burst, bus_bytes):
         """A burst of whole bus beats, INCR, inside one 4 KiB page."""
         if "4k" in self.checks:
@@ -141,8 +176,9 @@ class AxiRead(_AxiWrapper):
 
     def elaborate(self, platform):
         m = Module()
-        dut = m.submodules.dut = self.dma.RowReader(BUS_BITS, MAX_BYTES, tag_bits=1,
-                                                    outstanding=self.OUTSTANDING)
+        dut = self.dma.RowReader(BUS_BITS, MAX_BYTES, tag_bits=1,
+                                 outstanding=self.OUTSTANDING)
+        frag = self.engine(m, platform, dut)
         axi = dut.axi
         started = self.command(m, dut.cmd, dut)
         m.d.comb += dut.cmd.payload.tag.eq(self.free(1, name="cmd_tag"))
@@ -169,6 +205,8 @@ class AxiRead(_AxiWrapper):
                                   (axi.araddr, axi.arlen, axi.arsize, axi.arburst), started)
         self.boundary(m, axi.arvalid, axi.araddr, axi.arlen, axi.arsize, axi.arburst,
                       dut.bus_bytes)
+        self.second_burst(m, probe(frag, "second_due"), probe(frag, "second_addr"),
+                          probe(frag, "second_len"), dut.max_beats)
         # Rows between command and response, as the engine's ports show them.
         rows = Signal(range(self.OUTSTANDING + 3))
         take, answer = dut.cmd.valid & dut.cmd.ready, dut.rsp.valid & dut.rsp.ready
@@ -190,7 +228,11 @@ class AxiWrite(_AxiWrapper):
         m = Module()
         engine = type("SmallRowWriter", (self.dma.RowWriter,),
                       {"MAX_OUTSTANDING": self.MAX_OUTSTANDING})
-        dut = m.submodules.dut = engine(BUS_BITS, MAX_BYTES)
+        dut = engine(BUS_BITS, MAX_BYTES)
+        frag = self.engine(m, platform, dut)
+        # the writer's tuple-declared registers (named $signal by Amaranth), by width
+        second_due, aw_busy = probe(frag, "second_due"), probe(frag, "$signal", 1)
+        second_addr, second_len = probe(frag, "$signal", 32), probe(frag, "$signal", 8)
         axi = dut.axi
         started = self.command(m, dut.cmd, dut)
         if "stable" in self.checks:     # the control never looks at the data
@@ -215,6 +257,11 @@ class AxiWrite(_AxiWrapper):
                                   (axi.wdata, axi.wstrb, axi.wlast), started)
         self.boundary(m, axi.awvalid, axi.awaddr, axi.awlen, axi.awsize, axi.awburst,
                       dut.bus_bytes)
+        self.second_burst(m, second_due, second_addr, second_len, dut.max_beats)
+        if self.checks != ("wlast",):
+            # invariant (k-induction): AWVALID is the engine's AW-busy flag, which ``take``
+            # reads; a second burst is due only while AW is busy
+            m.d.comb += [Assert(axi.awvalid == aw_busy), Assert(~second_due | aw_busy)]
         if "wlast" in self.checks:
             self.wlast_scoreboard(m, axi, aw_fire, w_fire)
         if "outstanding" in self.checks:
@@ -224,8 +271,27 @@ class AxiWrite(_AxiWrapper):
             # A row is taken only once the previous one's AW and W are all out.
             m.d.comb += [Assert(aw_owed <= self.MAX_OUTSTANDING + 2),
                          Assert(w_owed <= aw_owed + 2)]
+            self.burst_balance(m, frag, aw_owed, w_owed, aw_busy, second_due)
         m.d.comb += Cover(aw_owed == self.MAX_OUTSTANDING + 2)
         return m
+
+    def burst_balance(self, m, frag, aw_owed, w_owed, aw_busy, second_due):
+        """Invariants (k-induction) of the outstanding rule: the engine's count is the bursts
+        awaiting B; with the current row's bursts still to go on AW it stays within
+        ``MAX_OUTSTANDING + 2``; AW bursts sent plus those to send equal W bursts sent plus
+        those to send (both channels work on the same row: a row is taken when both are free).
+        """
+        outstanding, w_busy = probe(frag, "outstanding"), probe(frag, "w_busy")
+        beat, nbeats, len1 = probe(frag, "beat"), probe(frag, "nbeats", register=True), probe(frag, "len1")
+        aw_rem, w_rem = Signal(2), Signal(2)
+        m.d.comb += [aw_rem.eq(aw_busy + second_due),
+                     w_rem.eq(Mux(w_busy, Mux((beat < len1) & (len1 < nbeats), 2, 1), 0))]
+        m.d.comb += [Assert(outstanding == aw_owed),
+                     Assert(outstanding + aw_rem <= self.MAX_OUTSTANDING + 2),
+                     Assert(aw_owed + aw_rem == w_owed + w_rem),
+                     Assert(~second_due | (len1 < nbeats))]
+        with m.If(w_busy):
+            m.d.comb += [Assert(beat < nbeats), Assert(len1 != 0), Assert(len1 <= nbeats)]
 
     def wlast_scoreboard(self, m, axi, aw_fire, w_fire):
         """The k-th W burst (beats up to the k-th ``WLAST``) has the k-th AW's length."""
