@@ -17,7 +17,7 @@ POWER_SIZE ?= 4x4
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model model-accuracy fmax fuzz formal coverage requant-add test test-fast bench bench-harness harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model model-accuracy fmax fuzz formal coverage requant-add test test-fast bench bench-harness rtl-bus512 harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
 
 all: help
 
@@ -31,6 +31,7 @@ help:
 	@echo "make coverage line/toggle coverage + functional bins (Verilator): build/coverage, fails below the baseline (UPDATE=1 rewrites it)"
 	@echo "make bench    int8 GEMMs on the RTL core (Verilator): table + build/bench.json"
 	@echo "make bench-harness  the harness's speed per array size beside the cocotb bench (build/bench.json)"
+	@echo "make rtl-bus512  whole-core programs at a 512-bit bus on the harness (WS 4x64, OS 64x4) vs both models"
 	@echo "make harness  the C++ Verilator harness: make sim's layers, or NETWORK=resnet50; WAVES=1 FROM= TO="
 	@echo "make run      MODEL=m.onnx [INPUT=x.npy] [SIM=functional|model|verilator|icarus]: one inference vs onnxruntime"
 	@echo "make onnx-networks  ResNet-18 and MobileNetV2 (224x224, seeded weights) through make run (functional, long)"
@@ -105,6 +106,13 @@ bench: bootstrap
 # 16x16 GEMM in the same run, no networks: about 1 minute once the builds are cached.
 bench-harness: bootstrap
 	$(PY) scripts/bench.py --cocotb 16x16 --networks
+
+# Whole-core programs at a 512-bit bus (the sweep's balanced 64x64 points choose it) on the
+# C++ harness: every regression and make sim layer on a WS 4x64 and an OS 64x4 core (64-byte
+# lines), without and with seeded DRAM pauses; counters vs the cycle model, DRAM vs the
+# functional model. Two Verilator builds (about 2-4 minutes each, cached), then seconds.
+rtl-bus512: bootstrap
+	KNPU_HARNESS_OPT=quick $(PY) scripts/wide_bus_rtl.py
 
 # The C++ Verilator harness: make sim's layers (or NETWORK=mobilenet_v2 at RESOLUTION=, every
 # layer) at Verilator speed; WAVES=1 FROM= TO= writes an FST of those cycles of each run;
