@@ -254,7 +254,7 @@ def compile_add(cfg: NPUConfig, a, b, grid: golden.AddGrid, unsigned: bool = Fal
     -------
     Layer
         The int8 sum (stored values), same shape, densely at ``out_addr``; ``a`` at address
-        0 of the image, then ``b``.  Per block of pixels and tile of channels the array
+        0 of the image, then ``b`` (``meta["inputs"]``: both addresses).  Per block of pixels and tile of channels the array
         packs ``b - 256*a`` into the accumulator (``a`` through a resident ``-128*I`` tile
         twice, ``b`` through ``I``), stored through the add mode.
     """
@@ -280,4 +280,5 @@ def compile_add(cfg: NPUConfig, a, b, grid: golden.AddGrid, unsigned: bool = Fal
     _emit_config(prog, params, 0, C, per_lane=False)
     meta = _schedule_add(cfg, prog, srcs, a.shape[0], C, tiles_line, out_addr, t)
     return _finish(cfg, name, image, prog, out_addr, shape, params, golden.pack_add(a, b),
-                   3 * a.size, {**meta, "op": "add", "M": a.shape[0], "K": 3 * C, "N": C})
+                   3 * a.size, {**meta, "op": "add", "M": a.shape[0], "K": 3 * C, "N": C,
+                                "inputs": list(srcs[:2])})

@@ -344,6 +344,31 @@ def test_digits_one_program_split_per_layer():
     assert not mismatch and [r[0].strip() for r in rows[:5]] == ex.layers[0]["segment"]
 
 
+@pytest.mark.parametrize("net,act", [("resnet18", "int8"), ("mobilenet_v2", "uint8")])
+def test_branching_graph_runs_as_one_program(net, act):
+    """ResNet-18 (1/8 width) and MobileNetV2 (1/4 width) at 32x32, batch 2, QOperator: every
+    convolution, residual add (its skip branch stored into two buffers), max pool, global
+    average pool and the classifier in ONE program on the functional model; the host only
+    quantizes the input, flattens in place and dequantizes the logits; every op's output,
+    read back from where its first consumer read it, equal to the golden model, and the
+    logits identical to onnxruntime's."""
+    builder, width = {"resnet18": (zoo.resnet18, 0.125),
+                      "mobilenet_v2": (zoo.mobilenet_v2, 0.25)}[net]
+    fm, shape = builder(width=width, resolution=32, classes=10), (3, 32, 32)
+    qm = zoo.quantize(fm, zoo.calibration(shape, 4), "qoperator", act, True)
+    graph = import_model(qm)
+    x = zoo.calibration(shape, 2, seed=7)
+    programs = []
+    ex = execute(graph, {"input": x}, CFG,
+                 lambda c, layer: (programs.append(layer), executor.functional_runner(c, layer))[1])
+    assert len(programs) == len(ex.layers) == 1 and ex.layers[0]["golden_equal"]
+    npu = [op.name for op in graph.ops if op.kind not in ("quantize", "dequantize", "layout")]
+    assert ex.layers[0]["segment"] == npu
+    assert sum(op.kind == "add" for op in graph.ops) >= {"resnet18": 8, "mobilenet_v2": 10}[net]
+    assert [h["op"] for h in ex.host] == ["QuantizeLinear", "Flatten", "DequantizeLinear"]
+    assert np.array_equal(ex.outputs["output"], zoo.ort_run(qm, {"input": x})["output"])
+
+
 @pytest.mark.parametrize("shape,sx,zx,sy,zy,clamp", [
     ((1, 5, 7, 7), 0.05, -3, 0.02, 4, (-128, 127)),
     ((3, 9, 4, 5), 0.11, 100, 0.013, -128, (-128, 127)),     # uint8 zero points, saturating

@@ -4,11 +4,14 @@
 layers (:mod:`.lower`) and go to ``run_layer`` (default: the functional model; the
 ``scripts/run.py`` command passes any back end of ``testbench.backends``).  Everything else
 is a host op (:mod:`.host_ops`), each counted in the report with its operations, so the
-share of the work that is not on the NPU is stated, not hidden.
+share of the work that is not on the NPU is stated, not hidden.  On weight-stationary cores
+the NPU ops between two host ops are gathered into one program (:class:`_Group`,
+:func:`.wholegraph.link_graph`): a ResNet or a MobileNet runs as one program per inference.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -23,7 +26,7 @@ from ..compiler_ops import INT8_MIN
 from .lower import (NPU_REQUANT, add_host_reason, concat_host_reason, flat_matmul_linkable,
                     gap_host_reason, lower_add, lower_concat, lower_conv, lower_flat_matmul,
                     lower_gap, lower_matmul, lower_maxpool, maxpool_host_reason)
-from .wholegraph import link_segment, read_placed
+from .wholegraph import link_graph, read_placed
 
 __all__ = ["execute", "Execution", "functional_runner", "to_model_dtype", "from_model_dtype"]
 
@@ -240,122 +243,198 @@ def _layer_info(cfg, op, layer, out_info):
             "counters": out_info.get("counters")}
 
 
-def _linkable(graph, cfg, i) -> str | None:
-    """The role of op ``i`` in a one-program chain: ``conv``, ``maxpool``, ``flatten`` (a
-    Flatten(axis=1) whose only use is the next op, a linkable matmul) or None."""
-    ops = graph.ops
-    op = ops[i]
-    if op.kind == "conv" and op.attrs["scale"] is not None:
-        return "conv"
-    if op.kind == "maxpool" and maxpool_host_reason(cfg, op) is None:
-        return "maxpool"
-    if op.kind == "gap" and gap_host_reason(op, 4) is None:
-        return "gap"
-    if op.kind == "layout" and op.onnx_op == "Flatten" and \
-            op.attrs.get("attrs", {}).get("axis", 1) == 1 and i + 1 < len(ops):
-        nxt = ops[i + 1]
-        if nxt.kind == "matmul" and nxt.inputs[0] == op.outputs[0] and \
-                flat_matmul_linkable(nxt, graph):
-            return "flatten"
-    return None
+def _data_inputs(op) -> list:
+    """The tensor inputs of an NPU op that its lowering places in DRAM, in the order of
+    :attr:`Lowered.places`."""
+    return list(op.inputs) if op.kind == "concat" else \
+        list(op.inputs[:2]) if op.kind == "add" else [op.inputs[0]]
 
 
-def plan_segments(graph: Graph, cfg: NPUConfig) -> dict:
-    """Chains of NPU ops that run as one program (:mod:`.wholegraph`): convolutions and max
-    pools, each reading the previous one's int8 output, optionally closed by a Flatten and
-    the matrix product it feeds.  Returns {index of first op: [op indices]} (the Flatten's
-    index included)."""
-    if cfg.dataflow != "ws" or not NPU_REQUANT:
-        return {}
-    ops, segs, cur = graph.ops, {}, []
-
-    def close():
-        if sum(ops[k].kind != "layout" for k in cur) > 1:
-            segs[cur[0]] = list(cur)
-    i = 0
-    while i < len(ops):
-        op, role = ops[i], _linkable(graph, cfg, i)
-        if cur and role and op.inputs[0] == ops[cur[-1]].outputs[0]:
-            if role == "flatten":
-                cur += [i, i + 1]
-                close()
-                cur = []
-                i += 2
-                continue
-            cur.append(i)
-        else:
-            close()
-            cur = [i] if role in ("conv", "maxpool", "gap") else []
-        i += 1
-    close()
-    return segs
+def _npu_kind(graph, cfg, op, xs) -> bool:
+    """Whether ``op`` (inputs ``xs``: values, or stand-ins of the right shape) runs as one
+    NPU layer that a whole-graph program can hold; a matmul only behind a Flatten."""
+    k = op.kind
+    if k == "conv":
+        return op.attrs["scale"] is not None
+    if k == "maxpool":
+        return np.ndim(xs[0]) == 4 and maxpool_host_reason(cfg, op) is None
+    if k == "gap":
+        return gap_host_reason(op, np.ndim(xs[0])) is None
+    if k == "add":
+        return add_host_reason(cfg, op, xs) is None
+    if k == "concat":
+        return concat_host_reason(cfg, op, xs) is None
+    return False
 
 
-def _lower_member(cfg, op, x, vals):
-    """Lower one NPU op of a chain on input ``x`` (for a matmul: the 4-D tensor before the
-    Flatten)."""
+def _lower_node(cfg, op, xs, vals):
+    """Lower one NPU op of a whole-graph program on inputs ``xs`` (for a matmul: the 4-D
+    tensor before its Flatten)."""
     if op.kind == "conv":
-        return lower_conv(cfg, op, x, vals[op.inputs[1]],
+        return lower_conv(cfg, op, xs[0], vals[op.inputs[1]],
                           vals[op.inputs[2]] if op.attrs["has_bias"] else None)
-    if op.kind == "maxpool":
-        return lower_maxpool(cfg, op, x)
-    if op.kind == "gap":
-        return lower_gap(cfg, op, x)
-    return lower_flat_matmul(cfg, op, x, vals[op.inputs[1]],
-                             vals[op.inputs[2]] if op.attrs["has_bias"] else None)
+    if op.kind == "matmul":
+        return lower_flat_matmul(cfg, op, xs[0], vals[op.inputs[1]],
+                                 vals[op.inputs[2]] if op.attrs["has_bias"] else None)
+    lower = {"maxpool": lower_maxpool, "gap": lower_gap, "add": lower_add,
+             "concat": lower_concat}[op.kind]
+    return lower(cfg, op, xs if op.kind in ("add", "concat") else xs[0])
 
 
 def _placeholder(op, shape):
-    """A stand-in input for compiling a chain member: what its padding holds (the interior
-    is written by the layer before it on the NPU)."""
+    """A stand-in input for compiling a whole-graph member: what its padding holds (the
+    interior is written by the layer before it on the NPU)."""
     fill = op.attrs["xq"].zp_scalar("input", op.name) if op.kind == "conv" else \
         INT8_MIN if op.kind == "maxpool" else 0
     return np.full(shape, fill, np.int64)
 
 
-def _run_segment(cfg, graph, idx, vals, run_layer, ex):
-    """Compile the chain ``idx`` (op indices), link it into one program, run it once, and
-    set every op's output (intermediate ones read back from the next layer's buffer)."""
-    ops = [graph.ops[i] for i in idx if graph.ops[i].kind != "layout"]
-    flatten = [graph.ops[i] for i in idx if graph.ops[i].kind == "layout"]
-    x0 = vals[ops[0].inputs[0]]
-    n = x0.shape[0]
-    lows = []
-    for k, op in enumerate(ops):
-        x = x0 if k == 0 else _placeholder(op, (n, lows[-1].out_geom[2]) +
-                                           tuple(lows[-1].out_geom[:2]))
-        lows.append(_lower_member(cfg, op, x, vals))
-    seg = link_segment(cfg, [lw.layers[0] for lw in lows], [lw.place for lw in lows],
-                       [lw.out_geom for lw in lows], name="+".join(op.name for op in ops))
-    out, info = run_layer(cfg, seg)
+@dataclass
+class _Member:
+    op: object
+    low: object = None              # Lowered (None for a Flatten read in place)
+    srcs: list = field(default_factory=list)   # per data input: producing member or None
+
+
+class _Group:
+    """NPU ops gathered, in graph order, into one program (:func:`link_graph`): an op
+    joins when it can run on the NPU in such a program and each input is either a value
+    the host already has (written into the op's image) or the output of a member whose
+    stores can be routed into the op's input buffer.  A Flatten(axis=1) of a member's
+    4-D output joins when every use of it is a matmul that reads it in place."""
+
+    def __init__(self, graph, cfg, users):
+        self.graph, self.cfg, self.users = graph, cfg, users
+        self.members = []
+        self.made = {}              # tensor -> index of the member producing it
+        self.shape = {}             # tensor -> shape of a member's output
+
+    def _flatten_ok(self, op) -> bool:
+        a = op.attrs.get("attrs", {})
+        if op.onnx_op != "Flatten" or a.get("axis", 1) != 1 or op.inputs[0] not in self.made \
+                or len(self.shape[op.inputs[0]]) != 4:
+            return False
+        src = self.members[self.made[op.inputs[0]]]
+        uses = [self.graph.ops[u] for u in self.users.get(op.outputs[0], [])]
+        return src.low is not None and src.low.out_geom is not None and bool(uses) and all(
+            u.kind == "matmul" and u.inputs[0] == op.outputs[0] and
+            flat_matmul_linkable(u, self.graph) for u in uses)
+
+    def admit(self, op, vals) -> bool:
+        """Lower ``op`` into the group when it can join (see the class doc)."""
+        if op.kind == "layout":
+            if not self._flatten_ok(op):
+                return False
+            self.made[op.outputs[0]] = self.made[op.inputs[0]]
+            self.shape[op.outputs[0]] = self.shape[op.inputs[0]]
+            self.members.append(_Member(op))
+            return True
+        names = _data_inputs(op)
+        if op.kind == "matmul":
+            flat = next((m.op for m in self.members if m.low is None and
+                         m.op.outputs[0] == names[0]), None)
+            if flat is None:
+                return False
+            names = [flat.inputs[0]]
+        if any(n not in self.made and n not in vals for n in names):
+            return False
+        xs = [np.zeros(self.shape[n], np.int64) if n in self.made else vals[n] for n in names]
+        if op.kind != "matmul" and not _npu_kind(self.graph, self.cfg, op, xs):
+            return False
+        srcs = [self.made.get(n) for n in names]
+        if any(k is not None and self.members[k].low.out_geom is None for k in srcs):
+            return False
+        xs = [_placeholder(op, x.shape) if k is not None else x for x, k in zip(xs, srcs)]
+        low = _lower_node(self.cfg, op, xs, vals)
+        if len(low.layers) != 1 or len(low.places or ()) != len(names):
+            return False
+        self.made[op.outputs[0]] = len(self.members)
+        self.shape[op.outputs[0]] = low.assemble([low.layers[0].expected]).shape
+        self.members.append(_Member(op, low, srcs))
+        return True
+
+    def needs(self, op) -> bool:
+        """Whether ``op`` reads a tensor the group has yet to compute."""
+        return any(i in self.made for i in op.inputs)
+
+    def flush(self, vals, run_layer, ex):
+        """Run the gathered ops (one program, or the lone op its own way) and set their
+        outputs in ``vals``; empty the group."""
+        members, self.members, self.made, self.shape = self.members, [], {}, {}
+        real = [m for m in members if m.low is not None]
+        if len(real) == 1:
+            _run_op(self.cfg, self.graph, real[0].op, vals, run_layer, ex)
+        elif real:
+            _run_linked(self.cfg, self.graph, members, self.users, vals, run_layer, ex)
+        for m in members:
+            if m.low is None:
+                vals[m.op.outputs[0]] = _layout(m.op, vals[m.op.inputs[0]])
+                ex.host.append({"node": m.op.name, "op": "Flatten", "ops": 0,
+                                "why": "none: the matmul reads the NPU's NHWC output in place "
+                                       "(its weight rows reordered); layout only"})
+
+
+def _kept(graph, members, users) -> list:
+    """For each member with a layer: whether its output must also stay in its own buffer
+    (a graph output, or read by an op outside the program, through a Flatten or not)."""
+    inside = {id(m.op) for m in members}
+    outs = {name for name, _, _ in graph.outputs}
+
+    def outside(t):
+        return t in outs or any(id(graph.ops[u]) not in inside for u in users.get(t, []))
+    flat = {m.op.inputs[0]: m.op.outputs[0] for m in members if m.low is None}
+    return [outside(m.op.outputs[0]) or (m.op.outputs[0] in flat and
+                                         outside(flat[m.op.outputs[0]]))
+            for m in members if m.low is not None]
+
+
+def _run_linked(cfg, graph, members, users, vals, run_layer, ex):
+    """Link the members into one program (:func:`link_graph`), run it once, set every
+    member's output (read back from where a consumer read it, or from its own buffer) and
+    check each against its layer compiled on the real inputs."""
+    real = [m for m in members if m.low is not None]
+    pos = {members.index(m): k for k, m in enumerate(real)}     # member -> layer index
+    routes = [[] for _ in real]
+    for j, m in enumerate(real):
+        for d, src in enumerate(m.srcs):
+            if src is not None:
+                routes[pos[src]].append((j, m.low.places[d]))
+    keep = _kept(graph, members, users)
+    prog = link_graph(cfg, [m.low.layers[0] for m in real], routes,
+                      [m.low.out_geom for m in real], keep,
+                      name="+".join(m.op.name for m in real))
+    _, info = run_layer(cfg, prog)
     dram = info.pop("dram")
-    offs = seg.meta["offsets"]
-    golden, x = True, x0
-    for k, op in enumerate(ops):
-        if k + 1 < len(ops):
-            ho, wo, m, _ = lows[k].out_geom
-            y = read_placed(dram, offs[k + 1], lows[k + 1].place, (n, m, ho, wo))
+    offs = prog.meta["offsets"]
+    golden = True
+    for k, m in enumerate(real):
+        layer = m.low.layers[0]
+        if keep[k]:
+            raw = dataclasses.replace(layer, out_addr=offs[k] + layer.out_addr).output(dram)
+            y = m.low.assemble([raw])
         else:
-            y = lows[k].assemble([out])
-        ref = _lower_member(cfg, op, x, vals)
+            (j, place), (ho, wo, ch, _) = routes[k][0], m.low.out_geom
+            y = read_placed(dram, offs[j], place, (place.batch, ch, ho, wo))
+        names = _data_inputs(m.op)
+        if m.op.kind == "matmul":
+            names = [next(f.op.inputs[0] for f in members if f.low is None and
+                          f.op.outputs[0] == names[0])]
+        ref = _lower_node(cfg, m.op, [vals[n] for n in names], vals)
         golden &= bool(np.array_equal(y, ref.assemble([ref.layers[0].expected])))
-        vals[op.outputs[0]] = x = y
-        if flatten and k + 2 == len(ops):          # the chain's Flatten, before its matmul
-            vals[flatten[0].outputs[0]] = _layout(flatten[0], y)
+        vals[m.op.outputs[0]] = y
+        for f in members:          # a Flatten's output, for the matmul's reference
+            if f.low is None and f.op.inputs[0] == m.op.outputs[0]:
+                vals[f.op.outputs[0]] = _layout(f.op, y)
     info["golden_equal"] = golden
-    entry = _layer_info(cfg, ops[-1], seg, info)
-    members = [_layer_info(cfg, op, lw.layers[0], {}) for op, lw in zip(ops, lows)]
+    entry = _layer_info(cfg, real[-1].op, prog, info)
+    rows = [_layer_info(cfg, m.op, m.low.layers[0], {}) for m in real]
     if entry["cycles_source"] == "analytical":
-        entry["cycles"] = sum(m["cycles"] for m in members)
-        entry["utilization"] = seg.macs / (entry["cycles"] * cfg.rows * cfg.cols)
-    entry["op"] = f"{len(ops)} NPU ops (one program)"
-    entry["segment"] = [op.name for op in ops]
-    entry["members"] = [{k: m[k] for k in ("layer", "op", "shape", "macs")} for m in members]
+        entry["cycles"] = sum(r["cycles"] for r in rows)
+        entry["utilization"] = prog.macs / (entry["cycles"] * cfg.rows * cfg.cols)
+    entry["op"] = f"{len(real)} NPU ops (one program)"
+    entry["segment"] = [m.op.name for m in real]
+    entry["members"] = [{k: r[k] for k in ("layer", "op", "shape", "macs")} for r in rows]
     ex.layers.append(entry)
-    if flatten:
-        ex.host.append({"node": flatten[0].name, "op": "Flatten", "ops": 0,
-                        "why": "none: the matmul reads the NPU's NHWC output in place (its "
-                               "weight rows reordered); layout only"})
 
 
 def _run_concat(cfg, op, xs, run_layer, ex):
@@ -381,6 +460,47 @@ def _run_single(cfg, op, x, run_layer, ex):
     return low.assemble([out])
 
 
+def _run_op(cfg, graph, op, vals, run_layer, ex):
+    """One op outside a whole-graph program: its own NPU program(s), or the host."""
+    ins = [vals[i] if i else None for i in op.inputs]
+    if op.kind in ("conv", "matmul"):
+        bias = ins[2] if op.attrs["has_bias"] else None
+        low = (lower_conv if op.kind == "conv" else lower_matmul)(cfg, op, ins[0], ins[1], bias)
+        outs = []
+        for layer in low.layers:
+            out, info = run_layer(cfg, layer)
+            info.pop("dram", None)
+            info["golden_equal"] = bool(np.array_equal(out, layer.expected))
+            outs.append(out)
+            ex.layers.append(_layer_info(cfg, op, layer, info))
+        vals[op.outputs[0]] = low.assemble(outs)
+        if low.host_requant:
+            ex.host.append({"node": op.name, "op": "requantize (host)",
+                            "ops": int(vals[op.outputs[0]].size),
+                            "why": "raw int32 output" if op.attrs["scale"] is None else
+                            "the core has no onnxruntime rounding mode yet"})
+        return
+    if op.kind in ("maxpool", "gap", "add") and _npu_kind(graph, cfg, op, ins):
+        vals[op.outputs[0]] = _run_single(cfg, op, ins if op.kind == "add" else ins[0],
+                                          run_layer, ex)
+        return
+    if op.kind == "concat" and concat_host_reason(cfg, op, ins) is None:
+        vals[op.outputs[0]] = _run_concat(cfg, op, ins, run_layer, ex)
+        return
+    y, count = _host_op(op, ins, graph)
+    vals[op.outputs[0]] = y
+    ex.host.append({"node": op.name, "op": op.onnx_op if op.kind != "float"
+                    else f"{op.onnx_op} (float island)", "ops": int(count),
+                    "why": "layout (data movement only)" if op.kind == "layout" else
+                    maxpool_host_reason(cfg, op) or "not a 4-D tensor"
+                    if op.kind == "maxpool" else
+                    gap_host_reason(op, ins[0].ndim) if op.kind == "gap" else
+                    concat_host_reason(cfg, op, ins) if op.kind == "concat" else
+                    add_host_reason(cfg, op, ins) if op.kind == "add"
+                    else "graph edge" if op.kind in ("quantize", "dequantize")
+                    else "float op (QDQ island)"})
+
+
 def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
             whole_graph: bool = True) -> Execution:
     """Run ``graph`` on ``feeds`` (model-level arrays by input name).
@@ -398,69 +518,35 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
         (the memory after the run) and may carry ``cycles``, ``dram_bytes``, ``backend``,
         ``wall_s``.  Default: the functional model.
     whole_graph : bool
-        Run chains of convolutions as one program each (:func:`plan_segments`).
+        Gather the NPU ops into as few programs as the host ops between them allow
+        (:class:`_Group`, weight-stationary cores with the onnxruntime rounding); else
+        every op runs as its own program.
 
     Returns
     -------
     Execution
     """
     run_layer = run_layer or functional_runner
-    segments = plan_segments(graph, cfg) if whole_graph else {}
-    in_segment = {i for seg in segments.values() for i in seg}
     t0 = time.perf_counter()
     vals = {name: np.asarray(v) for name, v in graph.consts.items()}
     for name, dtype, _ in graph.inputs:
         if name not in feeds:
             raise OnnxImportError(f"graph input {name!r} has no value")
         vals[name] = from_model_dtype(feeds[name], dtype)
-    ex = Execution({})
+    users = {}
     for index, op in enumerate(graph.ops):
-        if index in segments:
-            _run_segment(cfg, graph, segments[index], vals, run_layer, ex)
+        for name in op.inputs:
+            users.setdefault(name, []).append(index)
+    linking = whole_graph and cfg.dataflow == "ws" and NPU_REQUANT
+    group = _Group(graph, cfg, users)
+    ex = Execution({})
+    for op in graph.ops:
+        if linking and group.admit(op, vals):
             continue
-        if index in in_segment:
-            continue
-        ins = [vals[i] if i else None for i in op.inputs]
-        if op.kind in ("conv", "matmul"):
-            bias = ins[2] if op.attrs["has_bias"] else None
-            low = (lower_conv if op.kind == "conv" else lower_matmul)(cfg, op, ins[0], ins[1],
-                                                                     bias)
-            outs = []
-            for layer in low.layers:
-                out, info = run_layer(cfg, layer)
-                info.pop("dram", None)
-                info["golden_equal"] = bool(np.array_equal(out, layer.expected))
-                outs.append(out)
-                ex.layers.append(_layer_info(cfg, op, layer, info))
-            vals[op.outputs[0]] = low.assemble(outs)
-            if low.host_requant:
-                ex.host.append({"node": op.name, "op": "requantize (host)",
-                                "ops": int(vals[op.outputs[0]].size),
-                                "why": "raw int32 output" if op.attrs["scale"] is None else
-                                "the core has no onnxruntime rounding mode yet"})
-            continue
-        if (op.kind == "maxpool" and ins[0].ndim == 4 and maxpool_host_reason(cfg, op) is None) \
-                or (op.kind == "gap" and gap_host_reason(op, ins[0].ndim) is None):
-            vals[op.outputs[0]] = _run_single(cfg, op, ins[0], run_layer, ex)
-            continue
-        if op.kind == "add" and add_host_reason(cfg, op, ins) is None:
-            vals[op.outputs[0]] = _run_single(cfg, op, ins, run_layer, ex)
-            continue
-        if op.kind == "concat" and concat_host_reason(cfg, op, ins) is None:
-            vals[op.outputs[0]] = _run_concat(cfg, op, ins, run_layer, ex)
-            continue
-        y, count = _host_op(op, ins, graph)
-        vals[op.outputs[0]] = y
-        ex.host.append({"node": op.name, "op": op.onnx_op if op.kind != "float"
-                        else f"{op.onnx_op} (float island)", "ops": int(count),
-                        "why": "layout (data movement only)" if op.kind == "layout" else
-                        maxpool_host_reason(cfg, op) or "not a 4-D tensor"
-                        if op.kind == "maxpool" else
-                        gap_host_reason(op, ins[0].ndim) if op.kind == "gap" else
-                        concat_host_reason(cfg, op, ins) if op.kind == "concat" else
-                        add_host_reason(cfg, op, ins) if op.kind == "add"
-                        else "graph edge" if op.kind in ("quantize", "dequantize")
-                        else "float op (QDQ island)"})
+        if group.needs(op):
+            group.flush(vals, run_layer, ex)
+        _run_op(cfg, graph, op, vals, run_layer, ex)
+    group.flush(vals, run_layer, ex)
     for name, dtype, _ in graph.outputs:
         ex.outputs[name] = to_model_dtype(vals[name], dtype)
     ex.wall_s = time.perf_counter() - t0

@@ -55,8 +55,9 @@ class Lowered:
     layers: list                      # [Layer]
     assemble: object                  # callable(list of layer outputs) -> op output
     host_requant: bool                # the host requantizes (no NPU mode, or raw int32 op)
-    place: object = None              # conv: where its input sits in its image (Placement)
-    out_geom: tuple | None = None     # conv: (Ho, Wo, channels, stacked rows per image)
+    places: list | None = None        # where each tensor input sits in its image (Placement)
+    out_geom: tuple | None = None     # (Ho, Wo, channels, stacked rows per image) of the
+    #                                   output rows, for ops whose output can be routed
 
 
 def _split(d):
@@ -164,7 +165,7 @@ def lower_conv(cfg: NPUConfig, op, x, w, bias) -> Lowered:
             y = post(y)
         return y.transpose(0, 3, 1, 2)
     layers = [layer]
-    return Lowered(layers, assemble, post is not None, place, (Ho, wo, M, Hs // s))
+    return Lowered(layers, assemble, post is not None, [place], (Ho, wo, M, Hs // s))
 
 
 def lower_matmul(cfg: NPUConfig, op, a_val, b_val, bias) -> Lowered:
@@ -258,13 +259,29 @@ def lower_maxpool(cfg: NPUConfig, op, x) -> Lowered:
         y = np.stack([outs[0][n * Hs // s:n * Hs // s + ho] for n in range(N)])
         return y.transpose(0, 3, 1, 2)
     place = Placement(0, Hs, Hp, W + l + r, t, l, C, False, N)
-    return Lowered([layer], assemble, False, place, (ho, wo, C, Hs // s))
+    return Lowered([layer], assemble, False, [place], (ho, wo, C, Hs // s))
 
 
 def _hwc_rows(B, C, H, W):
     """Rows of ``B`` (K = C*H*W, NCHW flatten order) reordered to the NHWC order
     ``(y*W + x)*C + c``: the product with an NHWC-flattened input is then the same."""
     return B[np.arange(C * H * W).reshape(C, H, W).transpose(1, 2, 0).reshape(-1)]
+
+
+def _dense(addr: int, shape_nchw) -> Placement:
+    """The placement of an NCHW tensor stored densely as NHWC pixels at ``addr``."""
+    N, C, H, W = shape_nchw
+    return Placement(addr, H, H, W, 0, 0, C, False, N)
+
+
+def _check_in_place(op, layer, place: Placement, x, what: str):
+    """Raise unless ``x`` (NCHW) is what ``layer``'s image holds at ``place``: where the
+    layer before can write it in place."""
+    lo = place.pixel(0, 0, 0)
+    nhwc = np.asarray(x, np.int64).transpose(0, 2, 3, 1).astype(np.int8).tobytes()
+    if bytes(layer.dram[lo:lo + len(nhwc)]) != nhwc:
+        raise OnnxImportError(f"node {op.name!r}: its {what} is not where the layer before "
+                              f"can write it in place")
 
 
 def flat_matmul_linkable(op, graph) -> bool:
@@ -295,7 +312,7 @@ def lower_flat_matmul(cfg: NPUConfig, op, x, b_val, bias) -> Lowered:
             bytes(layer.dram[:A.size]) != A.astype(np.int8).tobytes():
         raise OnnxImportError(f"node {op.name!r}: its A operand is not where a flattened "
                               f"input can be written in place")
-    low.place = Placement(0, H, H, W, 0, 0, C, False, N)
+    low.places = [_dense(0, x.shape)]
     return low
 
 
@@ -334,8 +351,7 @@ def lower_gap(cfg: NPUConfig, op, x) -> Lowered:
 
     def assemble(outs):
         return outs[0].reshape(N, C, 1, 1)
-    return Lowered([layer], assemble, False, Placement(b_addr, H, H, W, 0, 0, C, False, N),
-                   (1, 1, C, 1))
+    return Lowered([layer], assemble, False, [_dense(b_addr, x.shape)], (1, 1, C, 1))
 
 
 def concat_rescale(s, z, sy, zy, clamp=(-128, 127)) -> np.float32 | None:
@@ -400,10 +416,13 @@ def lower_concat(cfg: NPUConfig, op, xs) -> Lowered:
                                    name=f"{op.name}[{k}]"))
         widths.append(C)
     layer = link_slices(cfg, layers, widths, name=op.name)
+    places = [_dense(off, x.shape) for off, x in zip(layer.meta["offsets"], xs)]
+    for k, (place, x) in enumerate(zip(places, xs)):
+        _check_in_place(op, layer, place, x, f"input {k}")
 
     def assemble(outs):
         return outs[0].reshape(N, H, W, -1).transpose(0, 3, 1, 2)
-    return Lowered([layer], assemble, False)
+    return Lowered([layer], assemble, False, places, (H, W, sum(widths), H))
 
 
 @functools.lru_cache(maxsize=256)
@@ -453,6 +472,9 @@ def lower_add(cfg: NPUConfig, op, xs) -> Lowered:
     a, b = (np.asarray(x, np.int64).transpose(0, 2, 3, 1).reshape(-1, C) for x in xs)
     layer = compile_add(cfg, a, b, op_add_grid(op), op.attrs["cq"].unsigned,
                         tuple(op.attrs.get("clamp", (-128, 127))), name=op.name)
+    places = [_dense(addr, xs[0].shape) for addr in layer.meta["inputs"]]
+    for k, (place, x) in enumerate(zip(places, xs)):
+        _check_in_place(op, layer, place, x, "ab"[k])
     # For the analytical model: three channel-wise passes per pixel, as a 1x1 depthwise
     # convolution over 3C channels (a through -128*I twice, b through I).
     layer.meta["workload"] = WLayer(layer.name, "conv", h=N * H, w=W, c=3 * C, kh=1, kw=1,
@@ -460,4 +482,4 @@ def lower_add(cfg: NPUConfig, op, xs) -> Lowered:
 
     def assemble(outs):
         return outs[0].reshape(N, H, W, C).transpose(0, 3, 1, 2)
-    return Lowered([layer], assemble, False)
+    return Lowered([layer], assemble, False, places, (H, W, C, H))

@@ -1,23 +1,27 @@
-"""Whole-graph execution of chains of convolutions: one program, one DRAM image, each layer
-reading what the layer before it wrote.
+"""Whole-graph execution: the NPU ops of a graph (convolutions, pools, adds, concats, a
+classifier behind a Flatten) as one program and one DRAM image, each op reading what the
+ops before it wrote.
 
-A *segment* is a run of convolutions where each one's input is the previous one's int8
-output (weight-stationary cores).  Every layer is compiled as usual (its input a
-placeholder holding the input zero point, which is what the padding border keeps), then:
+Every op is compiled as usual (each input that another op of the program produces is a
+placeholder holding what its buffer's border keeps: the input zero point for a convolution,
+the int8 minimum for a max pool), and the ops, in a topological order, are then linked
+(:func:`link_graph`):
 
-* the layers' images are laid end to end in one image and their programs' DRAM addresses
+* the ops' images are laid end to end in one image and their programs' DRAM addresses
   relocated;
-* the STOREs of every layer but the last are split at image-row boundaries and sent into the
-  *interior* of the next layer's padded NHWC input buffer (twice, at both channel offsets,
-  when the next layer repeats its input for a weight zero-point split); rows of a stacked
-  batch that straddle two images are not stored;
-* a SYNC separates two layers (the next layer's loads wait for every store), and the
-  dependency tokens one layer leaves unconsumed (its last free-slot tokens) are taken by the
-  next layer's first instructions, so each layer starts in the steady state it was
-  scheduled for.
+* the STOREs of an op whose output other ops of the program read are split at image-row
+  boundaries and sent into the *interior* of each consumer's input buffer (a convolution's
+  padded NHWC input -- twice, at both channel offsets, when it repeats its input for a
+  weight zero-point split --, an add's or concat's dense NHWC operand, a pool's padded
+  input, a classifier's flattened rows); rows of a stacked batch that straddle two images
+  are not stored; an output the host also needs (a graph output, or the input of a host
+  op) is still stored where the op put it;
+* a SYNC separates two ops (the next op's loads wait for every store), and the dependency
+  tokens one op leaves unconsumed (its last free-slot tokens) are taken by the next op's
+  first instructions, so each op starts in the steady state it was scheduled for.
 
-The host writes the segment's first input once and reads its last output (and, for the
-report, the intermediate ones from where the next layer read them).
+The host writes the graph's inputs into the ops that read them once and reads the kept
+outputs (and, for the report, every other output from where a consumer read it).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from hdl.isa import Opcode
 
 from ..compiler import ALIGN, Layer
 
-__all__ = ["Placement", "link_segment", "read_placed", "split_by_layer", "link_slices"]
+__all__ = ["Placement", "link_graph", "read_placed", "split_by_layer", "link_slices"]
 
 
 @dataclass
@@ -123,57 +127,81 @@ def _seal(image: bytearray, program: list):
     return words, paddr
 
 
-def _redirect_stores(ins, layer, out_geom, dst: Placement, base: int):
-    """Split this layer's STOREs into runs that land in ``dst`` (see module doc)."""
+def _runs(i, layer, out_geom, dst: Placement):
+    """A STORE ``i`` of ``layer`` cut into runs of one image row that land in ``dst``:
+    ``(first row, rows, byte offset in dst's image)``; rows a stacked batch discards (they
+    straddle two images) are left out."""
     ho, wo, per_image, hs_s = out_geom        # output rows/cols per image, stacked pitch
+    m0 = (i["dram_addr"] - layer.out_addr) // layer.meta["N"]
+    runs, m = [], m0
+    while m < m0 + i["nrows"]:
+        yy, xx = divmod(m, wo)
+        n, y = divmod(yy, hs_s)
+        run = min(wo - xx, m0 + i["nrows"] - m)
+        if y < ho and n < dst.batch:
+            runs.append((m - m0, run, dst.pixel(n, y, xx)))
+        m += run
+    return runs
+
+
+def _redirect_stores(ins, layer, out_geom, dsts, keep_base=None):
+    """Send this layer's STOREs (addresses relative to its own image) to every buffer of
+    ``dsts`` (``[(Placement, base of its image)]``), split at image rows (see module doc);
+    with ``keep_base`` they also still land in the layer's own output, moved by it.  The
+    tokens of each STORE go to the first (pop) and last (push) of its pieces."""
     N = layer.meta["N"]
     out = []
     for i in ins:
         if i["op"] != Opcode.STORE:
             out.append(i)
             continue
-        rel = i["dram_addr"] - layer.out_addr
-        m0, n0 = divmod(rel, N)
-        runs, m = [], m0
-        while m < m0 + i["nrows"]:
-            yy, xx = divmod(m, wo)
-            n, y = divmod(yy, hs_s)
-            run = min(wo - xx, m0 + i["nrows"] - m)
-            if y < ho and n < dst.batch:
-                runs.append((m - m0, run, dst.pixel(n, y, xx)))
-            m += run
-        copies = [0, N] if dst.repeat else [0]
-        stores = [(r0, run, base + addr + c) for r0, run, addr in runs for c in copies]
+        n0 = (i["dram_addr"] - layer.out_addr) % N
+        stores = [] if keep_base is None else \
+            [(0, i["nrows"], i["dram_addr"] + keep_base, i["dram_stride"])]
+        for dst, base in dsts:
+            copies = [0, N] if dst.repeat else [0]
+            stores += [(r0, run, base + addr + c + n0, dst.channels)
+                       for r0, run, addr in _runs(i, layer, out_geom, dst) for c in copies]
         if not stores:          # a block of straddling rows only: still pass the tokens
-            stores = [(0, 1, 0)]                  # into the image's scratch bytes
-        for k, (r0, run, addr) in enumerate(stores):
+            stores = [(0, 1, 0, dsts[0][0].channels)]     # into the image's scratch bytes
+        for k, (r0, run, addr, stride) in enumerate(stores):
             out.append(dict(i, acc_addr=i["acc_addr"] + r0, nrows=run,
-                            dram_addr=addr + n0, dram_stride=dst.channels,
+                            dram_addr=addr, dram_stride=stride,
                             pop_prev=i["pop_prev"] if k == 0 else 0,
                             push_prev=i["push_prev"] if k == len(stores) - 1 else 0))
     return out
 
 
-def link_segment(cfg, layers, places, out_geoms, name="segment") -> Layer:
-    """One program and image for ``layers`` (compiled convs, WS), each after the first
-    reading its input from the buffer ``places[k]`` the previous one writes.
+def link_graph(cfg, layers, routes, out_geoms, keep, name="graph") -> Layer:
+    """One program and image for ``layers`` (compiled NPU ops of a weight-stationary core,
+    in a topological order): each op's output is stored into every buffer its consumers
+    in the program read (and into its own output buffer when the host needs it).
 
     Parameters
     ----------
     layers : list of Layer
-    places : list of Placement
-        The input buffer of each layer, in its own image.
-    out_geoms : list of (ho, wo, per_image, stacked_rows_per_image)
-        Each layer's output geometry (rows of a stacked batch).
+    routes : list of list of (int, Placement)
+        For each layer, ``(j, place)`` per consumer input: layer ``j`` (after it) reads
+        this output from ``place`` in ``j``'s own image.
+    out_geoms : list of (ho, wo, per_image, stacked_rows_per_image) or None
+        Each layer's output geometry (rows of a stacked batch); None when it has no route.
+    keep : list of bool
+        The layer's output also stays where it stores it in its own image (graph outputs,
+        tensors the host reads).
 
     Returns
     -------
     Layer
-        Whose ``meta["offsets"]`` are the layers' image offsets and ``out_addr`` the last
-        layer's output.
+        Whose ``meta["offsets"]`` are the layers' image offsets, ``meta["starts"]`` the
+        program index of each layer's first instruction and ``out_addr`` the last layer's
+        output (kept).
     """
     if cfg.dataflow != "ws":
-        raise ValueError("whole-graph segments are for weight-stationary cores")
+        raise ValueError("whole-graph programs are for weight-stationary cores")
+    for k, r in enumerate(routes):
+        if any(j <= k for j, _ in r) or not (r or keep[k]):
+            raise ValueError(f"{layers[k].name}: its output goes to no later layer and is "
+                             f"not kept")
     # scratch bytes at address 0 for the stores of blocks made only of straddling rows
     image = bytearray(-(-(max(l.meta["N"] for l in layers) + cfg.cols) // ALIGN) * ALIGN)
     offsets = _place_images(image, layers)
@@ -182,13 +210,16 @@ def link_segment(cfg, layers, places, out_geoms, name="segment") -> Layer:
     for k, layer in enumerate(layers):
         ins = [i for i in _words(layer.program) if i["op"] != Opcode.HALT]
         for i in ins:
-            if "dram_addr" in i:
+            if "dram_addr" in i and i["op"] != Opcode.STORE:
                 i["dram_addr"] += offsets[k]
-        if k + 1 < len(layers):
+        if routes[k]:
+            ins = _redirect_stores(ins, layer, out_geoms[k],
+                                   [(p, offsets[j]) for j, p in routes[k]],
+                                   offsets[k] if keep[k] else None)
+        else:
             for i in ins:
                 if i["op"] == Opcode.STORE:
-                    i["dram_addr"] -= offsets[k]
-            ins = _redirect_stores(ins, layer, out_geoms[k], places[k + 1], offsets[k + 1])
+                    i["dram_addr"] += offsets[k]
         starts.append(len(program) + (1 if k else 0))
         prev_left = _join(program, ins, k, prev_left)
     words, paddr = _seal(image, program)
@@ -203,7 +234,7 @@ def link_slices(cfg, layers, widths, name="concat") -> Layer:
     """One program for ``layers`` (WS GEMMs, each with a dense int8 output of ``widths[k]``
     columns) whose outputs land side by side, as column slices of one buffer of
     ``sum(widths)`` columns: each layer's STOREs are moved to its slice (stride the total
-    width); a SYNC and the token carry of :func:`link_segment` separate the layers."""
+    width); a SYNC and the token carry of :func:`link_graph` separate the layers."""
     if cfg.dataflow != "ws":
         raise ValueError("linked programs are for weight-stationary cores")
     total = sum(widths)
