@@ -133,12 +133,10 @@ def report(graph, ex, cmp, cfg, sim, model_path, islands) -> dict:
                    "host_share": host_ops / max(1, host_ops + macs),
                    "wall_s": ex.wall_s},
         "onnxruntime": cmp, "onnxruntime_float_islands": islands,
-        "execution": "chains of convolutions, max pools and global average pools (closed "
-                     "by a Flatten and the matrix product it feeds) run as one program each, "
-                     "a channel concat as one program (a layer reads what "
-                     "the previous one wrote in DRAM); between other NPU programs the host "
-                     "lays the data out (NCHW<->NHWC, zero-point padding) and runs the host "
-                     "ops",
+        "execution": "the NPU ops between two host ops run as one program (each reads "
+                     "what the ops before it wrote in DRAM: a branch's output is stored "
+                     "into every consumer's buffer); between programs the host lays the "
+                     "data out (NCHW<->NHWC, zero-point padding) and runs the host ops",
         "programs": len(ex.layers),
     }
 
@@ -170,6 +168,7 @@ def print_table(rep: dict) -> None:
         kinds[h["op"]][1] += h["ops"]
     print("host: " + ", ".join(f"{k} x{c} ({o} ops)" for k, (c, o) in kinds.items()) +
           f"; {t['host_share']:.2%} of all operations")
+    print(f"programs per inference: {rep['programs']}")
     for name, c in rep["onnxruntime"].items():
         verdict = "IDENTICAL to onnxruntime" if c["equal"] else \
             f"{c['differing']} of {c['of']} values differ (max |diff| {c['max_abs_diff']:g})"
