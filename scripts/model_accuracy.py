@@ -1,20 +1,26 @@
 """The analytical mode against the cycle-exact model, layer by layer, at the sweep's sizes
-and memories (a measurement, not a test: ``testbench/test_cycle_model.py`` checks a sample).
+and balanced memories (a measurement, not a test: ``testbench/test_cycle_model.py`` checks a
+sample).
 
-    python scripts/model_accuracy.py                       # default configurations
-    python scripts/model_accuracy.py --max-cycles 2e6 --workloads resnet50
-    python scripts/model_accuracy.py --max-cycles 0        # every layer (hours)
+    python scripts/model_accuracy.py                          # every size, every layer
+    python scripts/model_accuracy.py --sizes 16 --dataflows ws --workloads mobilenet_v2
+    python scripts/model_accuracy.py --cached-only            # no exact runs: cache only
 
-Every layer of every chosen workload whose analytical estimate is at most ``--max-cycles``
-runs on the exact model (about 50 k simulated cycles/s); the others are counted as skipped.
-Prints per layer the exact and analytical cycles and the error, and per configuration and
-overall the worst and mean absolute error; writes ``build/model_accuracy.json``.
+Every distinct layer (by shape) of every chosen workload runs on the exact model (about
+50 k simulated cycles/s) once per core; its cycles are cached in
+``build/model_accuracy/exact.json`` under a hash of the core and the compiled program (a
+compiler or cycle-model change gives a new program or a new ``--cycle-model-tag``, so a
+stale entry is never read).  Prints per layer the exact and analytical cycles and the
+error, and per size x dataflow and overall the worst and mean absolute error; writes
+``build/model_accuracy/result.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from hdl import isa  # noqa: E402
 from hdl.config import NPUConfig  # noqa: E402
 from sim_models import workloads  # noqa: E402
 from sim_models.analytical import core_estimate  # noqa: E402
@@ -31,13 +38,31 @@ from sim_models.compiler import Requant, compile_conv2d, compile_gemm  # noqa: E
 from sim_models.cycle_model import CycleNPU  # noqa: E402
 from testbench import BUILD  # noqa: E402
 
-# Balanced memories the sweep chooses (bus, scratchpad lines, accumulator lines) at its sizes.
-CONFIGS = [
-    NPUConfig(rows=16, cols=16, dataflow="ws", bus_bits=128, sp_lines=4096, acc_lines=1024),
-    NPUConfig(rows=16, cols=16, dataflow="os", bus_bits=128, sp_lines=4096, acc_lines=1024),
-    NPUConfig(rows=32, cols=32, dataflow="ws", bus_bits=256, sp_lines=4096, acc_lines=1024),
-    NPUConfig(rows=8, cols=8, dataflow="ws", bus_bits=64, sp_lines=1024, acc_lines=256),
-]
+OUT_DIR = BUILD / "model_accuracy"
+SIZES = (16, 32, 64, 8)
+# The balanced memories ``make sweep`` chose (MODEL_VERSION 5) for the square arrays: a bus
+# of one scratchpad line (at most 512 bits), 16384 scratchpad and 256 accumulator lines,
+# except these (size, dataflow, workload): scratchpad lines.
+SP_LINES, ACC_LINES = 16384, 256
+SP_EXCEPTIONS = {(8, "os", "mlp"): 4096, (8, "os", "mobilenet_v2"): 4096,
+                 (16, "os", "mlp"): 4096, (16, "os", "mobilenet_v2"): 4096,
+                 (16, "ws", "mlp"): 4096, (32, "os", "mlp"): 4096,
+                 (32, "os", "mobilenet_v2"): 4096, (32, "ws", "mlp"): 4096,
+                 (32, "ws", "mobilenet_v2"): 4096, (64, "os", "mlp"): 4096,
+                 (64, "os", "mobilenet_v2"): 1024, (64, "ws", "mlp"): 1024}
+
+
+def balanced_config(size: int, dataflow: str, workload: str) -> NPUConfig:
+    """The sweep's balanced memory for a square ``size`` array, dataflow and workload."""
+    return NPUConfig(rows=size, cols=size, dataflow=dataflow, bus_bits=min(512, 8 * size),
+                     sp_lines=SP_EXCEPTIONS.get((size, dataflow, workload), SP_LINES),
+                     acc_lines=ACC_LINES)
+
+
+def layer_key(layer) -> tuple:
+    """A layer's shape (layers of equal shape cost the same on both models)."""
+    return (layer.kind, layer.h, layer.w, layer.c, layer.kh, layer.kw, layer.n, layer.stride,
+            layer.pad, layer.depthwise, layer.M, layer.K, layer.N)
 
 
 def compile_int8(cfg: NPUConfig, layer, rng):
@@ -53,62 +78,120 @@ def compile_int8(cfg: NPUConfig, layer, rng):
                           depthwise=layer.depthwise, requant=rq, name=layer.name)
 
 
-def measure(cfg: NPUConfig, layer, rng) -> dict:
-    """Exact and analytical cycles of one layer on one core (int8 outputs)."""
+def program_hash(cfg: NPUConfig, compiled, tag: str) -> str:
+    """The cache key of an exact run: the core, the program and where it sits."""
+    h = hashlib.sha256(f"{tag}|{cfg!r}|{compiled.program_addr}|".encode())
+    h.update(b"".join(w.to_bytes(isa.INSN_BYTES, "little") for w in compiled.program))
+    return h.hexdigest()
+
+
+class ExactCache:
+    """Exact cycles by program hash, saved after every new run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.exists() else {}
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def put(self, key, cycles: int):
+        self.data[key] = cycles
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():       # another run may have added entries meanwhile
+            self.data = {**json.loads(self.path.read_text()), **self.data}
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.data, indent=0, sort_keys=True))
+        tmp.replace(self.path)
+
+
+def exact_cycles(cfg: NPUConfig, layer, rng, cache: ExactCache | None, tag: str,
+                 cached_only: bool = False) -> tuple[int | None, float]:
+    """The exact model's cycles of the layer (from the cache when there), and the seconds
+    it took (0 from the cache; None cycles when ``cached_only`` and not cached)."""
     compiled = compile_int8(cfg, layer, rng)
+    key = program_hash(cfg, compiled, tag)
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return hit, 0.0
+    if cached_only:
+        return None, 0.0
     t0 = time.perf_counter()
     exact = CycleNPU(cfg).run(compiled.program, compiled.program_addr)
-    est = core_estimate(cfg, layer)
     if not exact.done:
         raise RuntimeError(f"{layer.name} on {cfg.name}: exact model did not finish "
                            f"(error {exact.error})")
-    return {"layer": layer.name, "exact": exact.cycles, "analytical": est.cycles,
-            "error": est.cycles / exact.cycles - 1, "wall_s": time.perf_counter() - t0}
+    if cache is not None:
+        cache.put(key, exact.cycles)
+    return exact.cycles, time.perf_counter() - t0
 
 
-def run(configs, names, max_cycles: float, seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
+def layers_of(name: str, dataflow: str):
+    """The workload's layers a dataflow runs (OS cores have no depthwise schedule)."""
+    return [l for l in workloads.load(name) if dataflow == "ws" or not l.depthwise]
+
+
+def run(sizes, dataflows, names, max_cycles: float, cache, tag: str, cached_only=False,
+        seed: int = 0) -> dict:
+    """Every distinct layer at every (size, dataflow): exact and analytical cycles."""
     out = {}
-    for cfg in configs:
-        key = f"{cfg.dataflow}-{cfg.rows}x{cfg.cols}-b{cfg.bus_bits}-sp{cfg.sp_lines}-acc{cfg.acc_lines}"
-        rows, skipped = [], 0
-        for name in names:
-            if cfg.dataflow == "os" and any(l.depthwise for l in workloads.load(name)):
-                layers = [l for l in workloads.load(name) if not l.depthwise]
-            else:
-                layers = workloads.load(name)
-            for layer in layers:
-                if max_cycles and core_estimate(cfg, layer).cycles > max_cycles:
-                    skipped += 1
-                    continue
-                r = measure(cfg, layer, rng)
-                r["workload"] = name
-                rows.append(r)
-                print(f"{key} {name:16s} {layer.name:24s} exact {r['exact']:>9d} "
-                      f"analytical {r['analytical']:>9d} {100 * r['error']:+6.1f}%", flush=True)
-        errs = [abs(r["error"]) for r in rows]
-        out[key] = {"layers": rows, "skipped": skipped,
-                    "worst": max(errs) if errs else None,
-                    "mean": float(np.mean(errs)) if errs else None}
+    for size in sizes:
+        for df in dataflows:
+            key = f"{df}-{size}x{size}"
+            rows, skipped, missing, seen = [], 0, 0, set()
+            for name in names:
+                cfg = balanced_config(size, df, name)
+                for layer in layers_of(name, df):
+                    if (cfg, layer_key(layer)) in seen:
+                        continue
+                    seen.add((cfg, layer_key(layer)))
+                    est = core_estimate(cfg, layer).cycles
+                    if max_cycles and est > max_cycles:
+                        skipped += 1
+                        continue
+                    rng = np.random.default_rng(seed)
+                    exact, wall = exact_cycles(cfg, layer, rng, cache, tag, cached_only)
+                    if exact is None:
+                        missing += 1
+                        continue
+                    r = {"workload": name, "layer": layer.name, "core": cfg.name,
+                         "exact": exact, "analytical": est, "error": est / exact - 1,
+                         "wall_s": round(wall, 2)}
+                    rows.append(r)
+                    print(f"{key} {name:16s} {layer.name:24s} exact {exact:>9d} analytical "
+                          f"{est:>9d} {100 * r['error']:+6.1f}%  ({wall:.0f} s)", flush=True)
+            errs = [abs(r["error"]) for r in rows]
+            out[key] = {"layers": rows, "skipped": skipped, "missing": missing,
+                        "worst": max(errs) if errs else None,
+                        "mean": float(np.mean(errs)) if errs else None}
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
+    ap.add_argument("--dataflows", nargs="+", default=["ws", "os"])
     ap.add_argument("--workloads", nargs="+", default=list(workloads.WORKLOADS))
-    ap.add_argument("--max-cycles", type=float, default=3e5,
+    ap.add_argument("--max-cycles", type=float, default=0,
                     help="skip layers the analytical mode puts above this (0: none skipped)")
-    ap.add_argument("--out", type=Path, default=BUILD / "model_accuracy.json")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="run nothing on the exact model: layers not in the cache are missing")
+    ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--cycle-model-tag", default="v1",
+                    help="part of every cache key: change it when the exact model changes")
+    ap.add_argument("--out", type=Path, default=OUT_DIR / "result.json")
     args = ap.parse_args(argv)
-    result = run(CONFIGS, args.workloads, args.max_cycles)
+    cache = None if args.no_cache else ExactCache(OUT_DIR / "exact.json")
+    t0 = time.perf_counter()
+    result = run(args.sizes, args.dataflows, args.workloads, args.max_cycles, cache,
+                 args.cycle_model_tag, args.cached_only)
     every = [abs(r["error"]) for v in result.values() for r in v["layers"]]
     for key, v in result.items():
         if v["worst"] is not None:
-            print(f"{key}: {len(v['layers'])} layers, {v['skipped']} skipped; worst "
-                  f"{100 * v['worst']:.1f}%, mean {100 * v['mean']:.1f}%")
+            print(f"{key}: {len(v['layers'])} layers ({v['skipped']} skipped, {v['missing']} "
+                  f"not cached); worst {100 * v['worst']:.1f}%, mean {100 * v['mean']:.2f}%")
     if every:
         print(f"overall: {len(every)} layers, worst {100 * max(every):.1f}%, "
-              f"mean {100 * float(np.mean(every)):.1f}%")
+              f"mean {100 * float(np.mean(every)):.2f}% ({time.perf_counter() - t0:.0f} s)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     return 0

@@ -86,12 +86,18 @@ class CoreEstimate:
 # (scripts/model_accuracy.py; testbench/test_cycle_model.py checks a sample).
 LOAD_LATENCY = 6
 STORE_ROW_EIGHTHS = 9
-STEP_WS, READ_WS, READ_OS = 6, 6, 4
+STEP_WS, READ_WS, READ_OS = 4, 6, 4
 # OS: a chunk of kc beats takes at least kc + R/2 + STEP_OS cycles, and at least
 # 2R + DRAIN_OS + kc/2 while the last tile's R result rows drain (both fitted on the exact
 # model: GEMMs with K = 4..96 on 8x8 and 16x16 arrays, 256x256 outputs, within 4 %).
 STEP_OS, DRAIN_OS = 7, 9
 PRELOAD_WS = 16
+# WS timeline (``_WsTimeline``): a LOAD's token reaches the PRELOAD L2C_WS cycles after its
+# last row; a COMPUTE's last result leaves the array R + C + DRAIN_WS cycles after its
+# first line went in; FIXED_WS: fetch start-up and the end of the last store.
+L2C_WS, DRAIN_WS, FIXED_WS = 0, 4, 30
+PRELOAD_LAT = 3
+SYNC_WS = 0
 
 
 def _beats(nbytes: int, bus_bytes: int) -> int:
@@ -108,24 +114,240 @@ def _mean_row_beats(ncols: int, stride: int, base: int, bus_bytes: int) -> float
                for i in range(period)) / period
 
 
-def _store(cfg: NPUConfig, ev: Events, rows: int, nt: int, esize: int) -> int:
-    """A tile's STORE: its events, and its cycles: a row at a time through the requantizer
-    and the write DMA, one cycle per beat, and 9/8 of a cycle for a one-beat row (measured
-    on the exact model's write channel: 575 cycles for 512 one-beat rows)."""
+def _store(cfg: NPUConfig, ev: Events, rows: int, nt: int, esize: int, stride: int,
+           base: int) -> int:
+    """A tile's STORE of ``rows`` rows of ``nt * esize`` bytes, ``stride`` bytes apart from
+    byte ``base``: its events, and its cycles: a row at a time through the requantizer and
+    the write DMA, one cycle per beat (a row's beats counted from its offset in the bus
+    word, as for loads), and 9/8 of a cycle for a one-beat row (measured on the exact
+    model's write channel: 575 cycles for 512 one-beat rows)."""
     ev.acc_read_bytes += 4 * rows * cfg.cols
     ev.dram_bytes += rows * nt * esize
-    return -(-rows * max(8 * _beats(nt * esize, cfg.bus_bytes), STORE_ROW_EIGHTHS) // 8)
+    beats = _mean_row_beats(nt * esize, stride, base, cfg.bus_bytes)
+    return math.ceil(rows * max(beats, STORE_ROW_EIGHTHS / 8))
+
+
+# --- the WS units' timeline ------------------------------------------------------------
+
+# Instruction kinds of the timeline (one per unit-level action the compiler emits).
+_LOAD, _PRELOAD, _COMPUTE, _STORE, _SYNC = range(5)
+
+
+class _WsTimeline:
+    """When each unit of a weight-stationary core starts and ends each instruction of a
+    schedule, instruction by instruction in program order -- the overlap the per-step
+    maximum cannot follow (a band's load running ahead under the steps before it, a store
+    under the next tile's steps, a SYNC draining everything).
+
+    The rules are the units' (``sim_models/cycle/units.py``): the fetch unit dispatches in
+    order, one instruction a cycle, into queues of ``queue_depth`` entries (an instruction
+    waits for the one ``queue_depth`` places before it in its queue to be taken); the load
+    unit runs one LOAD at a time and its last LOAD of a step hands the PRELOAD a token; a
+    PRELOAD streams ``R`` weight lines once the array's shadow weights are free (the last
+    COMPUTE has started); a COMPUTE streams its lines once its weights are in and, for a
+    tile's first step two tiles on, once the store of that accumulator block gave it back;
+    a load step's COMPUTE gives the load unit its slot back when its lines are read; a
+    tile's last COMPUTE hands the store its token when its results leave the array; a
+    SYNC waits until every unit is idle.  The durations are the fitted constants above.
+
+    ``run`` takes a run-length coded schedule (``[(item, count), ...]``, an item a step
+    tuple or a nested schedule); a run of equal items is simulated three times and, when
+    the units' times then advance by the same amounts each time (a periodic steady
+    state), the rest of the run is extrapolated instead of simulated."""
+
+    def __init__(self, cfg: NPUConfig):
+        self.R, self.C, self.depth = cfg.rows, cfg.cols, cfg.queue_depth
+        # disp, load, b (weight streamer), a (activation streamer), c_start, w_ready,
+        # store, drain (the array's last result out)
+        self.t = [0] * 8
+        self.queues = ([], [], [])              # take times of each queue's instructions
+        self.tokens = ([], [], [], [])          # l2c, c2l, c2s, s2c: push times, in order
+
+    # one instruction ------------------------------------------------------------------
+    def _dispatch(self, queue: int) -> int:
+        t = self.t
+        taken = self.queues[queue]
+        disp = t[0] + 1
+        if len(taken) >= self.depth:
+            disp = max(disp, taken[-self.depth])
+        t[0] = disp
+        return disp
+
+    def _take(self, queue: int, when: int):
+        taken = self.queues[queue]
+        taken.append(when)
+        if len(taken) > 2 * self.depth:
+            del taken[:self.depth]
+
+    def _pop(self, token: int) -> int:
+        pushed = self.tokens[token]
+        return pushed.pop(0) if pushed else 0
+
+    def insn(self, kind: int, dur: int = 0, pop: bool = False, push: bool = False):
+        t = self.t
+        if kind == _SYNC:
+            t[0] = max(t[0] + 1, t[1], t[3], t[6], t[7]) + SYNC_WS
+            return
+        if kind == _LOAD:
+            start = max(self._dispatch(0), t[1], self._pop(1) if pop else 0)
+            self._take(0, start)
+            t[1] = start + dur
+            if push:
+                self.tokens[0].append(t[1] + L2C_WS)
+        elif kind == _PRELOAD:
+            start = max(self._dispatch(1), t[2], t[4] + PRELOAD_WS - PRELOAD_LAT,
+                        self._pop(0) if pop else 0)
+            self._take(1, start)
+            t[2] = start + self.R
+            t[5] = start + self.R + PRELOAD_LAT
+        elif kind == _COMPUTE:          # dur: lines; pop: s2c; push: (c2l, c2s)
+            start = max(self._dispatch(1), t[3], t[5], self._pop(3) if pop else 0)
+            self._take(1, start)
+            t[3], t[4] = start + dur + STEP_WS, start
+            t[7] = max(t[7], start + dur + self.R + self.C + DRAIN_WS)
+            if push[0]:
+                self.tokens[1].append(start + dur)
+            if push[1]:
+                self.tokens[2].append(t[7])
+        else:                           # _STORE
+            start = max(self._dispatch(2), t[6], self._pop(2) if pop else 0)
+            self._take(2, start)
+            t[6] = start + dur
+            if push:
+                self.tokens[3].append(t[6])
+
+    # run-length coded schedules -------------------------------------------------------
+    def _state(self) -> list[int]:
+        return [*self.t, *(x for q in self.queues for x in q[-self.depth:]),
+                *(x for tk in self.tokens for x in tk)]
+
+    def _shape(self):
+        return tuple(min(len(q), self.depth) for q in self.queues) + \
+            tuple(len(tk) for tk in self.tokens)
+
+    def _shift(self, delta: list[int], k: int):
+        """Advance every time by ``k`` periods of ``delta`` (same shape as _state)."""
+        i = 8
+        self.t = [x + k * d for x, d in zip(self.t, delta)]
+        for q in self.queues:
+            n = min(len(q), self.depth)
+            q[len(q) - n:] = [x + k * d for x, d in zip(q[len(q) - n:], delta[i:i + n])]
+            i += n
+        for tk in self.tokens:
+            tk[:] = [x + k * d for x, d in zip(tk, delta[i:i + len(tk)])]
+            i += len(tk)
+
+    def run(self, schedule):
+        for item, count in schedule:
+            done = 0
+            if count > 4:
+                self._item(item)
+                s0 = (self._shape(), self._state())
+                self._item(item)
+                s1 = (self._shape(), self._state())
+                self._item(item)
+                s2 = (self._shape(), self._state())
+                done = 3
+                if s0[0] == s1[0] == s2[0]:
+                    d1 = [b - a for a, b in zip(s0[1], s1[1])]
+                    d2 = [b - a for a, b in zip(s1[1], s2[1])]
+                    if d1 == d2:
+                        self._shift(d2, count - 3)
+                        done = count
+            for _ in range(count - done):
+                self._item(item)
+
+    def _item(self, item):
+        if item and isinstance(item[0], int):
+            self.insn(*item)
+        else:
+            self.run(item)
+
+    @property
+    def end(self) -> int:
+        return max(self.t[1], self.t[3], self.t[6], self.t[7])
+
+
+def _rle(items) -> tuple:
+    """Run-length code a sequence of hashable items: ``((item, count), ...)``."""
+    runs = []
+    for item in items:
+        if runs and runs[-1][0] == item:
+            runs[-1][1] += 1
+        else:
+            runs.append([item, 1])
+    return tuple((item, n) for item, n in runs)
+
+
+def _load_insns(total: int, loads: int, pop: bool, push: bool) -> list[tuple]:
+    """``loads`` LOADs of ``total`` cycles together: the first pops, the last pushes."""
+    base, extra = divmod(total, loads)
+    return [(_LOAD, base + (i < extra), pop and i == 0, push and i == loads - 1)
+            for i in range(loads)]
+
+
+def _bank_clash(cfg: NPUConfig, a_line: int, lines: int, w_line: int) -> int:
+    """Cycles a COMPUTE reading ``lines`` activation lines from ``a_line`` loses to the next
+    step's PRELOAD when the weights (at ``w_line``) sit in one of the same scratchpad
+    banks: the bank's read port alternates between the two streamers
+    (``BankArbiter(fair=True)``), so the R weight reads take R of the COMPUTE's cycles."""
+    if cfg.sp_banks < 2:
+        return cfg.rows
+    size = cfg.sp_lines // cfg.sp_banks
+    first, last = a_line // size, (a_line + lines - 1) // size
+    return cfg.rows if first <= w_line // size <= last else 0
+
+
+def _w_homes(cfg: NPUConfig, lives, k_tiles) -> dict:
+    """Resident weights' first lines, per (N-tile, K-tile), as the compiler places them:
+    the live tiles in order, ending at the top of the scratchpad."""
+    homes, line = {}, cfg.sp_lines - sum(k_tiles[ki] for live in lives for ki in live)
+    for ni, live in enumerate(lives):
+        for ki in live:
+            homes[ni, ki], line = line, line + k_tiles[ki]
+    return homes
+
+
+class _WsCounts:
+    """The schedule's running counters that set the first tokens' flags: load steps (a
+    load step's first LOAD pops from the third on) and tiles (a tile's first COMPUTE pops
+    the store's token from the third tile on); both saturate at 2."""
+
+    def __init__(self, load_steps: int = 0, tiles: int = 0):
+        self.load_steps, self.tiles = load_steps, tiles
+
+    def key(self) -> tuple:
+        return min(self.load_steps, 2), min(self.tiles, 2)
+
+
+def _ws_step(counts: _WsCounts, a_load, w_load, lines: int, first: bool, last: bool,
+             clash: int = 0) -> tuple:
+    """One WS step's instructions, as the compiler emits them: the A (or band) LOADs
+    ``a_load = (cycles, loads)`` if any, the weight LOAD ``w_load`` cycles if any, PRELOAD
+    and COMPUTE of ``lines`` lines, ``clash`` cycles longer where its activations share a
+    scratchpad bank with the weights (see :func:`_bank_clash`)."""
+    fresh = bool(a_load or w_load)
+    pop = counts.load_steps >= 2
+    insns = []
+    if a_load:
+        insns += _load_insns(*a_load, pop, not w_load)
+    if w_load:
+        insns.append((_LOAD, w_load, pop and not a_load, True))
+    insns.append((_PRELOAD, 0, fresh, False))
+    insns.append((_COMPUTE, lines + clash, first and counts.tiles >= 2, (fresh, last)))
+    counts.load_steps += fresh
+    return _rle(insns)
 
 
 def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=False,
              a_rows=None):
-    """The compiler's WS schedule (``compiler._schedule_ws``), step by step, costed.
+    """The compiler's WS schedule (``compiler._schedule_ws``), instruction by instruction
+    on :class:`_WsTimeline`, and its events.
 
-    A step is PRELOAD + COMPUTE of one weight tile: the array needs max(mb, R) cycles (the
-    next tile's weights stream in while this one computes); the read DMA needs a cycle per
-    beat (and per row) for the A chunk and the weight tile, each unless the plan
-    (``compiler.ws_plan``) keeps it resident and it is loaded already.  A tile's store
-    overlaps the next tile's steps.  The slower of the two sets the pace.
+    A step is LOAD(s) + PRELOAD + COMPUTE of one weight tile: the read DMA needs a cycle
+    per beat (and a LOAD's latency) for the A chunk and the weight tile, each unless the
+    plan (``compiler.ws_plan``) keeps it resident and it is loaded already; the array
+    ``mb`` cycles for the COMPUTE and ``R`` for the next tile's PRELOAD, overlapped.
     ``on_chip``: activations and results live in an on-chip buffer fed separately (a
     TPU-style unified buffer): only weights and instructions cross the bus.
     ``a_rows(k0)``: the byte stride of A's rows and the offset of a tile's first row (for
@@ -141,29 +363,32 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     a_stream = M * sum(k_tiles[ki] for live in lives for ki in live)
     plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines)
     Mb, resident = plan.Mb, plan.a_resident
+    homes = _w_homes(cfg, lives, k_tiles)
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
     row_bits = R * C * (cfg.input_width + cfg.acc_width)
 
-    def block(mb, load_w):
-        """One M-block of ``mb`` rows (every block of that size costs the same): its
-        cycles, the fill before its first step, its last store and its events."""
+    def block(mb, load_w, counts_key, sync):
+        """One M-block of ``mb`` rows: its schedule (run-length coded), events and the
+        counters after it."""
+        counts = _WsCounts(*counts_key)
         ev, loaded = Events(), set()         # resident A chunks of this block
-        cycles = 0
-        fill = store = None
+        tiles = [((_SYNC,), 1)] if sync else []
         for ni, (n0, nt) in enumerate(n_tiles):
-            tile_cycles = 0
-            for ki in lives[ni]:
+            steps = []
+            for j, ki in enumerate(lives[ni]):
                 kt = k_tiles[ki]
                 load_a = (not resident or ki not in loaded) and not on_chip
                 loaded.add(ki)
-                read = 0
+                w_cyc = a_load = 0
                 if load_w:                                    # one LOAD of weights
-                    read += kt * _beats(nt, B) + LOAD_LATENCY   # rows as aligned (fitted)
+                    w_cyc = round(kt * _mean_row_beats(nt, N, k_first[ki] * N + n0, B)) + \
+                        LOAD_LATENCY
                     ev.dram_bytes += kt * nt + isa.INSN_BYTES
                     ev.sp_write_bytes += kt * sp_w
                 if load_a:                                    # A: one LOAD per segment
-                    read += round(mb * _mean_row_beats(kt, *a_rows(k_first[ki]), B)) + \
-                        a_segments(mb) * LOAD_LATENCY
+                    segs = a_segments(mb)
+                    a_load = (round(mb * _mean_row_beats(kt, *a_rows(k_first[ki]), B)) +
+                              segs * LOAD_LATENCY, segs)
                     ev.dram_bytes += mb * kt
                     ev.sp_write_bytes += mb * sp_w
                 ev.dram_bytes += 2 * isa.INSN_BYTES            # PRELOAD, COMPUTE
@@ -172,35 +397,50 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                 ev.acc_write_bytes += 4 * mb * C
                 ev.acc_read_bytes += 4 * mb * C * (ki != lives[ni][0])
                 ev.macs += mb * R * C
-                if fill is None:
-                    fill = read + READ_WS
-                tile_cycles += max(mb + STEP_WS, R + PRELOAD_WS, read + READ_WS)
+                slot = counts.load_steps % 2
+                a_line = ki * Mb if resident else slot * Mb
+                w_line = homes[ni, ki] if plan.w_resident else cfg.sp_lines - (2 - slot) * R
+                clash = 0 if on_chip else _bank_clash(cfg, a_line, mb, w_line)
+                steps.append(_ws_step(counts, a_load, w_cyc, mb, j == 0,
+                                      j == len(lives[ni]) - 1, clash))
             before = ev.dram_bytes
-            store = _store(cfg, ev, mb, nt, esize)
+            store = _store(cfg, ev, mb, nt, esize, N * esize, n0 * esize)
             if on_chip:       # results go to the on-chip buffer: two cycles a row, no DRAM
                 ev.dram_bytes, store = before, 2 * mb
-            cycles += max(tile_cycles, store)
-        return cycles, fill, store, ev
+            counts.tiles += 1
+            tiles.append((_rle(steps) + (((_STORE, store, True, True), 1),), 1))
+        return _rle_runs(tiles), ev, counts.key()
 
-    blocks, counts = {}, {}
-    cycles = last_store = 0
-    for m0 in range(0, M, Mb):
-        key = (min(Mb, M - m0), not plan.w_resident or m0 == 0)
-        if key not in blocks:
-            blocks[key] = block(*key)
-        counts[key] = counts.get(key, 0) + 1
-        cyc, fill, store, _ = blocks[key]
-        cycles += cyc
-        if resident and m0 > 0:
-            # The compiler's SYNC before a resident block (its chunks overwrite the last
-            # block's): the block's first load waits until the last block's final store has
-            # drained, so neither overlaps anything (seen on the exact model's trace).
-            cycles += fill + last_store
-        last_store = store
-    ev = Events()
-    for key, n in counts.items():
-        ev = ev + blocks[key][3] * n
-    return cycles, ev
+    return _ws_blocks(cfg, [(min(Mb, M - m0), not plan.w_resident or m0 == 0,
+                             resident and m0 > 0) for m0 in range(0, M, Mb)], block)
+
+
+def _rle_runs(runs) -> tuple:
+    """Merge adjacent equal items of a run-length coded sequence."""
+    out = []
+    for item, n in runs:
+        if out and out[-1][0] == item:
+            out[-1][1] += n
+        else:
+            out.append([item, n])
+    return tuple((item, n) for item, n in out)
+
+
+def _ws_blocks(cfg: NPUConfig, keys, block):
+    """Cycles and events of a WS schedule of blocks ``keys`` (``(rows, load_w, sync)``
+    each), ``block(rows, load_w, counters, sync)`` giving a block's schedule, events and
+    counters after it (equal blocks are built once)."""
+    built, counts_key, schedule, ev = {}, (0, 0), [], Events()
+    for rows, load_w, sync in keys:
+        key = (rows, load_w, counts_key, sync)
+        if key not in built:
+            built[key] = block(*key)
+        sched, e, counts_key = built[key]
+        schedule.append((sched, 1))
+        ev = ev + e
+    tl = _WsTimeline(cfg)
+    tl.run(_rle_runs(schedule))
+    return tl.end, ev
 
 
 def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
@@ -208,7 +448,7 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
     costed like :func:`_ws_gemm`, or None where the compiler does not use it.  A block
     computes ``(ob - 1) * Wp + Wo`` lines per step (the padded columns in between too); a
     channel chunk's band is one LOAD at the block's first step that uses it; the block's
-    output rows are one STORE each."""
+    output rows are one STORE each; a SYNC before every band but the first."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
     ho, wo = layer.out_hw
     hp, wp, cin = layer.h + 2 * layer.pad, layer.w + 2 * layer.pad, layer.c
@@ -223,28 +463,32 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
                      hp * wp * cin, w_bytes)
     if plan is None:
         return None
+    homes = _w_homes(cfg, lives, [kt for *_, kt in tiles])
+    band_lines = (plan.ob + layer.kh - 1) * wp        # one channel chunk's region
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
     row_bits = R * C * (cfg.input_width + cfg.acc_width)
 
-    def block(rows, load_w):
-        """One band of ``rows`` output rows (every band of that size costs the same)."""
+    def block(rows, load_w, counts_key, sync):
+        """One band of ``rows`` output rows."""
+        counts = _WsCounts(*counts_key)
         ev, loaded = Events(), set()
         lines = BandPlan.block_lines(rows, wp, wo)
-        cycles = 0
-        fill = store = None
+        out = [((_SYNC,), 1)] if sync else []
         for ni, (n0, nt) in enumerate(n_tiles):
-            tile_cycles = 0
-            for ki in lives[ni]:
+            steps = []
+            for j, ki in enumerate(lives[ni]):
                 ky, kx, c0, kt = tiles[ki]
-                read = 0
+                w_cyc = a_load = 0
                 if load_w:
-                    read += kt * _beats(nt, B) + LOAD_LATENCY   # as in _ws_gemm
+                    k0 = (ky * layer.kw + kx) * cin + c0      # the weight rows' K index
+                    w_cyc = round(kt * _mean_row_beats(nt, layer.n, k0 * layer.n + n0, B)) + \
+                        LOAD_LATENCY
                     ev.dram_bytes += kt * nt + isa.INSN_BYTES
                     ev.sp_write_bytes += kt * sp_w
                 if c0 not in loaded:
                     loaded.add(c0)
                     band = (rows + layer.kh - 1) * wp
-                    read += round(band * _mean_row_beats(kt, cin, c0, B)) + LOAD_LATENCY
+                    a_load = (round(band * _mean_row_beats(kt, cin, c0, B)) + LOAD_LATENCY, 1)
                     ev.dram_bytes += band * kt + isa.INSN_BYTES
                     ev.sp_write_bytes += band * sp_w
                 ev.dram_bytes += 2 * isa.INSN_BYTES
@@ -253,30 +497,22 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
                 ev.acc_write_bytes += 4 * lines * C
                 ev.acc_read_bytes += 4 * lines * C * (ki != lives[ni][0])
                 ev.macs += lines * R * C
-                if fill is None:
-                    fill = read + READ_WS
-                tile_cycles += max(lines + STEP_WS, R + PRELOAD_WS, read + READ_WS)
-            store = sum(_store(cfg, ev, wo, nt, esize) for _ in range(rows))
+                slot = counts.load_steps % 2
+                a_line = (c0 // R) * band_lines + ky * wp + kx
+                w_line = homes[ni, ki] if plan.w_resident else cfg.sp_lines - (2 - slot) * R
+                steps.append(_ws_step(counts, a_load, w_cyc, lines, j == 0,
+                                      j == len(lives[ni]) - 1,
+                                      _bank_clash(cfg, a_line, lines, w_line)))
+            store = [_store(cfg, ev, wo, nt, esize, layer.n * esize, n0 * esize)
+                     for _ in range(rows)]
             ev.dram_bytes += rows * isa.INSN_BYTES
-            cycles += max(tile_cycles, store)
-        return cycles, fill, store, ev
+            counts.tiles += 1
+            stores = [(_STORE, cyc, r == 0, r == rows - 1) for r, cyc in enumerate(store)]
+            out.append((_rle(steps) + _rle(stores), 1))
+        return _rle_runs(out), ev, counts.key()
 
-    blocks, counts = {}, {}
-    cycles = last_store = 0
-    for y0 in range(0, ho, plan.ob):
-        key = (min(plan.ob, ho - y0), not plan.w_resident or y0 == 0)
-        if key not in blocks:
-            blocks[key] = block(*key)
-        counts[key] = counts.get(key, 0) + 1
-        cyc, fill, store, _ = blocks[key]
-        cycles += cyc
-        if y0 > 0:
-            cycles += fill + last_store      # the SYNC before each band but the first
-        last_store = store
-    ev = Events()
-    for key, n in counts.items():
-        ev = ev + blocks[key][3] * n
-    return cycles, ev
+    return _ws_blocks(cfg, [(min(plan.ob, ho - y0), not plan.w_resident or y0 == 0, y0 > 0)
+                            for y0 in range(0, ho, plan.ob)], block)
 
 
 def _os_gemm(cfg: NPUConfig, M, K, N, esize):
@@ -311,7 +547,7 @@ def _os_gemm(cfg: NPUConfig, M, K, N, esize):
                 ev.macs += kc * R * C
                 array += max(kc + R // 2 + STEP_OS, 2 * R + DRAIN_OS + kc // 2)
                 reads += read + READ_OS
-            stores += _store(cfg, ev, mt, nt, esize)
+            stores += _store(cfg, ev, mt, nt, esize, N * esize, (m0 * N + n0) * esize)
         cycles += max(array, reads, stores)
     return cycles, ev
 
@@ -331,8 +567,8 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
         raise ValueError("inputs_on_chip models weight-stationary GEMM layers only, got "
                          f"{cfg.dataflow} {layer.kind} layer {layer.name!r}")
     R = cfg.rows
-    fixed = 60 + 4 * (cfg.rows + cfg.cols)   # fetch start, array and requantizer latency, drain
     if cfg.dataflow == "os":
+        fixed = 60 + 4 * (cfg.rows + cfg.cols)   # fetch start, array and requantizer latency, drain
         total, ev = 0, Events()
         for count, M, K, N in layer.gemms():
             cyc, e = _os_gemm(cfg, M, K, N, out_bytes)
@@ -363,5 +599,5 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
                            lambda mb: -(-mb // wo) + 1, out_bytes,
                            a_rows=lambda k0: (layer.stride * cin,
                                               (k0 // run) * wp * cin + k0 % run))
-    ev.cycles = cyc + fixed
+    ev.cycles = cyc + FIXED_WS
     return CoreEstimate(ev.cycles, layer.macs, ev)
