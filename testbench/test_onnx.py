@@ -446,3 +446,107 @@ def test_output_stationary_core_keeps_max_pool_on_the_host():
     pools = [h for h in ex.host if h["op"] == "MaxPool"]
     assert len(pools) == 2 and all("output-stationary" in h["why"] for h in pools)
     assert [layer["op"] for layer in ex.layers] == ["QLinearConv", "QLinearConv", "QGemm"]
+
+
+# -- AveragePool: onnxruntime's QLinearAveragePool (QOperator; QDQ fuses into it) ----------
+
+def _qlinear_avgpool_model(shape, sx, zx, sy, zy, dtype, **attrs):
+    """One QLinearAveragePool node (com.microsoft) on an int8/uint8 graph input."""
+    h, T = onnx.helper, onnx.TensorProto
+    t = T.INT8 if dtype == np.int8 else T.UINT8
+    node = h.make_node("QLinearAveragePool", ["x", "sx", "zx", "sy", "zy"], ["y"],
+                       name="pool7", domain="com.microsoft", **attrs)
+    inits = {"sx": np.array(sx, np.float32), "zx": np.array(zx, dtype),
+             "sy": np.array(sy, np.float32), "zy": np.array(zy, dtype)}
+    g = h.make_graph([node], "p", [h.make_tensor_value_info("x", t, list(shape))],
+                     [h.make_tensor_value_info("y", t, None)],
+                     [onnx.numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 17), h.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    return m
+
+
+_AVGPOOLS = [  # kernel, strides, pads, count_include_pad, ceil_mode
+    ([2, 2], [2, 2], [0, 0, 0, 0], 1, 0),
+    ([3, 3], [1, 1], [1, 1, 1, 1], 1, 0),
+    ([3, 3], [2, 2], [1, 1, 1, 1], 1, 1),       # ceil_mode: a last window over the end
+    ([3, 2], [2, 2], [0, 0, 0, 0], 0, 0),       # every window inside: one divisor
+    ([3, 3], [2, 2], [1, 0, 2, 1], 0, 1),       # a divisor per position: the host
+    ([13, 13], [1, 1], [0, 0, 0, 0], 0, 0),     # the whole input: the global kernel
+]
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+@pytest.mark.parametrize("same", [True, False], ids=["same-scale", "rescaled"])
+@pytest.mark.parametrize("kernel,strides,pads,cip,ceil", _AVGPOOLS)
+def test_average_pool_against_onnxruntime_kernel(dtype, same, kernel, strides, pads, cip, ceil):
+    """QLinearAveragePool: the host kernel equals onnxruntime's bit for bit (float32 sums,
+    its division and rounding); on the NPU (a depthwise layer of unit weights, requantized
+    by the onnxruntime mode with ``sx / (sy * k)``) the output equals onnxruntime's except
+    by one step where the exact mean lies within 1e-5 of a half step (onnxruntime rounds
+    its float32 sum there), and exactly in the global case; a divisor per output position
+    (count_include_pad=0 with windows over the padding) stays on the host."""
+    from sim_models.onnx_frontend.host_ops import qlinear_average_pool
+    rng = np.random.default_rng(abs(hash((kernel[0], kernel[1], cip, ceil, same))) % 2**32)
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    x = rng.integers(lo, hi + 1, (2, 8, 13, 13)).astype(dtype)
+    sx, zx = np.float32(0.0213), int(rng.integers(lo, hi))
+    sy, zy = (sx, zx) if same else (np.float32(0.0171), int(rng.integers(lo, hi)))
+    m = _qlinear_avgpool_model(x.shape, sx, zx, sy, zy, dtype, kernel_shape=kernel,
+                               strides=strides, pads=pads, count_include_pad=cip,
+                               ceil_mode=ceil)
+    ref = zoo.ort_run(m, {"x": x})["y"].astype(np.int64)
+    sh = 128 if dtype == np.uint8 else 0
+    host = qlinear_average_pool(x.astype(np.int64) - sh, sx, zx - sh, sy, zy - sh, kernel,
+                                strides, pads, bool(cip), bool(ceil), dtype == np.uint8) + sh
+    assert np.array_equal(host, ref)
+    ex = execute(import_model(m), {"x": x}, CFG)
+    ours = ex.outputs["y"].astype(np.int64)
+    on_host = [h["op"] for h in ex.host] == ["QLinearAveragePool"]
+    assert on_host == (cip == 0 and any(pads))
+    if on_host or kernel == [13, 13]:
+        assert np.array_equal(ours, ref)
+        return
+    assert all(layer["golden_equal"] and layer["onnxruntime_float_kernel"]
+               for layer in ex.layers)
+    # where they differ: one step, at a mean within 1e-5 of a half step
+    xp = np.pad(x.astype(np.int64) - zx, [(0, 0), (0, 0), (pads[0], pads[2] + kernel[0]),
+                                          (pads[1], pads[3] + kernel[1])])
+    n, c, i, j = np.nonzero(ours != ref)
+    assert np.all(np.abs(ours - ref) <= 1)
+    for n_, c_, i_, j_ in zip(n, c, i, j):
+        win = xp[n_, c_, i_ * strides[0]:i_ * strides[0] + kernel[0],
+                 j_ * strides[1]:j_ * strides[1] + kernel[1]]
+        mean = float(sx) * win.sum() / (float(sy) * kernel[0] * kernel[1])
+        assert abs(abs(mean - np.floor(mean)) - 0.5) < 1e-5, (mean, ours[n_, c_, i_, j_])
+
+
+def test_average_pool_qdq_runs_in_the_program_and_bad_attributes_are_named():
+    """A QDQ AveragePool (DQ -> AveragePool -> Q, fused by onnxruntime into its
+    QLinearAveragePool) becomes the same op, in the conv's program; auto_pad,
+    channels_last and a 1-D kernel are refused naming the node, the op and the
+    attribute."""
+    b = zoo._Builder(0)
+    y = b.conv("input", 3, 8, 3)
+    b.nodes.append(onnx.helper.make_node("AveragePool", [y], ["output"], name="avg",
+                                         kernel_shape=[3, 3], strides=[1, 1], pads=[1] * 4,
+                                         count_include_pad=1))
+    fm = zoo._model(b.nodes, b.inits, ["N", 3, 10, 10], ["N", 8, 10, 10], "avgnet")
+    qm = zoo.quantize(fm, zoo.calibration((3, 10, 10), 4), "qdq", "int8", True)
+    graph = import_model(qm)
+    assert [op.kind for op in graph.ops if op.kind not in ("quantize", "dequantize")] == \
+        ["conv", "avgpool"]
+    x = zoo.calibration((3, 10, 10), 2, seed=3)
+    ex = execute(graph, {"input": x}, CFG)
+    assert len(ex.layers) == 1 and [m["op"] for m in ex.layers[0]["members"]] == \
+        ["Conv", "AveragePool"]
+    ref = zoo.ort_run(qm, {"input": x})["output"]
+    step = graph.qparams[graph.ops[-1].inputs[0]].scale_scalar()
+    assert np.abs(ex.outputs["output"] - ref).max() <= step * 1.001
+    for attrs, what in [({"auto_pad": "SAME_UPPER"}, "auto_pad"),
+                        ({"channels_last": 1}, "channels_last"),
+                        ({"kernel_shape": [3]}, "kernel_shape")]:
+        m = _qlinear_avgpool_model((1, 2, 6, 6), 0.1, 0, 0.1, 0, np.int8,
+                                   **{"kernel_shape": [2, 2], **attrs})
+        with pytest.raises(OnnxImportError, match=f"pool7.*QLinearAveragePool.*{what}"):
+            import_model(m)

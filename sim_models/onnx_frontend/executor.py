@@ -23,9 +23,10 @@ from ..isa_sim import FunctionalNPU
 from . import host_ops
 from .graph import Graph, OnnxImportError
 from ..compiler_ops import INT8_MIN
-from .lower import (NPU_REQUANT, add_host_reason, concat_host_reason, flat_matmul_linkable,
-                    gap_host_reason, lower_add, lower_concat, lower_conv, lower_flat_matmul,
-                    lower_gap, lower_matmul, lower_maxpool, maxpool_host_reason)
+from .lower import (NPU_REQUANT, add_host_reason, avgpool_host_reason, concat_host_reason,
+                    flat_matmul_linkable, gap_host_reason, lower_add, lower_avgpool,
+                    lower_concat, lower_conv, lower_flat_matmul, lower_gap, lower_matmul,
+                    lower_maxpool, maxpool_host_reason)
 from .wholegraph import link_graph, read_placed
 
 __all__ = ["execute", "Execution", "functional_runner", "to_model_dtype", "from_model_dtype"]
@@ -202,6 +203,13 @@ def _host_op(op, ins, graph):
             a["yq"].zp_scalar("Y", op.name), a["channels_last"])
         lo, hi = a.get("clamp", (-128, 127))
         return np.clip(y, lo, hi), x.size
+    if op.kind == "avgpool":
+        y = host_ops.qlinear_average_pool(
+            x, a["xq"].scale_scalar(), a["xq"].zp_scalar("X", op.name), a["yq"].scale_scalar(),
+            a["yq"].zp_scalar("Y", op.name), a["kernel"], a["strides"], a["pads"],
+            a["count_include_pad"], a["ceil_mode"], a["yq"].unsigned,
+            a.get("clamp", (-128, 127)))
+        return y, y.size * int(np.prod(a["kernel"]))
     if op.kind == "concat":
         y = host_ops.qlinear_concat(ins, [(p.scale_scalar(), p.zp_scalar("X", op.name))
                                           for p in a["params"]], a["yq"].scale_scalar(),
@@ -240,6 +248,7 @@ def _layer_info(cfg, op, layer, out_info):
             "backend": out_info.get("backend"), "wall_s": out_info.get("wall_s", 0.0),
             "golden_equal": out_info.get("golden_equal"),
             "onnxruntime_float_island": bool(op.attrs.get("ort_float", False)),
+            "onnxruntime_float_kernel": bool(layer.meta.get("ort_float", False)),
             "counters": out_info.get("counters")}
 
 
@@ -260,6 +269,8 @@ def _npu_kind(graph, cfg, op, xs) -> bool:
         return np.ndim(xs[0]) == 4 and maxpool_host_reason(cfg, op) is None
     if k == "gap":
         return gap_host_reason(op, np.ndim(xs[0])) is None
+    if k == "avgpool":
+        return avgpool_host_reason(cfg, op, np.shape(xs[0])) is None
     if k == "add":
         return add_host_reason(cfg, op, xs) is None
     if k == "concat":
@@ -276,15 +287,15 @@ def _lower_node(cfg, op, xs, vals):
     if op.kind == "matmul":
         return lower_flat_matmul(cfg, op, xs[0], vals[op.inputs[1]],
                                  vals[op.inputs[2]] if op.attrs["has_bias"] else None)
-    lower = {"maxpool": lower_maxpool, "gap": lower_gap, "add": lower_add,
-             "concat": lower_concat}[op.kind]
+    lower = {"maxpool": lower_maxpool, "gap": lower_gap, "avgpool": lower_avgpool,
+             "add": lower_add, "concat": lower_concat}[op.kind]
     return lower(cfg, op, xs if op.kind in ("add", "concat") else xs[0])
 
 
 def _placeholder(op, shape):
     """A stand-in input for compiling a whole-graph member: what its padding holds (the
     interior is written by the layer before it on the NPU)."""
-    fill = op.attrs["xq"].zp_scalar("input", op.name) if op.kind == "conv" else \
+    fill = op.attrs["xq"].zp_scalar("input", op.name) if op.kind in ("conv", "avgpool") else \
         INT8_MIN if op.kind == "maxpool" else 0
     return np.full(shape, fill, np.int64)
 
@@ -433,7 +444,9 @@ def _run_linked(cfg, graph, members, users, vals, run_layer, ex):
         entry["utilization"] = prog.macs / (entry["cycles"] * cfg.rows * cfg.cols)
     entry["op"] = f"{len(real)} NPU ops (one program)"
     entry["segment"] = [m.op.name for m in real]
-    entry["members"] = [{k: r[k] for k in ("layer", "op", "shape", "macs")} for r in rows]
+    entry["members"] = [{k: r[k] for k in ("layer", "op", "shape", "macs",
+                                           "onnxruntime_float_island",
+                                           "onnxruntime_float_kernel")} for r in rows]
     ex.layers.append(entry)
 
 
@@ -452,7 +465,8 @@ def _run_concat(cfg, op, xs, run_layer, ex):
 def _run_single(cfg, op, x, run_layer, ex):
     """A MaxPool, global average pool (outside a chain) or add (``x``: both inputs): its own
     NPU program."""
-    low = {"maxpool": lower_maxpool, "gap": lower_gap, "add": lower_add}[op.kind](cfg, op, x)
+    low = {"maxpool": lower_maxpool, "gap": lower_gap, "avgpool": lower_avgpool,
+           "add": lower_add}[op.kind](cfg, op, x)
     out, info = run_layer(cfg, low.layers[0])
     info.pop("dram", None)
     info["golden_equal"] = bool(np.array_equal(out, low.layers[0].expected))
@@ -480,7 +494,7 @@ def _run_op(cfg, graph, op, vals, run_layer, ex):
                             "why": "raw int32 output" if op.attrs["scale"] is None else
                             "the core has no onnxruntime rounding mode yet"})
         return
-    if op.kind in ("maxpool", "gap", "add") and _npu_kind(graph, cfg, op, ins):
+    if op.kind in ("maxpool", "gap", "avgpool", "add") and _npu_kind(graph, cfg, op, ins):
         vals[op.outputs[0]] = _run_single(cfg, op, ins if op.kind == "add" else ins[0],
                                           run_layer, ex)
         return
@@ -495,6 +509,7 @@ def _run_op(cfg, graph, op, vals, run_layer, ex):
                     maxpool_host_reason(cfg, op) or "not a 4-D tensor"
                     if op.kind == "maxpool" else
                     gap_host_reason(op, ins[0].ndim) if op.kind == "gap" else
+                    avgpool_host_reason(cfg, op, np.shape(ins[0])) if op.kind == "avgpool" else
                     concat_host_reason(cfg, op, ins) if op.kind == "concat" else
                     add_host_reason(cfg, op, ins) if op.kind == "add"
                     else "graph edge" if op.kind in ("quantize", "dequantize")

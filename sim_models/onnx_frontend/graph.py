@@ -5,11 +5,11 @@ protobuf.  Two encodings of the same integer graph are accepted, as onnxruntime'
 ``quantize_static`` writes them:
 
 * **QOperator**: QLinearConv, QLinearMatMul, QGemm, MatMulInteger, ConvInteger, QLinearAdd,
-  QLinearGlobalAveragePool, QLinearConcat, MaxPool on quantized tensors,
+  QLinearGlobalAveragePool, QLinearAveragePool, QLinearConcat, MaxPool on quantized tensors,
   QuantizeLinear / DequantizeLinear at the edges, Reshape / Flatten / Transpose / Squeeze /
   Unsqueeze as layout.
 * **QDQ**: ``DequantizeLinear -> op -> QuantizeLinear`` around Conv, MatMul, Gemm, Add,
-  MaxPool, GlobalAveragePool, Concat and layout ops (with Relu/Clip between the op and its
+  MaxPool, GlobalAveragePool, AveragePool, Concat and layout ops (with Relu/Clip between the op and its
   QuantizeLinear folded into the output clamp) become the same integer operations.
   What matches no pattern stays a *float island*, computed in float32 between a
   DequantizeLinear and a QuantizeLinear (its difference to onnxruntime is reported).
@@ -66,7 +66,7 @@ class QParams:
 class Op:
     """One integer (or float-island) operation of the graph."""
     kind: str                  # conv | matmul | gemm | quantize | dequantize | maxpool | add
-    name: str                  # | gap | concat | layout | float
+    name: str                  # | gap | avgpool | concat | layout | float
     onnx_op: str
     inputs: list
     outputs: list
@@ -348,6 +348,35 @@ class _Reader:
         self.emit("gap", node, [x], node.output, xq=xq, yq=yq,
                   channels_last=bool(_attrs(node).get("channels_last", 0)))
 
+    def avgpool_attrs(self, node) -> dict:
+        """AveragePool's attributes as onnxruntime's QLinearAveragePool takes them (2-D)."""
+        self.unsupported_attrs(node, ("auto_pad", "ceil_mode", "channels_last",
+                                      "count_include_pad", "kernel_shape", "pads", "strides"))
+        a = _attrs(node)
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto not in ("NOTSET", "VALID"):
+            raise OnnxImportError(f"node {node.name!r} ({node.op_type}): attribute auto_pad="
+                                  f"{auto} not supported")
+        if a.get("channels_last", 0):
+            raise OnnxImportError(f"node {node.name!r} ({node.op_type}): attribute "
+                                  f"channels_last=1 not supported")
+        k = list(a["kernel_shape"])
+        if len(k) != 2:
+            raise OnnxImportError(f"node {node.name!r} ({node.op_type}): attribute "
+                                  f"kernel_shape={k}: only 2-D pooling is supported")
+        return {"kernel": k, "strides": list(a.get("strides", [1, 1])),
+                "pads": list(a.get("pads", [0, 0, 0, 0])),
+                "ceil_mode": bool(a.get("ceil_mode", 0)),
+                "count_include_pad": bool(a.get("count_include_pad", 0))}
+
+    def qlinearaveragepool(self, node):
+        attrs = self.avgpool_attrs(node)
+        x, xs, xz, ys, yz = node.input[:5]
+        xq, yq = self.qp(node, xs, xz, x), self.qp(node, ys, yz, node.output[0])
+        self.qparams[node.output[0]] = yq
+        self.emit("avgpool", node, [x], node.output, xq=xq, yq=yq, **attrs)
+
     def qlinearconcat(self, node):
         self.unsupported_attrs(node, ("axis",))
         ys, yz = node.input[:2]
@@ -424,7 +453,8 @@ class _Reader:
     def qdq_fuse(self, node):
         """Rewrite ``DQ -> node -> [Relu|Clip] -> Q`` as an integer op; False if no match."""
         t = node.op_type
-        if t not in ("Conv", "MatMul", "Gemm", "Add", "MaxPool", "GlobalAveragePool", "Concat") \
+        if t not in ("Conv", "MatMul", "Gemm", "Add", "MaxPool", "GlobalAveragePool",
+                     "AveragePool", "Concat") \
                 and t not in _LAYOUT:
             return False
         acts = [i for i in node.input if i and i not in self.dq_const and i not in self.raw]
@@ -494,6 +524,10 @@ class _Reader:
         elif t == "GlobalAveragePool":
             x, xq = self.dq_act[node.input[0]]
             self.emit("gap", node, [x], [y], xq=xq, yq=yq, channels_last=False, clamp=clamp)
+        elif t == "AveragePool":
+            x, xq = self.dq_act[node.input[0]]
+            self.emit("avgpool", node, [x], [y], xq=xq, yq=yq, clamp=clamp,
+                      **self.avgpool_attrs(node))
         elif t == "Concat":
             xs, params = zip(*[self.dq_act.get(i) or self.dq_const_or_fail(node, i)
                                for i in node.input])
@@ -525,7 +559,7 @@ _QOP = {"QLinearConv": "qlinearconv", "ConvInteger": "convinteger",
         "QuantizeLinear": "quantizelinear", "DequantizeLinear": "dequantizelinear",
         "MaxPool": "maxpool", "QLinearAdd": "qlinearadd",
         "QLinearGlobalAveragePool": "qlinearglobalaveragepool",
-        "QLinearConcat": "qlinearconcat"}
+        "QLinearConcat": "qlinearconcat", "QLinearAveragePool": "qlinearaveragepool"}
 _FLOAT_OK = {"Conv", "MatMul", "Gemm", "Add", "Relu", "Clip", "MaxPool", "GlobalAveragePool",
              "AveragePool", "Concat", "Softmax"} | _LAYOUT
 

@@ -15,6 +15,10 @@ The float arithmetic is done in float32, in the order onnxruntime's MLAS kernels
   int8) values, evaluated exactly in integers (:func:`sim_models.golden.qlinear_add`).
 * ``qlinear_global_average_pool``: sum in int32, ``- zx * n``, requantized with
   ``sx / (sy * n)``.
+* ``qlinear_average_pool``: QLinearAveragePool's float kernel -- every input dequantized
+  to float32 (``sx * (x - zx)``), summed in float32 in window order, divided by the window's
+  count, ``rne(y / sy + zy)`` saturated; a window as large as the input without padding
+  falls back to the global average pool's integer kernel, as onnxruntime does.
 * ``qlinear_concat``: per input, onnxruntime's 256-entry lookup table
   (``quantize(dequantize(v))``) unless its scale and zero point equal the output's.
 * ``max_pool``: plain max over the window (exact; padding never wins).
@@ -29,7 +33,8 @@ import numpy as np
 from .. import golden
 
 __all__ = ["requantize_ort", "quantize_linear", "dequantize_linear", "qlinear_add",
-           "qlinear_global_average_pool", "qlinear_concat", "max_pool",
+           "qlinear_global_average_pool", "qlinear_average_pool", "avgpool_is_global",
+           "qlinear_concat", "max_pool",
            "pool_output_size", "gap_scale"]
 
 F32 = np.float32
@@ -108,6 +113,47 @@ def gap_scale(sx, sy, n: int) -> np.float32:
     """QLinearGlobalAveragePool's requantization scale over ``n`` pixels, in float32 as
     onnxruntime computes it: ``sx / (sy * n)``."""
     return F32(sx) / (F32(sy) * F32(n))
+
+
+def avgpool_is_global(shape_nchw, kernel, pads) -> bool:
+    """Whether onnxruntime runs a QLinearAveragePool as its global average pool (integer)
+    kernel: the window covers the whole input and there is no padding."""
+    return list(kernel) == list(shape_nchw[2:]) and not any(pads)
+
+
+def qlinear_average_pool(x, sx, zx, sy, zy, kernel, strides, pads, count_include_pad: bool,
+                         ceil_mode: bool, unsigned: bool = False, clamp=(-128, 127)):
+    """QLinearAveragePool (2-D, NCHW ``x``, int8 inside) as onnxruntime's CPU kernel
+    computes it (contrib_ops/cpu/quantization/qlinear_pool.cc): ``sx * (x - zx)`` in
+    float32, summed over the window in row order in float32 (taps in the padding skipped),
+    divided by the kernel size (``count_include_pad``) or by the taps inside the input,
+    ``nearbyintf(y / sy + zy)`` on the stored zero point (uint8: ``zy + 128``), saturated,
+    clamped to ``clamp`` (a fused activation's range).  The global case is
+    :func:`qlinear_global_average_pool`."""
+    x = np.asarray(x, np.int64)
+    N, C, H, W = x.shape
+    if avgpool_is_global(x.shape, kernel, pads):
+        return np.clip(qlinear_global_average_pool(x, sx, zx, sy, zy), *clamp)
+    (kh, kw), (sh, sw), (t, l, b, r) = kernel, strides, pads
+    ho = pool_output_size(H, t, b, kh, sh, 1, ceil_mode)
+    wo = pool_output_size(W, l, r, kw, sw, 1, ceil_mode)
+    xf = dequantize_linear(x, sx, zx)
+    big = np.zeros((N, C, t + max(H, (ho - 1) * sh + kh), l + max(W, (wo - 1) * sw + kw)),
+                   F32)
+    inside = np.zeros(big.shape[2:], np.int64)
+    big[:, :, t:t + H, l:l + W] = xf
+    inside[t:t + H, l:l + W] = 1
+    y = np.zeros((N, C, ho, wo), F32)
+    count = np.zeros((ho, wo), np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            rows, cols = slice(ky, ky + sh * ho, sh), slice(kx, kx + sw * wo, sw)
+            y = y + big[:, :, rows, cols]        # + 0.0 for a tap in the padding: exact
+            count += inside[rows, cols]
+    y = y / (F32(kh * kw) if count_include_pad else count.astype(F32))
+    sh8 = 128 if unsigned else 0
+    v = np.rint(y / F32(sy) + F32(zy + sh8)).astype(np.int64) - sh8
+    return np.clip(v, max(clamp[0], -128), min(clamp[1], 127))
 
 
 def qlinear_concat(inputs, params, sy, zy, axis: int) -> np.ndarray:

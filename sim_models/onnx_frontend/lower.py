@@ -36,14 +36,14 @@ from ..compiler import ALIGN, Requant, compile_conv2d, compile_gemm
 from ..compiler_ops import INT8_MIN, add_grid, compile_add, compile_maxpool
 from ..workloads import Layer as WLayer
 from .graph import OnnxImportError
-from .host_ops import (dequantize_linear, gap_scale, pool_output_size, quantize_linear,
-                       requantize_ort)
+from .host_ops import (avgpool_is_global, dequantize_linear, gap_scale, pool_output_size,
+                       quantize_linear, requantize_ort)
 from .wholegraph import Placement, link_slices
 
 __all__ = ["NPU_REQUANT", "lower_conv", "lower_matmul", "Lowered", "maxpool_host_reason",
            "lower_maxpool", "flat_matmul_linkable", "lower_flat_matmul", "gap_host_reason",
            "lower_gap", "concat_rescale", "concat_host_reason", "lower_concat", "op_add_grid",
-           "add_host_reason", "lower_add"]
+           "add_host_reason", "lower_add", "avgpool_host_reason", "lower_avgpool"]
 
 #: True when the compiler's requantizer has onnxruntime's single rounding.
 NPU_REQUANT = "rounding" in {f.name for f in dataclasses.fields(Requant)}
@@ -228,6 +228,34 @@ def maxpool_host_reason(cfg: NPUConfig, op) -> str | None:
     return None
 
 
+def _pool_image(x, kernel, s: int, dilation, pads, ceil_mode: bool, fill: int):
+    """The padded, batch-stacked NHWC image a pooling layer reads (as :func:`lower_conv`
+    stacks a batch), with enough end padding for ``ceil_mode``'s last window: (image,
+    (Ho, Wo), Placement of the input in it, stacked output rows per image)."""
+    N, C, H, W = x.shape
+    (kh, kw), (dy, dx) = kernel, dilation
+    t, l, bo, r = pads
+    ho = pool_output_size(H, t, bo, kh, s, dy, ceil_mode)
+    wo = pool_output_size(W, l, r, kw, s, dx, ceil_mode)
+    bo = max(bo, (ho - 1) * s + (kh - 1) * dy + 1 - H - t)
+    r = max(r, (wo - 1) * s + (kw - 1) * dx + 1 - W - l)
+    Hp = H + t + bo
+    Hs = -(-Hp // s) * s
+    imgs = [np.pad(np.asarray(x[n], np.int64).transpose(1, 2, 0),
+                   ((t, bo + (Hs - Hp if n < N - 1 else 0)), (l, r), (0, 0)),
+                   constant_values=fill) for n in range(N)]
+    place = Placement(0, Hs, Hp, W + l + r, t, l, C, False, N)
+    return np.concatenate(imgs, axis=0), (ho, wo), place, Hs // s
+
+
+def _pool_assemble(N, ho, pitch):
+    """Stacked (rows, Wo, C) pooling output -> NCHW, the rows straddling images dropped."""
+    def assemble(outs):
+        y = np.stack([outs[0][n * pitch:n * pitch + ho] for n in range(N)])
+        return y.transpose(0, 3, 1, 2)
+    return assemble
+
+
 def lower_maxpool(cfg: NPUConfig, op, x) -> Lowered:
     """One MaxPool op (NCHW ``x``, int8 inside) as one NPU layer for the whole batch: the
     images padded with the int8 minimum (plus, with ``ceil_mode``, enough end padding for
@@ -236,30 +264,77 @@ def lower_maxpool(cfg: NPUConfig, op, x) -> Lowered:
     if reason:
         raise OnnxImportError(f"node {op.name!r} (MaxPool): {reason}")
     a = op.attrs
-    N, C, H, W = x.shape
+    N, C = x.shape[:2]
     (kh, kw), s, (dy, dx) = a["kernel"], a["strides"][0], a["dilations"]
-    t, l, bo, r = a["pads"]
-    ho = pool_output_size(H, t, bo, kh, s, dy, a["ceil_mode"])
-    wo = pool_output_size(W, l, r, kw, s, dx, a["ceil_mode"])
-    bo = max(bo, (ho - 1) * s + (kh - 1) * dy + 1 - H - t)
-    r = max(r, (wo - 1) * s + (kw - 1) * dx + 1 - W - l)
-    Hp = H + t + bo
-    Hs = -(-Hp // s) * s
-    imgs = [np.pad(np.asarray(x[n], np.int64).transpose(1, 2, 0),
-                   ((t, bo + (Hs - Hp if n < N - 1 else 0)), (l, r), (0, 0)),
-                   constant_values=INT8_MIN) for n in range(N)]
-    img = np.concatenate(imgs, axis=0)
+    img, (ho, wo), place, pitch = _pool_image(x, (kh, kw), s, (dy, dx), a["pads"],
+                                              a["ceil_mode"], INT8_MIN)
     layer = compile_maxpool(cfg, img, (kh, kw), s, (dy, dx), name=op.name)
     layer.meta["workload"] = WLayer(layer.name, "conv", h=img.shape[0], w=img.shape[1], c=C,
                                     kh=(kh - 1) * dy + 1, kw=(kw - 1) * dx + 1, n=C, stride=s,
                                     depthwise=True)
     layer.meta["batch"] = N
+    return Lowered([layer], _pool_assemble(N, ho, pitch), False, [place], (ho, wo, C, pitch))
 
-    def assemble(outs):
-        y = np.stack([outs[0][n * Hs // s:n * Hs // s + ho] for n in range(N)])
-        return y.transpose(0, 3, 1, 2)
-    place = Placement(0, Hs, Hp, W + l + r, t, l, C, False, N)
-    return Lowered([layer], assemble, False, [place], (ho, wo, C, Hs // s))
+
+def avgpool_host_reason(cfg: NPUConfig, op, shape) -> str | None:
+    """Why an AveragePool stays on the host, or None when the NPU runs it."""
+    a = op.attrs
+    if len(shape) != 4:
+        return f"{len(shape)}-D input (the NPU pools 2-D NCHW tensors)"
+    if avgpool_is_global(shape, a["kernel"], a["pads"]):
+        return gap_host_reason(_as_gap(op), 4)
+    if cfg.dataflow != "ws":
+        return "output-stationary core (the pool runs as a depthwise layer on weight-" \
+               "stationary cores)"
+    if a["strides"][0] != a["strides"][1]:
+        return f"strides {a['strides']} differ along H and W"
+    (kh, kw), s, (t, l, b, r) = a["kernel"], a["strides"][0], a["pads"]
+    H, W = shape[2:]
+    ho = pool_output_size(H, t, b, kh, s, 1, a["ceil_mode"])
+    wo = pool_output_size(W, l, r, kw, s, 1, a["ceil_mode"])
+    if not a["count_include_pad"] and (t or l or (ho - 1) * s + kh > H or
+                                       (wo - 1) * s + kw > W):
+        return "count_include_pad=0 with windows over the padding: a divisor per output " \
+               "position, which the per-channel requantizer cannot apply"
+    return None
+
+
+def _as_gap(op):
+    """An AveragePool whose window is the whole unpadded input, as the global average
+    pool onnxruntime runs it as."""
+    return dataclasses.replace(op, attrs={**op.attrs, "channels_last": False})
+
+
+def lower_avgpool(cfg: NPUConfig, op, x) -> Lowered:
+    """QLinearAveragePool (NCHW ``x``) on the NPU.  A window over the whole input without
+    padding is the global average pool (:func:`lower_gap`, exact: onnxruntime runs its
+    integer kernel then).  Otherwise a depthwise convolution with unit weights over the
+    input padded with its zero point, ``bias = -zx * kh*kw`` (so the accumulator is the
+    window's exact ``sum(x - zx)``, padding adding 0), requantized by the onnxruntime mode
+    with ``sx / (sy * kh*kw)``.  onnxruntime sums the dequantized values in float32 and
+    divides twice, so where the exact mean lies within float32 rounding of a half step the
+    two can differ by one step (measured in the tests; the global case is exact)."""
+    reason = avgpool_host_reason(cfg, op, x.shape)
+    if reason:
+        raise OnnxImportError(f"node {op.name!r} (AveragePool): {reason}")
+    a = op.attrs
+    if avgpool_is_global(x.shape, a["kernel"], a["pads"]):
+        return lower_gap(cfg, _as_gap(op), x)
+    N, C = x.shape[:2]
+    (kh, kw), s = a["kernel"], a["strides"][0]
+    zx, zy = a["xq"].zp_scalar("X", op.name), a["yq"].zp_scalar("Y", op.name)
+    img, (ho, wo), place, pitch = _pool_image(x, (kh, kw), s, (1, 1), a["pads"],
+                                              a["ceil_mode"], zx)
+    requant = Requant(scale=gap_scale(a["xq"].scale_scalar(), a["yq"].scale_scalar(), kh * kw),
+                      zero_point=zy, bias=np.full(C, -zx * kh * kw, np.int64),
+                      rounding="onnxruntime", clamp=tuple(a.get("clamp", (-128, 127))))
+    layer = compile_conv2d(cfg, img, np.ones((kh, kw, C), np.int64), stride=s, padding=0,
+                           depthwise=True, requant=requant, name=op.name)
+    layer.meta["workload"] = WLayer(layer.name, "conv", h=img.shape[0], w=img.shape[1], c=C,
+                                    kh=kh, kw=kw, n=C, stride=s, depthwise=True)
+    layer.meta["batch"] = N
+    layer.meta["ort_float"] = True          # onnxruntime's kernel is a float one here
+    return Lowered([layer], _pool_assemble(N, ho, pitch), False, [place], (ho, wo, C, pitch))
 
 
 def _hwc_rows(B, C, H, W):
