@@ -2,6 +2,8 @@
 ``onnx`` package's integer node cases, every NPU layer on the Verilator harness and on the
 cocotb core bench under Icarus, outputs identical to onnxruntime's."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -60,20 +62,41 @@ def test_onnx_node_cases_on_rtl(sim):
         close()
 
 
+def _avgpool_net():
+    """A convolution and a padded 3x3 average pool (count_include_pad=1, ceil_mode)."""
+    b = zoo._Builder(0)
+    y = b.conv("input", 3, 8, 3)
+    b.nodes.append(onnx.helper.make_node("AveragePool", [y], ["output"], name="avg",
+                                         kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4,
+                                         count_include_pad=1, ceil_mode=1))
+    return zoo._model(b.nodes, b.inits, ["N", 3, 9, 9], ["N", 8, 5, 5], "avgnet"), (3, 9, 9)
+
+
+_NETS = {"mobilenet_v2": lambda: (zoo.mobilenet_v2(width=0.25, resolution=32, classes=10),
+                                  (3, 32, 32)),
+         "resnet18": lambda: (zoo.resnet18(width=0.125, resolution=32, classes=10),
+                              (3, 32, 32)),
+         "mixed": lambda: (zoo.mixed(), (4, 12, 12)),
+         "avgpool": _avgpool_net}
+# ResNet-18 on the RTL takes minutes: make onnx-networks adds it (KNPU_ONNX_NETWORKS=1).
+_WHOLE = [("verilator", "mobilenet_v2"), ("icarus", "mixed"), ("verilator", "avgpool")] + \
+    ([("verilator", "resnet18")] if os.environ.get("KNPU_ONNX_NETWORKS") == "1" else [])
+
+
 @pytest.mark.rtl
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
-def test_whole_graph_segments_on_rtl(sim):
-    """Chains of convolutions as one program each (each layer reading what the RTL wrote
-    for the layer before): MobileNetV2 at 1/4 width on Verilator (52 of its 52 convolutions
-    in 12 programs, the last one closed by the global average pool and the classifier; its
-    residual adds in the requantizer's add mode), the mixed graph on Icarus; every layer's
-    output, read back from DRAM, equal to the golden model, the outputs identical to
-    onnxruntime's, and on Verilator the cycle model's counters equal to the RTL's for every
-    program."""
-    if sim == "verilator":
-        fm, shape = zoo.mobilenet_v2(width=0.25, resolution=32, classes=10), (3, 32, 32)
-    else:
-        fm, shape = zoo.mixed(), (4, 12, 12)
+@pytest.mark.parametrize("sim,net", _WHOLE)
+def test_whole_graph_on_rtl(sim, net):
+    """A branching graph as ONE program per inference, each op reading what the RTL wrote
+    for the ops before it: MobileNetV2 at 1/4 width (its 52 convolutions, its residual adds
+    in the requantizer's add mode -- each skip branch stored into two buffers --, the
+    global average pool and the classifier) and ResNet-18 at 1/8 width on Verilator, a
+    convolution and an average pool on Verilator, the mixed graph on Icarus (convolutions,
+    a max pool and a channel concat in one program; its batched MatMul, behind a host
+    Transpose + Reshape, in a second); every op's output, read back from DRAM, equal to the
+    golden model, the outputs identical to onnxruntime's (the average pool: within one
+    step, its onnxruntime kernel being a float one), and on Verilator the cycle model's
+    counters equal to the RTL's."""
+    fm, shape = _NETS[net]()
     qm = zoo.quantize(fm, zoo.calibration(shape, 4), "qoperator", "int8", True)
     x = zoo.calibration(shape, 1, seed=9)
     graph = import_model(qm)
@@ -85,24 +108,23 @@ def test_whole_graph_segments_on_rtl(sim):
         finally:
             close()
     ex = runs[sim]
-    segs = [layer for layer in ex.layers if "segment" in layer]
-    assert segs and all(layer["golden_equal"] for layer in ex.layers)
-    assert np.array_equal(ex.outputs["output"], zoo.ort_run(qm, {"input": x})["output"])
-    if sim == "icarus":          # its channel concat and its max pool ran on the RTL too
-        assert {"QLinearConcat (2 slices, one program)", "MaxPool"} <= \
-            {layer["op"] for layer in ex.layers}
-    if sim == "verilator":
-        convs = [m for s in segs for m in s["members"] if m["op"] == "QLinearConv"]
-        assert len(convs) == 52
-        assert [m["op"] for m in segs[-1]["members"]][-2:] == ["QLinearGlobalAveragePool",
-                                                               "QGemm"]
-        # its residual QLinearAdds ran on the RTL too (the requantizer's add mode)
+    assert all(layer["golden_equal"] for layer in ex.layers)
+    ref = zoo.ort_run(qm, {"input": x})["output"]
+    members = [m["op"] for m in ex.layers[0]["members"]]
+    if net == "avgpool":
+        step = graph.qparams[graph.ops[-1].inputs[0]].scale_scalar()
+        assert members == ["QLinearConv", "QLinearAveragePool"]
+        assert np.abs(ex.outputs["output"] - ref).max() <= step * 1.001
+    else:
+        assert np.array_equal(ex.outputs["output"], ref)
+    if net == "mixed":
+        assert len(ex.layers) == 2 and {"QLinearConcat", "MaxPool"} <= set(members)
+    if net in ("mobilenet_v2", "resnet18"):
+        assert len(ex.layers) == 1 and \
+            members.count("QLinearConv") == sum(op.kind == "conv" for op in graph.ops) >= 20
+        assert members[-2:] == ["QLinearGlobalAveragePool", "QGemm"]
         adds = sum(op.kind == "add" for op in graph.ops)
-        assert adds >= 10 and sum(layer["op"] == "QLinearAdd" for layer in ex.layers) == adds
-        assert not any(h["op"] == "QLinearAdd" for h in ex.host)
-        assert [l["dram_bytes"] for l in ex.layers] == \
-            [l["dram_bytes"] for l in runs["model"].layers]
-        model = {l["layer"]: l["cycles"] for l in runs["model"].layers}
-        differ = {l["layer"]: (l["cycles"], model[l["layer"]]) for l in ex.layers
-                  if l["cycles"] != model[l["layer"]]}
-        assert not differ, differ
+        assert adds >= 8 and members.count("QLinearAdd") == adds
+        assert [h["op"] for h in ex.host] == ["QuantizeLinear", "Flatten", "DequantizeLinear"]
+    if sim == "verilator":
+        assert [l["counters"] for l in ex.layers] == [l["counters"] for l in runs["model"].layers]
