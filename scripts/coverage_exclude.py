@@ -11,10 +11,10 @@ number of points and the reason).  Two kinds of rule:
   Verilog the models were built from.  A bit it calls constant that the run did toggle
   stops the report (the analysis is wrong).
 * :class:`SignalBits`: named signals (and the adders that count them), from a bit up, or in
-  one configuration only, with the reason written in the table: the upper bits of the
-  64-bit performance counters, which a regression of programs of a few thousand cycles
-  cannot reach; the weight-stall counter of an output-stationary core, which has no
-  weights to wait for.
+  one configuration only, with the reason written in the table: the error code's bits above
+  the largest :class:`~hdl.isa.ErrorCode`; the upper bits of the 64-bit performance
+  counters, which a regression of programs of a few thousand cycles cannot reach; the
+  weight-stall counter of an output-stationary core, which has no weights to wait for.
 
 Everything else that did not toggle is a gap for a test to close, not an exclusion.
 """
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hdl import regmap
+from hdl.isa import ErrorCode
 
 from .coverage_bits import module_constants
 
@@ -103,8 +104,16 @@ class SignalBits:
 #: upper bits sit on the same 64-bit adder as the lower ones, which do toggle.
 COUNTER_BIT = 16
 
+#: The error latch's 8-bit code holds an :class:`hdl.isa.ErrorCode`: the bits from the
+#: largest code's width up are never set.
+CODE_BITS = max(ErrorCode).bit_length()
+
 RULES = (
     ConstantBits(),
+    SignalBits("error_code_high_bits", ("error",),
+               f"the error latch's 8-bit code is loaded only with an ErrorCode (at most "
+               f"{int(max(ErrorCode))}, {CODE_BITS} bits): bits {CODE_BITS} and up stay 0",
+               from_bit=CODE_BITS),
     SignalBits("counter_high_bits", tuple(regmap.COUNTERS),
                f"64-bit performance counter bits {COUNTER_BIT} and up: 2**{COUNTER_BIT + 1} "
                "counted events are needed for both edges; the regression's programs run "

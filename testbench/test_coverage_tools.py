@@ -114,6 +114,8 @@ def test_exclusions_are_listed_with_reasons(tmp_path):
     assert ex.rule_for(fields, "count___05Fcycles", 16).name == "counter_high_bits"
     assert ex.rule_for(fields, "count___05Fcycles", 15) is None
     assert ex.rule_for(fields, "stall_weights", 0).name == "os_no_weights"
+    assert ex.rule_for(fields, "error__024296", 3).name == "error_code_high_bits"
+    assert ex.rule_for(fields, "error", 2) is None                  # DEADLOCK = 6 sets it
     ex.note(rule, "c", "m", "__0241", 5)
     ex.note(rule, "c", "m", "__0241", 6)
     (entry,) = ex.listing()
