@@ -263,7 +263,8 @@ class AxiWrite(_AxiWrapper):
             # reads; a second burst is due only while AW is busy
             m.d.comb += [Assert(axi.awvalid == aw_busy), Assert(~second_due | aw_busy)]
         if "wlast" in self.checks:
-            self.wlast_scoreboard(m, axi, aw_fire, w_fire)
+            board = self.wlast_scoreboard(m, axi, aw_fire, w_fire)
+            self.row_invariants(m, frag, axi, aw_busy, second_due, second_len, board)
         if "outstanding" in self.checks:
             # A row (two bursts at most) is taken while fewer than MAX_OUTSTANDING await B,
             # in the cycle the previous row's last AW goes out, which the engine's count
@@ -294,22 +295,96 @@ class AxiWrite(_AxiWrapper):
             m.d.comb += [Assert(beat < nbeats), Assert(len1 != 0), Assert(len1 <= nbeats)]
 
     def wlast_scoreboard(self, m, axi, aw_fire, w_fire):
-        """The k-th W burst (beats up to the k-th ``WLAST``) has the k-th AW's length."""
-        lens = m.submodules.aw_lens = fifo.SyncFIFO(width=9, depth=4)
-        counts = m.submodules.w_counts = fifo.SyncFIFO(width=9, depth=4)
+        """The k-th W burst (beats up to the k-th ``WLAST``) has the k-th AW's length.
+
+        A two-entry scoreboard: ``lead`` AW bursts whose W burst has not ended (``lead`` > 0,
+        their lengths in ``q``, oldest first) or W bursts ended before their AW (``lead`` < 0,
+        their beat counts in ``q``); each end of one side is matched against the other's
+        oldest.  More than two either way is an error (a row is at most two bursts and the
+        next row waits for both channels).  Returns ``(lead, q, beats)`` for the invariants.
+        """
+        lead = Signal(range(-3, 4))
+        q = [Signal(9, name=f"sb_q{i}") for i in range(2)]
         beats = Signal(9)           # beats of the current W burst before this one
-        m.d.comb += [lens.w_en.eq(aw_fire), lens.w_data.eq(axi.awlen + 1),
-                     counts.w_en.eq(w_fire & axi.wlast), counts.w_data.eq(beats + 1)]
+        aw_len, w_end, w_count = Signal(9), Signal(), Signal(9)
+        m.d.comb += [aw_len.eq(axi.awlen + 1), w_end.eq(w_fire & axi.wlast),
+                     w_count.eq(beats + 1)]
         with m.If(w_fire):
             m.d.sync += beats.eq(Mux(axi.wlast, 0, beats + 1))
-        both = lens.r_rdy & counts.r_rdy
-        m.d.comb += [lens.r_en.eq(both), counts.r_en.eq(both)]
-        with m.If(both):
-            m.d.comb += Assert(lens.r_data == counts.r_data)
-        # W beats never outrun the AW lengths by more than a burst: no WLAST is missing
-        with m.If(lens.r_rdy & w_fire & ~counts.r_rdy):
-            m.d.comb += Assert(beats < lens.r_data)
-        m.d.comb += [Assert(lens.w_rdy), Assert(counts.w_rdy)]
+
+        def push(value, depth):     # into q[depth]: lead's size before the push
+            with m.If(depth == 0):
+                m.d.sync += q[0].eq(value)
+            with m.Else():
+                m.d.sync += q[1].eq(value)
+
+        def pop_push(value, depth):  # the oldest leaves; value goes in behind the rest
+            with m.If(depth == 1):
+                m.d.sync += q[0].eq(value)
+            with m.Else():
+                m.d.sync += [q[0].eq(q[1]), q[1].eq(value)]
+
+        with m.If(aw_fire & w_end):
+            with m.If(lead == 0):
+                m.d.comb += Assert(aw_len == w_count)
+            with m.Elif(lead > 0):
+                m.d.comb += Assert(q[0] == w_count)
+                pop_push(aw_len, lead)
+            with m.Else():
+                m.d.comb += Assert(q[0] == aw_len)
+                pop_push(w_count, -lead)
+        with m.Elif(aw_fire):
+            with m.If(lead >= 0):
+                push(aw_len, lead)
+            with m.Else():
+                m.d.comb += Assert(q[0] == aw_len)
+                m.d.sync += q[0].eq(q[1])
+            m.d.sync += lead.eq(lead + 1)
+        with m.Elif(w_end):
+            with m.If(lead <= 0):
+                push(w_count, -lead)
+            with m.Else():
+                m.d.comb += Assert(q[0] == w_count)
+                m.d.sync += q[0].eq(q[1])
+            m.d.sync += lead.eq(lead - 1)
+        # W beats never outrun the AW lengths: no WLAST is missing
+        with m.If((lead > 0) & w_fire):
+            m.d.comb += Assert(beats < q[0])
+        m.d.comb += [Assert(lead <= 2), Assert(lead >= -2), Cover(lead == 2), Cover(lead == -2)]
+        return lead, q, beats
+
+    def row_invariants(self, m, frag, axi, aw_busy, second_due, second_len, board):
+        """Invariants (k-induction) of the WLAST rule: the scoreboard holds exactly the
+        current row's bursts one channel has finished and the other not, with their lengths
+        (``len1``, ``nbeats - len1``); the W beat counter is the engine's beat within its
+        burst; AWLEN and the due second burst are that row's."""
+        lead, q, beats = board
+        w_busy, beat = probe(frag, "w_busy"), probe(frag, "beat")
+        nbeats, len1 = probe(frag, "nbeats", register=True), probe(frag, "len1")
+        split = Signal()
+        b = [Signal(9, name="row_b1"), Signal(9, name="row_b2")]
+        k_aw, k_w = Signal(2), Signal(2)      # bursts of the row each channel has finished
+        m.d.comb += [split.eq(len1 < nbeats), b[0].eq(len1), b[1].eq(nbeats - len1),
+                     k_aw.eq(1 + split - aw_busy - second_due),
+                     k_w.eq(Mux(w_busy, (beat >= len1) & split, 1 + split))]
+        m.d.comb += [Assert(axi.awvalid == aw_busy), Assert(~second_due | aw_busy),
+                     Assert(~second_due | split), Assert(lead == k_aw - k_w)]
+        with m.If(aw_busy | w_busy):
+            m.d.comb += [Assert(len1 != 0), Assert(len1 <= nbeats)]
+        with m.If(w_busy):
+            m.d.comb += [Assert(beat < nbeats),
+                         Assert(beats == Mux(beat >= len1, beat - len1, beat))]
+        with m.Else():
+            m.d.comb += Assert(beats == 0)
+        with m.If(aw_busy):
+            m.d.comb += Assert(axi.awlen + 1 == Mux(second_due | ~split, b[0], b[1]))
+        with m.If(second_due):
+            m.d.comb += Assert(second_len + 1 == b[1])
+        first = Mux(lead > 0, k_w, k_aw)      # the row's burst the oldest entry belongs to
+        with m.If(lead != 0):
+            m.d.comb += Assert(q[0] == Mux(first == 0, b[0], b[1]))
+        with m.If((lead == 2) | (lead == -2)):
+            m.d.comb += Assert(q[1] == b[1])
 
 
 #: One deliberate break of hdl/dma.py per property: (property, text, replacement, what).

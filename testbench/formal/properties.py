@@ -375,7 +375,7 @@ PROPERTIES += [
          "AW and W: VALID and payload held until READY"),
     _axi("axi_write_4k_boundary", AxiWrite, "4k", "prove", 8,
          "AW: INCR bursts of whole beats, never across 4 KiB"),
-    _axi("axi_write_wlast", AxiWrite, "wlast", "bmc", 12,
+    _axi("axi_write_wlast", AxiWrite, "wlast", "prove", 8,
          "W: WLAST on each burst's last beat only (beats == AWLEN + 1)"),
     _axi("axi_write_outstanding", AxiWrite, "outstanding", "prove", 8,
          "writer: bursts awaiting B <= MAX_OUTSTANDING + 2"),
