@@ -82,9 +82,12 @@ def memory_grid(rows: int, cols: int, buses=BUSES, sp_lines=SP_LINES,
 
 
 def default_dram(node_nm: int | None) -> str:
-    """The DRAM type a point is balanced with: the tables' own DDR3 era at the reference
-    node (45 nm) and above, HBM2 at 16 nm and below (its generation's logic)."""
-    return "hbm2" if node_nm is not None and node_nm <= 16 else "ddr3"
+    """The DRAM type a point is balanced with, by its logic's era: the tables' own DDR3 at
+    the reference node (45 nm) and above, DDR4 (2014) from 32 to 20 nm, HBM2 at 16 nm and
+    below."""
+    if node_nm is None or node_nm >= 45:
+        return "ddr3"
+    return "ddr4" if node_nm > 16 else "hbm2"
 
 
 def area_model() -> dict:

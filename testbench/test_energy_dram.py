@@ -126,3 +126,10 @@ def test_sweep_marks_a_balanced_memory_for_every_dram_type():
     assert [r["balanced_dram"] for r in rows] == [False, True, True, False]
     best = best_per_dram(rows)
     assert best[("mlp", "hbm2")]["bus_bits"] == 128 and best[("mlp", "ddr3")]["bus_bits"] == 256
+
+
+def test_the_sweep_balances_with_the_dram_of_the_nodes_era():
+    from scripts.sweep import default_dram
+    assert [default_dram(n) for n in (None, 180, 45, 32, 20, 16, 7)] == \
+        ["ddr3", "ddr3", "ddr3", "ddr4", "ddr4", "hbm2", "hbm2"]
+    assert {default_dram(n) for n in (None, 45, 28, 7)} <= set(DRAM_TYPES)
