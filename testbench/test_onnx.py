@@ -523,7 +523,8 @@ def test_average_pool_against_onnxruntime_kernel(dtype, same, kernel, strides, p
 
 def test_average_pool_qdq_runs_in_the_program_and_bad_attributes_are_named():
     """A QDQ AveragePool (DQ -> AveragePool -> Q, fused by onnxruntime into its
-    QLinearAveragePool) becomes the same op, in the conv's program; auto_pad,
+    QLinearAveragePool) becomes the same op, in the conv's program (or, with a divisor per
+    position, on the host, identical to onnxruntime); auto_pad,
     channels_last and a 1-D kernel are refused naming the node, the op and the
     attribute."""
     b = zoo._Builder(0)
@@ -543,6 +544,15 @@ def test_average_pool_qdq_runs_in_the_program_and_bad_attributes_are_named():
     ref = zoo.ort_run(qm, {"input": x})["output"]
     step = graph.qparams[graph.ops[-1].inputs[0]].scale_scalar()
     assert np.abs(ex.outputs["output"] - ref).max() <= step * 1.001
+    # count_include_pad=0 over the padding: on the host, exact, onnxruntime's x86 QDQ
+    # transformer running the int8 pool on uint8 (its float kernel adds the zero point + 128)
+    b.nodes[-1] = onnx.helper.make_node("AveragePool", [y], ["output"], name="avg",
+                                        kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4)
+    fm = zoo._model(b.nodes, b.inits, ["N", 3, 10, 10], ["N", 8, 5, 5], "avgnet")
+    qm = zoo.quantize(fm, zoo.calibration((3, 10, 10), 4), "qdq", "int8", True)
+    ex = execute(import_model(qm), {"input": x}, CFG)
+    assert [h["op"] for h in ex.host] == ["QuantizeLinear", "AveragePool", "DequantizeLinear"]
+    assert np.array_equal(ex.outputs["output"], zoo.ort_run(qm, {"input": x})["output"])
     for attrs, what in [({"auto_pad": "SAME_UPPER"}, "auto_pad"),
                         ({"channels_last": 1}, "channels_last"),
                         ({"kernel_shape": [3]}, "kernel_shape")]:

@@ -207,8 +207,8 @@ def _host_op(op, ins, graph):
         y = host_ops.qlinear_average_pool(
             x, a["xq"].scale_scalar(), a["xq"].zp_scalar("X", op.name), a["yq"].scale_scalar(),
             a["yq"].zp_scalar("Y", op.name), a["kernel"], a["strides"], a["pads"],
-            a["count_include_pad"], a["ceil_mode"], a["yq"].unsigned,
-            a.get("clamp", (-128, 127)))
+            a["count_include_pad"], a["ceil_mode"],
+            a["yq"].unsigned or a.get("kernel_uint8", False), a.get("clamp", (-128, 127)))
         return y, y.size * int(np.prod(a["kernel"]))
     if op.kind == "concat":
         y = host_ops.qlinear_concat(ins, [(p.scale_scalar(), p.zp_scalar("X", op.name))

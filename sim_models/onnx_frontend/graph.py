@@ -525,9 +525,11 @@ class _Reader:
             x, xq = self.dq_act[node.input[0]]
             self.emit("gap", node, [x], [y], xq=xq, yq=yq, channels_last=False, clamp=clamp)
         elif t == "AveragePool":
+            # onnxruntime's x86 QDQ transformer (QDQS8ToU8) runs an int8 pool on uint8:
+            # its float kernel then adds the zero point + 128 (which moves some ties).
             x, xq = self.dq_act[node.input[0]]
             self.emit("avgpool", node, [x], [y], xq=xq, yq=yq, clamp=clamp,
-                      **self.avgpool_attrs(node))
+                      kernel_uint8=True, **self.avgpool_attrs(node))
         elif t == "Concat":
             xs, params = zip(*[self.dq_act.get(i) or self.dq_const_or_fail(node, i)
                                for i in node.input])
