@@ -58,7 +58,8 @@ class _Lane(wiring.Component):
             "multiplier": In(signed(32)), "shift": In(signed(8)),
             "zero_point": In(signed(8)), "clamp_min": In(signed(8)), "clamp_max": In(signed(8)),
             "mode": In(2),
-            "inner_multiplier": In(32), "inner_bias": In(signed(32)), "inner_shift": In(8),
+            "inner_multiplier": In(32),
+            "inner_term": In(signed(ADD_BITS)),     # inner_bias << inner_shift, shared
             "out": Out(signed(8)),
         })
 
@@ -75,28 +76,32 @@ class _Lane(wiring.Component):
             m.d.sync += s0.eq(self.acc + self.bias)
 
         s1 = Signal(signed(32))
-        wide = Signal(signed(64))
+        wide = Signal(signed(63))                 # 32 bits shifted left by at most 31
         m.d.comb += wide.eq(s0 << left)
         with m.If(self.en):
             m.d.sync += s1.eq(Mux(wide > INT32_MAX, INT32_MAX, Mux(wide < INT32_MIN, INT32_MIN, wide)))
 
-        s2 = Signal(signed(64))
+        # The product held in 63 bits: it needs 64 only for INT32_MIN**2 = 2**62, which
+        # s2_overflow replaces (64-bit arithmetic on it would make Verilator's 65-bit sums
+        # multi-word).
+        s2 = Signal(signed(63))
         s2_overflow = Signal()
         with m.If(self.en):
             m.d.sync += [s2.eq(s1 * self.multiplier),
                          s2_overflow.eq((s1 == INT32_MIN) & (self.multiplier == INT32_MIN))]
 
+        # gemmlowp: (s2 + nudge) / 2**31 truncated toward zero, nudge = 2**30 (s2 >= 0) or
+        # 1 - 2**30.  Both cases are floor((s2 + 2**30) / 2**31): for s2 < 0 the sum is
+        # negative and truncation is the floor of (sum + 2**31 - 1) / 2**31.  Without the
+        # overflow case |s2| < 2**62, so the quotient fits 32 bits.
         s3 = Signal(signed(32))
-        total = Signal(signed(65))
-        m.d.comb += total.eq(s2 + Mux(s2 >= 0, 1 << 30, 1 - (1 << 30)))
-        magnitude = Signal(65)
-        m.d.comb += magnitude.eq(Mux(total < 0, -total, total) >> 31)
-        high = Mux(total < 0, -magnitude.as_signed(), magnitude.as_signed())
+        total = Signal(signed(64))
+        m.d.comb += total.eq(s2 + (1 << 30))
         with m.If(self.en):
-            m.d.sync += s3.eq(Mux(s2_overflow, INT32_MAX, high))
+            m.d.sync += s3.eq(Mux(s2_overflow, INT32_MAX, total[31:].as_signed()))
 
         mask = Signal(32)
-        m.d.comb += mask.eq((1 << right) - 1)
+        m.d.comb += mask.eq(_low_mask(right, 32))
         remainder = s3.as_unsigned() & mask
         threshold = (mask >> 1) + (s3 < 0)
         rounded = Signal(signed(33))
@@ -117,12 +122,9 @@ class _Lane(wiring.Component):
         neg = s0 < 0
         mag = Signal(32)
         m.d.comb += mag.eq(Mux(neg, -s0, s0))
-        leading = 0
-        for i in range(32):
-            leading = Mux(mag[i], i, leading)
         top = Signal(5)            # the leading one's position (0 for a zero sum)
         norm = Signal(32)
-        m.d.comb += [top.eq(leading), norm.eq(mag << ~top)]       # ~top == 31 - top
+        m.d.comb += [top.eq(_leading_one(m, mag)), norm.eq(mag << ~top)]   # ~top == 31 - top
         f_mant, f_exp, f_neg = Signal(24), Signal(signed(7)), Signal()
         mant, carry = _round_nearest_even(m, norm[8:], norm[7], norm[:7].any())
         with m.If(self.en):
@@ -169,7 +171,7 @@ class _Lane(wiring.Component):
         m.d.comb += [a_in.eq(a_st - self.zero_point), b_in.eq(b_st - self.zero_point)]
         mb, sb = self.inner_multiplier[:24], self.inner_multiplier[24:30]
         t1 = Signal(signed(ADD_BITS))
-        m.d.comb += t1.eq(_shl(m, b_in * mb, sb) + _shl(m, self.inner_bias, self.inner_shift[:6]))
+        m.d.comb += t1.eq(_shl(b_in * mb, sb) + self.inner_term)
         r_t1, r_a = Signal(signed(ADD_BITS)), Signal(signed(10))
         with m.If(self.en):
             m.d.sync += [r_t1.eq(t1), r_a.eq(a_in)]
@@ -177,7 +179,7 @@ class _Lane(wiring.Component):
         ma, sa = self.multiplier[:24], self.multiplier[24:30]
         r_s1, r_pa = Signal(signed(ADD_BITS)), Signal(signed(ADD_BITS))
         with m.If(self.en):
-            m.d.sync += [r_s1.eq(_round_significant(m, r_t1)), r_pa.eq(_shl(m, r_a * ma, sa))]
+            m.d.sync += [r_s1.eq(_round_significant(m, r_t1)), r_pa.eq(_shl(r_a * ma, sa))]
         # 3: the outer FMA, rounded the same.
         t2 = Signal(signed(ADD_BITS))
         m.d.comb += t2.eq(r_pa + r_s1)
@@ -187,7 +189,7 @@ class _Lane(wiring.Component):
         # 4: times 2**-k, to an integer half to even; saturated to 33 bits (beyond int8).
         k = self.shift[:6]
         low = Signal(ADD_BITS)
-        m.d.comb += low.eq(~_shl(m, Const(-1, signed(ADD_BITS)), k))
+        m.d.comb += low.eq(_low_mask(k, ADD_BITS))
         whole = Signal(signed(ADD_BITS))
         m.d.comb += whole.eq(r_s2 >> k)
         rest = r_s2.as_unsigned() & low
@@ -198,42 +200,59 @@ class _Lane(wiring.Component):
         return Mux(q > (1 << 32), 1 << 32, Mux(q < -(1 << 32), -(1 << 32), q))
 
 
-def _shl(m, x, amount):
-    """``x << amount`` in :data:`ADD_BITS`-bit two's complement, one mux level per bit of
-    ``amount`` (no intermediate wider than the result)."""
-    v = Signal(signed(ADD_BITS))
-    m.d.comb += v.eq(x)
+def _shl(x, amount, width=ADD_BITS):
+    """``x << amount`` in ``width``-bit two's complement (signed), one mux level per bit of
+    ``amount``; each level only as wide as its value can be (``len(x)`` plus the shifts so
+    far, at most ``width``), so no intermediate is wider than its range."""
+    v = x.as_signed() if not x.shape().signed else x
     for i in range(len(amount)):
         step = 1 << i
-        v = Mux(amount[i], Cat(Const(0, step), v[:ADD_BITS - step]).as_signed() if
-                step < ADD_BITS else Const(0, signed(ADD_BITS)), v)
+        n = min(width, len(v) + step)
+        shifted = (Cat(Const(0, step), v)[:n].as_signed() if step < width
+                   else Const(0, signed(n)))
+        v = Mux(amount[i], shifted, v)
     return v
+
+
+def _low_mask(amount, width):
+    """``2**amount - 1`` in ``width`` bits (all ones for ``amount >= width``): a right shift
+    of ones, which does not widen as a variable left shift does."""
+    ones = Const((1 << width) - 1, width)
+    return ones >> Mux(amount >= width, 0, width - amount)[:width.bit_length()]
+
+
+def _leading_one(m, x):
+    """The position of ``x``'s leading one (0 for ``x == 0``), by halving: each step keeps
+    the upper half if it has a one, else the lower, and the halves narrow with the steps."""
+    rest, top = x, []
+    step = 1 << (len(x) - 1).bit_length() - 1
+    while step:
+        above = Signal()
+        m.d.comb += above.eq(rest[step:].any())
+        narrowed = Signal(step)
+        m.d.comb += narrowed.eq(Mux(above, rest[step:], rest[:step]))
+        rest, top, step = narrowed, [above] + top, step >> 1
+    return Cat(*top)
 
 
 def _round_significant(m, x):
     """Signed ``x`` (:data:`ADD_BITS` bits) rounded to :data:`ADD_SIGNIFICANT` significant
     bits, nearest, ties to even (on the magnitude)."""
     neg = x < 0
-    mag = Signal(ADD_BITS)
+    mag = Signal(ADD_BITS)              # |x| <= 2**(ADD_BITS - 1)
     m.d.comb += mag.eq(Mux(neg, -x, x))
-    rest, top = mag, []                  # the leading one's position, a bit at a time
-    for step in (32, 16, 8, 4, 2, 1):
-        above = Signal()
-        m.d.comb += above.eq((rest >> step).any())
-        narrowed = Signal(len(rest))
-        m.d.comb += narrowed.eq(Mux(above, rest >> step, rest))
-        rest, top = narrowed, [above] + top
-    length = Signal(7)
-    m.d.comb += length.eq(Mux(mag.any(), Cat(*top) + 1, 0))
-    drop = Signal(6)
-    m.d.comb += drop.eq(Mux(length > ADD_SIGNIFICANT, length - ADD_SIGNIFICANT, 0))
-    low = Signal(ADD_BITS)           # the dropped bits' mask
-    m.d.comb += low.eq(~_shl(m, Const(-1, signed(ADD_BITS)), drop))
-    unit = (low + 1)[:ADD_BITS]
-    rest, half = mag & low, low ^ (low >> 1)
-    up = (drop != 0) & ((rest > half) | ((rest == half) & (mag & unit).any()))
-    res = Signal(ADD_BITS + 1)
-    m.d.comb += res.eq((mag & ~low) + Mux(up, unit, 0))
+    top = _leading_one(m, mag)
+    # At most ADD_BITS - ADD_SIGNIFICANT bits are dropped: the masks need only that many.
+    n_drop = ADD_BITS - ADD_SIGNIFICANT
+    drop = Signal(range(n_drop + 1))
+    m.d.comb += drop.eq(Mux(top >= ADD_SIGNIFICANT, top + 1 - ADD_SIGNIFICANT, 0))
+    low = Signal(n_drop)                # the dropped bits' mask
+    m.d.comb += low.eq(_low_mask(drop, n_drop))
+    unit = low + 1
+    rest, half = mag[:n_drop] & low, low ^ (low >> 1)
+    up = (drop != 0) & ((rest > half) | ((rest == half) & (mag[:n_drop + 1] & unit).any()))
+    res = Signal(ADD_BITS)
+    m.d.comb += res.eq(Cat(mag[:n_drop] & ~low, mag[n_drop:]) + Mux(up, unit, 0))
     return Mux(neg, -res, res)
 
 
@@ -270,6 +289,9 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # The add mode's inner bias term depends only on shared parameters: once, not per lane.
+        inner_term = Signal(signed(ADD_BITS))
+        m.d.comb += inner_term.eq(_shl(self.inner_bias, self.inner_shift[:6]))
         for i in range(self.lanes):
             lane = m.submodules[f"lane{i}"] = _Lane()
             m.d.comb += [
@@ -278,7 +300,7 @@ class Requantizer(wiring.Component):
                 lane.zero_point.eq(self.zero_point), lane.clamp_min.eq(self.clamp_min),
                 lane.clamp_max.eq(self.clamp_max), lane.mode.eq(self.mode),
                 lane.inner_multiplier.eq(self.inner_multiplier),
-                lane.inner_bias.eq(self.inner_bias), lane.inner_shift.eq(self.inner_shift),
+                lane.inner_term.eq(inner_term),
                 self.out[i].eq(lane.out),
             ]
         return m
