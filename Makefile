@@ -137,14 +137,15 @@ run: bootstrap
 
 # The ResNet-18 and MobileNetV2 topologies (seeded weights) at full size (224x224) through make
 # run on the functional model (long: minutes each): build/run_<net>/report.json; then ResNet-18
-# at 1/8 width, 32x32, as one program on the Verilator harness against the cycle model.
+# at 1/8 width, 32x32, as one program on the Verilator harness against the cycle model (as in
+# make test).
 .PHONY: onnx-networks
 onnx-networks: bootstrap
 	for n in resnet18 mobilenet_v2; do \
 	  $(PY) scripts/onnx_models.py --net $$n --out build/onnx/$$n.onnx && \
 	  $(PY) scripts/run.py --model build/onnx/$$n.onnx --sim functional --out build/run_$$n \
 	    --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --quantize $(QUANT) || exit 1; done
-	KNPU_ONNX_NETWORKS=1 $(PY) -m pytest testbench/test_onnx_rtl.py -q -k "whole_graph and resnet18"
+	$(PY) -m pytest testbench/test_onnx_rtl.py -q -k "whole_graph and resnet18"
 
 bench-model: bootstrap
 	$(PY) scripts/model_bench.py

@@ -2,8 +2,6 @@
 ``onnx`` package's integer node cases, every NPU layer on the Verilator harness and on the
 cocotb core bench under Icarus, outputs identical to onnxruntime's."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -78,9 +76,8 @@ _NETS = {"mobilenet_v2": lambda: (zoo.mobilenet_v2(width=0.25, resolution=32, cl
                               (3, 32, 32)),
          "mixed": lambda: (zoo.mixed(), (4, 12, 12)),
          "avgpool": _avgpool_net}
-# ResNet-18 on the RTL takes minutes: make onnx-networks adds it (KNPU_ONNX_NETWORKS=1).
-_WHOLE = [("verilator", "mobilenet_v2"), ("icarus", "mixed"), ("verilator", "avgpool")] + \
-    ([("verilator", "resnet18")] if os.environ.get("KNPU_ONNX_NETWORKS") == "1" else [])
+_WHOLE = [("verilator", "mobilenet_v2"), ("verilator", "resnet18"), ("icarus", "mixed"),
+          ("verilator", "avgpool")]
 
 
 @pytest.mark.rtl
