@@ -29,7 +29,7 @@ import numpy as np
 
 from hdl.config import NPUConfig
 from hdl.isa import Opcode
-from hdl.requant import ADD_WIDTH, MODES
+from hdl.requant import MODES
 
 from . import golden
 from .compiler import Layer, LayerError, Requant, RequantParams, _check_int8, _emit_config, \
