@@ -87,10 +87,10 @@ class CoreEstimate:
 LOAD_LATENCY = 6
 STORE_ROW_EIGHTHS = 9
 STEP_WS, READ_WS, READ_OS = 4, 6, 4
-# OS: a chunk of kc beats takes at least kc + R/2 + STEP_OS cycles, and at least
-# 2R + DRAIN_OS + kc/2 while the last tile's R result rows drain (both fitted on the exact
-# model: GEMMs with K = 4..96 on 8x8 and 16x16 arrays, 256x256 outputs, within 4 %).
-STEP_OS, DRAIN_OS = 7, 9
+# OS: a COMPUTE of kc beats keeps the array at least kc + R/2 + STEP_OS cycles, and at least
+# 2R + DRAIN_OS + kc/2 while the last tile's R result rows drain (refitted for the timeline on
+# the sweep's 16x16 OS layers: 60 layers within 2.6 %).
+STEP_OS, DRAIN_OS = 2, 9
 PRELOAD_WS = 16
 # WS timeline (``_WsTimeline``): a LOAD's token reaches the PRELOAD L2C_WS cycles after its
 # last row; a COMPUTE's last result leaves the array R + C + DRAIN_WS cycles after its
@@ -130,7 +130,7 @@ def _store(cfg: NPUConfig, ev: Events, rows: int, nt: int, esize: int, stride: i
 # --- the WS units' timeline ------------------------------------------------------------
 
 # Instruction kinds of the timeline (one per unit-level action the compiler emits).
-_LOAD, _PRELOAD, _COMPUTE, _STORE, _SYNC = range(5)
+_LOAD, _PRELOAD, _COMPUTE, _STORE, _SYNC, _COMPUTE_OS = range(6)
 
 
 class _WsTimeline:
@@ -150,10 +150,10 @@ class _WsTimeline:
     tile's last COMPUTE hands the store its token when its results leave the array; a
     SYNC waits until every unit is idle.  The durations are the fitted constants above.
 
-    ``run`` takes a run-length coded schedule (``[(item, count), ...]``, an item a step
-    tuple or a nested schedule); a run of equal items is simulated three times and, when
-    the units' times then advance by the same amounts each time (a periodic steady
-    state), the rest of the run is extrapolated instead of simulated."""
+    ``run`` takes a run-length coded schedule (``[(item, count), ...]``, an item an
+    instruction tuple or a nested schedule); a run of equal items is simulated until the
+    units' times advance by the same amounts twice in a row (a periodic steady state, at
+    most 2 * queue_depth + 4 items: a queue's last ``queue_depth`` take times are state), and the rest of the run is then extrapolated instead of simulated."""
 
     def __init__(self, cfg: NPUConfig):
         self.R, self.C, self.depth = cfg.rows, cfg.cols, cfg.queue_depth
@@ -209,6 +209,14 @@ class _WsTimeline:
                 self.tokens[1].append(start + dur)
             if push[1]:
                 self.tokens[2].append(t[7])
+        elif kind == _COMPUTE_OS:       # dur: beats; pop: s2c; push: (busy cycles, c2s)
+            start = max(self._dispatch(1), t[3], self._pop(0), self._pop(3) if pop else 0)
+            self._take(1, start)
+            t[3] = start + push[0]
+            self.tokens[1].append(start + dur)
+            if push[1]:
+                t[7] = max(t[7], t[3])
+                self.tokens[2].append(t[3])
         else:                           # _STORE
             start = max(self._dispatch(2), t[6], self._pop(2) if pop else 0)
             self._take(2, start)
@@ -239,23 +247,20 @@ class _WsTimeline:
 
     def run(self, schedule):
         for item, count in schedule:
-            done = 0
-            if count > 4:
+            done, last, delta = 0, None, None
+            while done < count:
                 self._item(item)
-                s0 = (self._shape(), self._state())
-                self._item(item)
-                s1 = (self._shape(), self._state())
-                self._item(item)
-                s2 = (self._shape(), self._state())
-                done = 3
-                if s0[0] == s1[0] == s2[0]:
-                    d1 = [b - a for a, b in zip(s0[1], s1[1])]
-                    d2 = [b - a for a, b in zip(s1[1], s2[1])]
-                    if d1 == d2:
-                        self._shift(d2, count - 3)
-                        done = count
-            for _ in range(count - done):
-                self._item(item)
+                done += 1
+                if count - done < 2 or done > 2 * self.depth + 4:
+                    continue
+                now = (self._shape(), self._state())
+                if last is not None and now[0] == last[0]:
+                    d = [b - a for a, b in zip(last[1], now[1])]
+                    if d == delta:                  # periodic: extrapolate the rest
+                        self._shift(d, count - done)
+                        break
+                    delta = d
+                last = now
 
     def _item(self, item):
         if item and isinstance(item[0], int):
@@ -268,15 +273,30 @@ class _WsTimeline:
         return max(self.t[1], self.t[3], self.t[6], self.t[7])
 
 
-def _rle(items) -> tuple:
-    """Run-length code a sequence of hashable items: ``((item, count), ...)``."""
-    runs = []
-    for item in items:
+def _rle(items, max_period: int = 4) -> tuple:
+    """Run-length code a sequence of hashable items: ``((item, count), ...)``, where a
+    repeated pattern of up to ``max_period`` items (steps alternating between two
+    scratchpad slots, a kernel's taps) becomes one nested item ``((a, 1), (b, 1), ...)``
+    with its count."""
+    items = list(items)
+    runs, i, n = [], 0, len(items)
+    while i < n:
+        best_p, best_reps = 1, 1
+        for p in range(1, max_period + 1):
+            if i + 2 * p > n:
+                break
+            reps = 1
+            while items[i + reps * p:i + (reps + 1) * p] == items[i:i + p]:
+                reps += 1
+            if reps >= 2 and reps * p > best_reps * best_p:
+                best_p, best_reps = p, reps
+        item = items[i] if best_p == 1 else tuple((x, 1) for x in items[i:i + best_p])
         if runs and runs[-1][0] == item:
-            runs[-1][1] += 1
+            runs[-1][1] += best_reps
         else:
-            runs.append([item, 1])
-    return tuple((item, n) for item, n in runs)
+            runs.append([item, best_reps])
+        i += best_p * best_reps
+    return tuple((item, k) for item, k in runs)
 
 
 def _load_insns(total: int, loads: int, pop: bool, push: bool) -> list[tuple]:
@@ -367,63 +387,78 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
     row_bits = R * C * (cfg.input_width + cfg.acc_width)
 
+    live_ids = {}
+    live_id = [live_ids.setdefault(tuple(live), len(live_ids)) for live in lives]
+    bank = cfg.sp_lines // max(1, cfg.sp_banks)
+
+    def tile(ni, mb, load_w, counts, loaded):
+        """One N-tile's steps and store in an M-block of ``mb`` rows: its schedule, events
+        and load steps (``counts`` and the block's ``loaded`` A chunks advance)."""
+        n0, nt = n_tiles[ni]
+        ev, steps, fresh0 = Events(), [], counts.load_steps
+        for j, ki in enumerate(lives[ni]):
+            kt = k_tiles[ki]
+            load_a = (not resident or ki not in loaded) and not on_chip
+            loaded.add(ki)
+            w_cyc = a_load = 0
+            if load_w:                                    # one LOAD of weights
+                w_cyc = round(kt * _mean_row_beats(nt, N, k_first[ki] * N + n0, B)) + \
+                    LOAD_LATENCY
+                ev.dram_bytes += kt * nt + isa.INSN_BYTES
+                ev.sp_write_bytes += kt * sp_w
+            if load_a:                                    # A: one LOAD per segment
+                segs = a_segments(mb)
+                a_load = (round(mb * _mean_row_beats(kt, *a_rows(k_first[ki]), B)) +
+                          segs * LOAD_LATENCY, segs)
+                ev.dram_bytes += mb * kt
+                ev.sp_write_bytes += mb * sp_w
+            ev.dram_bytes += 2 * isa.INSN_BYTES            # PRELOAD, COMPUTE
+            ev.sp_read_bytes += (kt + mb) * sp_w
+            ev.array_reg_bits += step_bits + mb * row_bits
+            ev.acc_write_bytes += 4 * mb * C
+            ev.acc_read_bytes += 4 * mb * C * (ki != lives[ni][0])
+            ev.macs += mb * R * C
+            slot = counts.load_steps % 2
+            a_line = ki * Mb if resident else slot * Mb
+            w_line = homes[ni, ki] if plan.w_resident else cfg.sp_lines - (2 - slot) * R
+            clash = 0 if on_chip else _bank_clash(cfg, a_line, mb, w_line)
+            steps.append(_ws_step(counts, a_load, w_cyc, mb, j == 0,
+                                  j == len(lives[ni]) - 1, clash))
+        before = ev.dram_bytes
+        store = _store(cfg, ev, mb, nt, esize, N * esize, n0 * esize)
+        if on_chip:       # results go to the on-chip buffer: two cycles a row, no DRAM
+            ev.dram_bytes, store = before, 2 * mb
+        counts.tiles += 1
+        return _rle(steps) + (((_STORE, store, True, True), 1),), ev, \
+            counts.load_steps - fresh0
+
     def block(mb, load_w, counts_key, sync):
         """One M-block of ``mb`` rows: its schedule (run-length coded), events and the
-        counters after it."""
+        counters after it.  N-tiles alike (width, bus offset, live K-tiles, whether their
+        A chunks are loaded, token counters, weight banks) are costed once."""
         counts = _WsCounts(*counts_key)
-        ev, loaded = Events(), set()         # resident A chunks of this block
+        ev, loaded, seen = Events(), set(), set()    # resident A chunks of this block
         tiles = [((_SYNC,), 1)] if sync else []
+        memo = {}
         for ni, (n0, nt) in enumerate(n_tiles):
-            steps = []
-            for j, ki in enumerate(lives[ni]):
-                kt = k_tiles[ki]
-                load_a = (not resident or ki not in loaded) and not on_chip
-                loaded.add(ki)
-                w_cyc = a_load = 0
-                if load_w:                                    # one LOAD of weights
-                    w_cyc = round(kt * _mean_row_beats(nt, N, k_first[ki] * N + n0, B)) + \
-                        LOAD_LATENCY
-                    ev.dram_bytes += kt * nt + isa.INSN_BYTES
-                    ev.sp_write_bytes += kt * sp_w
-                if load_a:                                    # A: one LOAD per segment
-                    segs = a_segments(mb)
-                    a_load = (round(mb * _mean_row_beats(kt, *a_rows(k_first[ki]), B)) +
-                              segs * LOAD_LATENCY, segs)
-                    ev.dram_bytes += mb * kt
-                    ev.sp_write_bytes += mb * sp_w
-                ev.dram_bytes += 2 * isa.INSN_BYTES            # PRELOAD, COMPUTE
-                ev.sp_read_bytes += (kt + mb) * sp_w
-                ev.array_reg_bits += step_bits + mb * row_bits
-                ev.acc_write_bytes += 4 * mb * C
-                ev.acc_read_bytes += 4 * mb * C * (ki != lives[ni][0])
-                ev.macs += mb * R * C
-                slot = counts.load_steps % 2
-                a_line = ki * Mb if resident else slot * Mb
-                w_line = homes[ni, ki] if plan.w_resident else cfg.sp_lines - (2 - slot) * R
-                clash = 0 if on_chip else _bank_clash(cfg, a_line, mb, w_line)
-                steps.append(_ws_step(counts, a_load, w_cyc, mb, j == 0,
-                                      j == len(lives[ni]) - 1, clash))
-            before = ev.dram_bytes
-            store = _store(cfg, ev, mb, nt, esize, N * esize, n0 * esize)
-            if on_chip:       # results go to the on-chip buffer: two cycles a row, no DRAM
-                ev.dram_bytes, store = before, 2 * mb
-            counts.tiles += 1
-            tiles.append((_rle(steps) + (((_STORE, store, True, True), 1),), 1))
-        return _rle_runs(tiles), ev, counts.key()
+            live = lives[ni]
+            w_banks = (homes[ni, live[0]] // bank, homes[ni, live[-1]] // bank) \
+                if plan.w_resident else None
+            key = (nt, n0 % B, live_id[ni], live_id[ni] in seen or not resident,
+                   counts.key(), counts.load_steps % 2, w_banks)
+            seen.add(live_id[ni])
+            if key in memo and (w_banks is None or w_banks[0] == w_banks[1]):
+                sched, e, fresh = memo[key]
+                counts.load_steps += fresh
+                counts.tiles += 1
+            else:
+                sched, e, fresh = memo[key] = tile(ni, mb, load_w, counts, loaded)
+            ev = ev + e
+            tiles.append((sched, 1))
+        return _rle(x for x, _ in tiles), ev, counts.key()
 
     return _ws_blocks(cfg, [(min(Mb, M - m0), not plan.w_resident or m0 == 0,
                              resident and m0 > 0) for m0 in range(0, M, Mb)], block)
-
-
-def _rle_runs(runs) -> tuple:
-    """Merge adjacent equal items of a run-length coded sequence."""
-    out = []
-    for item, n in runs:
-        if out and out[-1][0] == item:
-            out[-1][1] += n
-        else:
-            out.append([item, n])
-    return tuple((item, n) for item, n in out)
 
 
 def _ws_blocks(cfg: NPUConfig, keys, block):
@@ -439,7 +474,7 @@ def _ws_blocks(cfg: NPUConfig, keys, block):
         schedule.append((sched, 1))
         ev = ev + e
     tl = _WsTimeline(cfg)
-    tl.run(_rle_runs(schedule))
+    tl.run(_rle(x for x, _ in schedule))
     return tl.end, ev
 
 
@@ -509,47 +544,78 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
             counts.tiles += 1
             stores = [(_STORE, cyc, r == 0, r == rows - 1) for r, cyc in enumerate(store)]
             out.append((_rle(steps) + _rle(stores), 1))
-        return _rle_runs(out), ev, counts.key()
+        return _rle(x for x, _ in out), ev, counts.key()
 
     return _ws_blocks(cfg, [(min(plan.ob, ho - y0), not plan.w_resident or y0 == 0, y0 > 0)
                             for y0 in range(0, ho, plan.ob)], block)
 
 
 def _os_gemm(cfg: NPUConfig, M, K, N, esize):
-    """The compiler's OS schedule (``compiler._schedule_os``): per output tile, K beats of
-    A^T and B join in the array while the DMA brings the next chunks.  The units overlap
-    across a row of output tiles (double-buffered operands and accumulator blocks), so a
-    row takes the longest of its array time, its DMA reads and its stores."""
+    """The compiler's OS schedule (``compiler._schedule_os``), instruction by instruction
+    on :class:`_WsTimeline`, and its events: per output tile and K-chunk, the A^T chunk's
+    LOAD (unless resident), the B chunk's LOAD and a COMPUTE of ``kc`` beats, the operand
+    slots alternating by step (a LOAD waits for the COMPUTE two steps back); per tile a
+    STORE (the tile two back must have been stored before its first COMPUTE)."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
     Kc = os_chunk(cfg, K)
     chunks = [min(Kc, K - k0) for k0 in range(0, K, Kc)]
     resident = len(chunks) == 1
     ev = Events()
-    cycles = 0
+    counts = _WsCounts()
+    rows, memo = [], {}
     for m0 in range(0, M, R):
         mt = min(R, M - m0)
-        array = reads = stores = 0
+        tiles = []
         for ni, n0 in enumerate(range(0, N, C)):
             nt = min(C, N - n0)
-            for j, kc in enumerate(chunks):
-                k0 = j * Kc
-                read = round(kc * _mean_row_beats(nt, N, k0 * N + n0, B)) + LOAD_LATENCY
-                ev.dram_bytes += kc * nt + 3 * isa.INSN_BYTES
-                if not resident or ni == 0:
-                    read += round(kc * _mean_row_beats(mt, M, k0 * M + m0, B)) + LOAD_LATENCY
-                    ev.dram_bytes += kc * mt
-                    ev.sp_write_bytes += kc * cfg.sp_width
-                ev.sp_write_bytes += kc * cfg.sp_width
-                ev.sp_read_bytes += 2 * kc * cfg.sp_width
-                ev.array_reg_bits += kc * R * C * (2 * cfg.input_width + cfg.acc_width)
-                ev.acc_write_bytes += 4 * R * C
-                ev.acc_read_bytes += 4 * R * C * (j > 0)
-                ev.macs += kc * R * C
-                array += max(kc + R // 2 + STEP_OS, 2 * R + DRAIN_OS + kc // 2)
-                reads += read + READ_OS
-            stores += _store(cfg, ev, mt, nt, esize, N * esize, (m0 * N + n0) * esize)
-        cycles += max(array, reads, stores)
-    return cycles, ev
+            load_a = not resident or ni == 0
+            key = (mt, nt, n0 % B, (m0 * N + n0) % B, m0 % B, load_a, counts.key())
+            if key in memo:
+                sched, e = memo[key]
+                counts.load_steps += len(chunks)
+                counts.tiles += 1
+            else:
+                sched, e = memo[key] = _os_tile(cfg, counts, M, N, m0, mt, n0, nt, chunks,
+                                                Kc, load_a, esize)
+            ev = ev + e
+            tiles.append(sched)
+        rows.append(_rle(tiles))
+    tl = _WsTimeline(cfg)
+    tl.run(_rle(rows))
+    return tl.end, ev
+
+
+def _os_tile(cfg: NPUConfig, counts: _WsCounts, M, N, m0, mt, n0, nt, chunks, Kc, load_a,
+             esize):
+    """One OS output tile: its instructions (run-length coded) and events."""
+    R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
+    ev, steps = Events(), []
+    for j, kc in enumerate(chunks):
+        k0 = j * Kc
+        pop = counts.load_steps >= 2
+        insns = []
+        if load_a:
+            insns.append((_LOAD, round(kc * _mean_row_beats(mt, M, k0 * M + m0, B)) +
+                          LOAD_LATENCY, pop, False))
+            ev.dram_bytes += kc * mt
+            ev.sp_write_bytes += kc * cfg.sp_width
+        insns.append((_LOAD, round(kc * _mean_row_beats(nt, N, k0 * N + n0, B)) +
+                      LOAD_LATENCY + READ_OS, pop and not load_a, True))
+        busy = max(kc + R // 2 + STEP_OS, 2 * R + DRAIN_OS + kc // 2)
+        insns.append((_COMPUTE_OS, kc, j == 0 and counts.tiles >= 2,
+                      (busy, j == len(chunks) - 1)))
+        counts.load_steps += 1
+        steps.append(_rle(insns))
+        ev.dram_bytes += kc * nt + 3 * isa.INSN_BYTES
+        ev.sp_write_bytes += kc * cfg.sp_width
+        ev.sp_read_bytes += 2 * kc * cfg.sp_width
+        ev.array_reg_bits += kc * R * C * (2 * cfg.input_width + cfg.acc_width)
+        ev.acc_write_bytes += 4 * R * C
+        ev.acc_read_bytes += 4 * R * C * (j > 0)
+        ev.macs += kc * R * C
+    store = _store(cfg, ev, mt, nt, esize, N * esize, (m0 * N + n0) * esize)
+    counts.tiles += 1
+    return _rle(steps) + (((_STORE, store, True, True), 1),), ev
 
 
 def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
@@ -568,7 +634,7 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
                          f"{cfg.dataflow} {layer.kind} layer {layer.name!r}")
     R = cfg.rows
     if cfg.dataflow == "os":
-        fixed = 60 + 4 * (cfg.rows + cfg.cols)   # fetch start, array and requantizer latency, drain
+        fixed = FIXED_WS
         total, ev = 0, Events()
         for count, M, K, N in layer.gemms():
             cyc, e = _os_gemm(cfg, M, K, N, out_bytes)
