@@ -79,25 +79,25 @@ class CoreEstimate:
     events: "Events"
 
 
-# Overheads of the decoupled pipeline, fitted against the cycle-exact model (a LOAD's DMA
-# round trip -- the load unit runs one LOAD at a time --, a step's streamer start-up and
-# token hand-offs; WS: a step takes at least R + PRELOAD_WS cycles, the weight preload).
-# The WS constants were refitted on the sweep's own layers at a balanced 16x16 memory
+# Durations and latencies of the units' timeline (``_WsTimeline``), fitted against the
+# cycle-exact model on the sweep's own layers at its balanced 16x16 and 32x32 memories
 # (scripts/model_accuracy.py; testbench/test_cycle_model.py checks a sample).
-LOAD_LATENCY = 6
-STORE_ROW_EIGHTHS = 9
-STEP_WS, READ_WS, READ_OS = 4, 6, 4
+# A LOAD: a cycle per beat of each row (``dma.burst_plan``'s beats) + LOAD_LATENCY; a STORE:
+# a cycle per beat, 9/8 for one-beat rows (the exact model's write channel: 575 cycles for
+# 512 one-beat rows), its token back STORE_LAT cycles after its last row.
+LOAD_LATENCY, STORE_ROW_EIGHTHS, STORE_LAT = 6, 9, 16
+# WS: a COMPUTE of mb lines keeps the activation streamer mb + STEP_WS cycles; the next
+# PRELOAD starts PRELOAD_WS - PRELOAD_LAT cycles after it (the array's shadow weights are
+# free) and its weights are in R + PRELOAD_LAT cycles later, so steps are at least
+# max(mb + STEP_WS, R + PRELOAD_WS) apart; a tile's last result leaves the array
+# R + C + DRAIN_WS cycles after its COMPUTE began.
+STEP_WS, PRELOAD_WS, PRELOAD_LAT, DRAIN_WS = 4, 16, 3, 4
 # OS: a COMPUTE of kc beats keeps the array at least kc + R/2 + STEP_OS cycles, and at least
-# 2R + DRAIN_OS + kc/2 while the last tile's R result rows drain (refitted for the timeline on
-# the sweep's 16x16 OS layers: 60 layers within 2.6 %).
-STEP_OS, DRAIN_OS = 2, 9
-PRELOAD_WS = 16
-# WS timeline (``_WsTimeline``): a LOAD's token reaches the PRELOAD L2C_WS cycles after its
-# last row; a COMPUTE's last result leaves the array R + C + DRAIN_WS cycles after its
-# first line went in; FIXED_WS: fetch start-up and the end of the last store.
-L2C_WS, DRAIN_WS, FIXED_WS = 0, 4, 30
-PRELOAD_LAT = 3
-SYNC_WS = 0
+# 2R + DRAIN_OS + kc/2 while the last tile's R result rows drain; a chunk's B LOAD has
+# READ_OS cycles more than its beats.
+STEP_OS, DRAIN_OS, READ_OS = 2, 9, 4
+# Fetch start-up and the end of the last store, per layer.
+FIXED = 30
 
 
 def _beats(nbytes: int, bus_bytes: int) -> int:
@@ -186,14 +186,14 @@ class _WsTimeline:
     def insn(self, kind: int, dur: int = 0, pop: bool = False, push: bool = False):
         t = self.t
         if kind == _SYNC:
-            t[0] = max(t[0] + 1, t[1], t[3], t[6], t[7]) + SYNC_WS
+            t[0] = max(t[0] + 1, t[1], t[3], t[6], t[7])
             return
         if kind == _LOAD:
             start = max(self._dispatch(0), t[1], self._pop(1) if pop else 0)
             self._take(0, start)
             t[1] = start + dur
             if push:
-                self.tokens[0].append(t[1] + L2C_WS)
+                self.tokens[0].append(t[1])
         elif kind == _PRELOAD:
             start = max(self._dispatch(1), t[2], t[4] + PRELOAD_WS - PRELOAD_LAT,
                         self._pop(0) if pop else 0)
@@ -214,15 +214,15 @@ class _WsTimeline:
             self._take(1, start)
             t[3] = start + push[0]
             self.tokens[1].append(start + dur)
-            if push[1]:
-                t[7] = max(t[7], t[3])
-                self.tokens[2].append(t[3])
+            if push[1]:                 # the tile's R result rows drain out of the array
+                t[7] = max(t[7], t[3] + self.R)
+                self.tokens[2].append(t[7])
         else:                           # _STORE
             start = max(self._dispatch(2), t[6], self._pop(2) if pop else 0)
             self._take(2, start)
             t[6] = start + dur
-            if push:
-                self.tokens[3].append(t[6])
+            if push:                    # the last row through the requantizer and written
+                self.tokens[3].append(t[6] + STORE_LAT)
 
     # run-length coded schedules -------------------------------------------------------
     def _state(self) -> list[int]:
@@ -634,7 +634,7 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
                          f"{cfg.dataflow} {layer.kind} layer {layer.name!r}")
     R = cfg.rows
     if cfg.dataflow == "os":
-        fixed = FIXED_WS
+        fixed = FIXED
         total, ev = 0, Events()
         for count, M, K, N in layer.gemms():
             cyc, e = _os_gemm(cfg, M, K, N, out_bytes)
@@ -665,5 +665,5 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
                            lambda mb: -(-mb // wo) + 1, out_bytes,
                            a_rows=lambda k0: (layer.stride * cin,
                                               (k0 // run) * wp * cin + k0 % run))
-    ev.cycles = cyc + FIXED_WS
+    ev.cycles = cyc + FIXED
     return CoreEstimate(ev.cycles, layer.macs, ev)

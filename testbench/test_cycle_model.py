@@ -30,17 +30,25 @@ LAYERS = [
 CONFIGS = [NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=1024, acc_lines=256),
            NPUConfig(rows=8, cols=8, dataflow="ws", bus_bits=64, sp_lines=1024, acc_lines=256),
            NPUConfig(rows=8, cols=8, dataflow="os", sp_lines=1024, acc_lines=256)]
-MAX_ERROR, MAX_MEAN_ERROR = 0.20, 0.06   # measured: worst 15.2%, mean 4.2% (20 cases)
-# The sweep's own points: a balanced 16x16 WS memory, int8 outputs, layers of its workloads.
-SWEEP_CFG = NPUConfig(rows=16, cols=16, dataflow="ws", bus_bits=128, sp_lines=4096,
-                      acc_lines=1024)
-SWEEP_LAYERS = [("mobilenet_v2", "block3.project"), ("mobilenet_v2", "block4.project"),
-                ("resnet18", "layer3.0.downsample"), ("resnet18", "layer4.0.downsample")]
-# The same memory output-stationary: small-K tiles (expand) and a many-tile projection.
-SWEEP_OS_CFG = SWEEP_CFG.replace(dataflow="os")
-SWEEP_OS_LAYERS = [("mobilenet_v2", "block4.expand"), ("mobilenet_v2", "block3.project"),
-                   ("resnet18", "layer3.0.downsample")]
-SWEEP_MAX_ERROR, SWEEP_MAX_MEAN_ERROR = 0.05, 0.03  # measured: worst 4.0%, mean 2.3% here
+MAX_ERROR, MAX_MEAN_ERROR = 0.12, 0.035   # measured: worst 9.2%, mean 2.4% (20 cases)
+# The sweep's own points: its balanced memories (scripts/model_accuracy.balanced_config), int8
+# outputs, the layers of each class that came out worst in ``make model-accuracy`` (stride-2
+# and on-chip-band depthwise, activations sharing a scratchpad bank with the weights, small
+# K, batch-1 and few-row GEMMs) at 16x16 and 32x32, both dataflows.
+SWEEP_LAYERS = {
+    ("ws", 16): [("mobilenet_v2", "block13.dw"), ("mobilenet_v2", "block6.dw"),
+                 ("mobilenet_v2", "block14.dw"), ("resnet18", "layer4.0.downsample")],
+    ("ws", 32): [("mobilenet_v2", "block11.dw"), ("mobilenet_v2", "block14.dw"),
+                 ("mobilenet_v2", "block1.project"), ("mlp", "fc1")],
+    ("os", 16): [("mobilenet_v2", "block7.expand"), ("bert_base_block", "scores_h0"),
+                 ("mlp", "fc3"), ("resnet18", "layer3.0.downsample")],
+    ("os", 32): [("mobilenet_v2", "block14.expand"), ("mobilenet_v2", "block2.expand"),
+                 ("mlp", "fc3"), ("bert_base_block", "scores_h0")],
+}
+# The issue's 5 % worst on every sampled layer; the sample is each class's worst, so its mean
+# is bounded at 3 % (measured up to 2.5 %); the 2 % mean is over every layer (make
+# model-accuracy).
+SWEEP_MAX_ERROR, SWEEP_MAX_MEAN_ERROR = 0.05, 0.03
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.dataflow}-{c.rows}x{c.cols}")
@@ -63,24 +71,23 @@ def test_analytical_mode_tracks_exact_mode(cfg):
     assert np.mean(np.abs(errors)) <= MAX_MEAN_ERROR
 
 
-@pytest.mark.parametrize("cfg,layers", [(SWEEP_CFG, SWEEP_LAYERS),
-                                        (SWEEP_OS_CFG, SWEEP_OS_LAYERS)],
-                         ids=["ws", "os"])
-def test_analytical_mode_at_a_sweep_point_is_within_five_percent(cfg, layers):
-    """The issue's bound (5 % worst) on a sample of the sweep's own layers at one of its
-    balanced memories, int8 outputs as the sweep prices them; the full check is
-    ``scripts/model_accuracy.py``."""
-    from scripts.model_accuracy import compile_int8
+@pytest.mark.parametrize("dataflow,size", list(SWEEP_LAYERS), ids=lambda x: str(x))
+def test_analytical_mode_at_the_sweep_points_is_within_five_percent(dataflow, size):
+    """The issue's bound (5 % worst) on a sample of the sweep's own layers at its
+    balanced memories, int8 outputs as the sweep prices them; every layer is measured by
+    ``make model-accuracy``."""
+    from scripts.model_accuracy import balanced_config, compile_int8
     from sim_models import workloads
 
     rng = np.random.default_rng(stimulus_seed())
     errors = []
-    for wl, name in layers:
+    for wl, name in SWEEP_LAYERS[dataflow, size]:
+        cfg = balanced_config(size, dataflow, wl)
         layer = next(l for l in workloads.load(wl) if l.name == name)
         compiled = compile_int8(cfg, layer, rng)
         exact = CycleNPU(cfg).run(compiled.program, compiled.program_addr)
         errors.append(core_estimate(cfg, layer).cycles / exact.cycles - 1)
-        print(f"{wl} {name}: exact {exact.cycles} ({100 * errors[-1]:+.1f}%)")
+        print(f"{cfg.name} {wl} {name}: exact {exact.cycles} ({100 * errors[-1]:+.1f}%)")
     assert max(map(abs, errors)) <= SWEEP_MAX_ERROR
     assert np.mean(np.abs(errors)) <= SWEEP_MAX_MEAN_ERROR
 
