@@ -415,9 +415,10 @@ def test_concat_rescale_reproduces_the_table_exactly():
     assert moved > 250
 
 
-def test_concat_on_npu_equals_onnxruntime_kernel():
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_concat_on_npu_equals_onnxruntime_kernel(dataflow):
     """A channel concat of three inputs (one with the output's quantization, two rescaled,
-    a fused Relu range) as one NPU program equals the host kernel."""
+    a fused Relu range) as one NPU program equals the host kernel, on either dataflow."""
     from sim_models.onnx_frontend.graph import Op, QParams
     from sim_models.onnx_frontend.host_ops import qlinear_concat
     from sim_models.onnx_frontend.lower import lower_concat
@@ -427,7 +428,7 @@ def test_concat_on_npu_equals_onnxruntime_kernel():
             {"params": params, "yq": q(0.02, 3), "axis": 1, "clamp": (3, 127)})
     rng = np.random.default_rng(2)
     xs = [rng.integers(-128, 128, (2, c, 3, 5)) for c in (3, 6, 5)]
-    low = lower_concat(CFG, op, xs)
+    low = lower_concat(NPUConfig(rows=8, cols=8, dataflow=dataflow), op, xs)
     result, out = low.layers[0].run_functional()
     assert result.done and low.layers[0].meta["layers"] == ["cat3[0]", "cat3[1]", "cat3[2]"]
     ref = np.clip(qlinear_concat(xs, [(p.scale_scalar(), p.zp_scalar("X", "")) for p in params],

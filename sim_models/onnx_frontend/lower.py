@@ -448,8 +448,6 @@ def concat_rescale(s, z, sy, zy, clamp=(-128, 127)) -> np.float32 | None:
 def concat_host_reason(cfg: NPUConfig, op, xs) -> str | None:
     """Why a concat stays on the host, or None when the NPU runs it."""
     a = op.attrs
-    if cfg.dataflow != "ws":
-        return "output-stationary core (the slices are linked for weight-stationary cores)"
     if any(np.ndim(x) != 4 for x in xs) or a["axis"] not in (1, -3):
         return "not a channel concat of 4-D tensors"
     yq = a["yq"]
@@ -465,10 +463,10 @@ def concat_host_reason(cfg: NPUConfig, op, xs) -> str | None:
 
 
 def lower_concat(cfg: NPUConfig, op, xs) -> Lowered:
-    """QLinearConcat along channels as ONE program: each input copied through an identity
-    weight tile into its channel slice of the output, with the requantization its table
-    needs (:func:`concat_rescale`; scale 1, bias 0 when its quantization is the output's),
-    clamped to a fused activation's range."""
+    """QLinearConcat along channels as ONE program (either dataflow): each input copied
+    through an identity weight tile into its channel slice of the output, with the
+    requantization its table needs (:func:`concat_rescale`; scale 1, bias 0 when its
+    quantization is the output's), clamped to a fused activation's range."""
     reason = concat_host_reason(cfg, op, xs)
     if reason:
         raise OnnxImportError(f"node {op.name!r} (Concat): {reason}")
@@ -491,9 +489,11 @@ def lower_concat(cfg: NPUConfig, op, xs) -> Lowered:
                                    name=f"{op.name}[{k}]"))
         widths.append(C)
     layer = link_slices(cfg, layers, widths, name=op.name)
-    places = [_dense(off, x.shape) for off, x in zip(layer.meta["offsets"], xs)]
-    for k, (place, x) in enumerate(zip(places, xs)):
-        _check_in_place(op, layer, place, x, f"input {k}")
+    places = None                 # an output-stationary image holds each input transposed
+    if cfg.dataflow == "ws":      # (no whole-graph programs there)
+        places = [_dense(off, x.shape) for off, x in zip(layer.meta["offsets"], xs)]
+        for k, (place, x) in enumerate(zip(places, xs)):
+            _check_in_place(op, layer, place, x, f"input {k}")
 
     def assemble(outs):
         return outs[0].reshape(N, H, W, -1).transpose(0, 3, 1, 2)

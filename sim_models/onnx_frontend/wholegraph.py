@@ -231,12 +231,11 @@ def link_graph(cfg, layers, routes, out_geoms, keep, name="graph") -> Layer:
 
 
 def link_slices(cfg, layers, widths, name="concat") -> Layer:
-    """One program for ``layers`` (WS GEMMs, each with a dense int8 output of ``widths[k]``
-    columns) whose outputs land side by side, as column slices of one buffer of
+    """One program for ``layers`` (GEMMs of either dataflow -- both store row-major output
+    blocks --, each with a dense int8 output of ``widths[k]`` columns) whose outputs land
+    side by side, as column slices of one buffer of
     ``sum(widths)`` columns: each layer's STOREs are moved to its slice (stride the total
     width); a SYNC and the token carry of :func:`link_graph` separate the layers."""
-    if cfg.dataflow != "ws":
-        raise ValueError("linked programs are for weight-stationary cores")
     total = sum(widths)
     rows = layers[0].out_shape[0]
     image, program, prev_left = bytearray(), [], (0, 0)
