@@ -79,7 +79,7 @@ class CoreEstimate:
     events: "Events"
 
 
-# Durations and latencies of the units' timeline (``_WsTimeline``), fitted against the
+# Durations and latencies of the units' timeline (``_Timeline``), fitted against the
 # cycle-exact model on the sweep's own layers at its balanced 16x16 and 32x32 memories
 # (scripts/model_accuracy.py; testbench/test_cycle_model.py checks a sample).
 # A LOAD: a cycle per beat of each row (``dma.burst_plan``'s beats) + LOAD_LATENCY; a STORE:
@@ -98,10 +98,6 @@ STEP_WS, PRELOAD_WS, PRELOAD_LAT, DRAIN_WS = 4, 16, 3, 4
 STEP_OS, DRAIN_OS, READ_OS = 2, 9, 4
 # Fetch start-up and the end of the last store, per layer.
 FIXED = 30
-
-
-def _beats(nbytes: int, bus_bytes: int) -> int:
-    return max(1, -(-nbytes // bus_bytes))
 
 
 @functools.lru_cache(maxsize=None)
@@ -127,14 +123,14 @@ def _store(cfg: NPUConfig, ev: Events, rows: int, nt: int, esize: int, stride: i
     return math.ceil(rows * max(beats, STORE_ROW_EIGHTHS / 8))
 
 
-# --- the WS units' timeline ------------------------------------------------------------
+# --- the units' timeline ------------------------------------------------------------
 
 # Instruction kinds of the timeline (one per unit-level action the compiler emits).
 _LOAD, _PRELOAD, _COMPUTE, _STORE, _SYNC, _COMPUTE_OS = range(6)
 
 
-class _WsTimeline:
-    """When each unit of a weight-stationary core starts and ends each instruction of a
+class _Timeline:
+    """When each unit of the core starts and ends each instruction of a
     schedule, instruction by instruction in program order -- the overlap the per-step
     maximum cannot follow (a band's load running ahead under the steps before it, a store
     under the next tile's steps, a SYNC draining everything).
@@ -152,8 +148,13 @@ class _WsTimeline:
 
     ``run`` takes a run-length coded schedule (``[(item, count), ...]``, an item an
     instruction tuple or a nested schedule); a run of equal items is simulated until the
-    units' times advance by the same amounts twice in a row (a periodic steady state, at
-    most 2 * queue_depth + 4 items: a queue's last ``queue_depth`` take times are state), and the rest of the run is then extrapolated instead of simulated."""
+    units' times advance by the same amounts twice in a row (a periodic steady state,
+    looked for over at most ``2 * queue_depth + 4`` items: a queue's last ``queue_depth``
+    take times are state), and the rest of the run is then extrapolated.
+
+    Output-stationary schedules use it too: their COMPUTE (``_COMPUTE_OS``) takes both
+    operand streams, pops the load unit's token and holds the array for its fitted busy
+    time; the tile's results drain ``R`` cycles before the store's token."""
 
     def __init__(self, cfg: NPUConfig):
         self.R, self.C, self.depth = cfg.rows, cfg.cols, cfg.queue_depth
@@ -362,7 +363,7 @@ def _ws_step(counts: _WsCounts, a_load, w_load, lines: int, first: bool, last: b
 def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=False,
              a_rows=None):
     """The compiler's WS schedule (``compiler._schedule_ws``), instruction by instruction
-    on :class:`_WsTimeline`, and its events.
+    on :class:`_Timeline`, and its events.
 
     A step is LOAD(s) + PRELOAD + COMPUTE of one weight tile: the read DMA needs a cycle
     per beat (and a LOAD's latency) for the A chunk and the weight tile, each unless the
@@ -473,7 +474,7 @@ def _ws_blocks(cfg: NPUConfig, keys, block):
         sched, e, counts_key = built[key]
         schedule.append((sched, 1))
         ev = ev + e
-    tl = _WsTimeline(cfg)
+    tl = _Timeline(cfg)
     tl.run(_rle(x for x, _ in schedule))
     return tl.end, ev
 
@@ -552,7 +553,7 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
 
 def _os_gemm(cfg: NPUConfig, M, K, N, esize):
     """The compiler's OS schedule (``compiler._schedule_os``), instruction by instruction
-    on :class:`_WsTimeline`, and its events: per output tile and K-chunk, the A^T chunk's
+    on :class:`_Timeline`, and its events: per output tile and K-chunk, the A^T chunk's
     LOAD (unless resident), the B chunk's LOAD and a COMPUTE of ``kc`` beats, the operand
     slots alternating by step (a LOAD waits for the COMPUTE two steps back); per tile a
     STORE (the tile two back must have been stored before its first COMPUTE)."""
@@ -580,7 +581,7 @@ def _os_gemm(cfg: NPUConfig, M, K, N, esize):
             ev = ev + e
             tiles.append(sched)
         rows.append(_rle(tiles))
-    tl = _WsTimeline(cfg)
+    tl = _Timeline(cfg)
     tl.run(_rle(rows))
     return tl.end, ev
 
