@@ -151,8 +151,8 @@ bench-model: bootstrap
 	$(PY) scripts/model_bench.py
 
 # The analytical mode against the exact model on every distinct layer of every workload at
-# the sweep's balanced memories, 16x16/32x32/64x64 and 8x8 up to 1e6 cycles (MAX_CYCLES=0:
-# 8x8 uncapped too); exact runs cached in build/model_accuracy/ (fresh: ~50 min on one core).
+# the sweep's balanced memories, 16x16/32x32/64x64 and 8x8 up to 5e5 cycles (MAX_CYCLES=0:
+# 8x8 uncapped too); exact runs cached in build/model_accuracy/ (fresh: ~35 min on one core).
 model-accuracy: bootstrap
 	$(PY) scripts/model_accuracy.py $(if $(MAX_CYCLES),--max-cycles $(MAX_CYCLES))
 
