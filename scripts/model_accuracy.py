@@ -10,9 +10,9 @@ sample).
 Every distinct layer (by shape) of every chosen workload runs on the exact model (about
 30 k simulated cycles/s) once per core -- at 8x8 only those the analytical mode puts at
 most ``SIZE_CAPS[8]`` cycles (70 of 130; the others would take about an hour more:
-``--every-layer``); its cycles are cached in ``build/model_accuracy/exact.json`` under a hash of the core and the compiled program (a
-compiler or cycle-model change gives a new program or a new ``--cycle-model-tag``, so a
-stale entry is never read).  Prints per layer the exact and analytical cycles and the
+``--every-layer``); its cycles are cached in ``build/model_accuracy/exact.json`` under a
+hash of the core and the compiled program (a compiler or cycle-model change gives a new
+program or a new ``--cycle-model-tag``, so a stale entry is never read).  Prints per layer the exact and analytical cycles and the
 error, and per size x dataflow and overall the worst and mean absolute error; writes
 ``build/model_accuracy/result.json``.
 """
