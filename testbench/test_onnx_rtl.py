@@ -125,3 +125,30 @@ def test_whole_graph_on_rtl(sim, net):
         assert [h["op"] for h in ex.host] == ["QuantizeLinear", "Flatten", "DequantizeLinear"]
     if sim == "verilator":
         assert [l["counters"] for l in ex.layers] == [l["counters"] for l in runs["model"].layers]
+
+
+@pytest.mark.rtl
+def test_mixed_graph_on_output_stationary_rtl():
+    """The mixed graph on an output-stationary core (test_harness's OS build, shared): its
+    channel concat as one NPU program (the slices linked as on weight-stationary cores), its
+    max pool on the host with the reason; outputs identical to onnxruntime's, every NPU
+    program's output equal to the golden model and the cycle model's counters equal to the
+    RTL's on every program."""
+    cfg = NPUConfig(rows=4, cols=4, dataflow="os", bus_bits=64, sp_lines=1024, acc_lines=128)
+    fm, shape = _NETS["mixed"]()
+    qm = zoo.quantize(fm, zoo.calibration(shape, 4), "qoperator", "int8", True)
+    x = zoo.calibration(shape, 1, seed=9)
+    graph = import_model(qm)
+    runs = {}
+    for backend in ("verilator", "model"):
+        run_layer, close = make_runner(backend)
+        try:
+            runs[backend] = execute(graph, {"input": x}, cfg, run_layer)
+        finally:
+            close()
+    ex = runs["verilator"]
+    assert np.array_equal(ex.outputs["output"], zoo.ort_run(qm, {"input": x})["output"])
+    assert all(layer["golden_equal"] for layer in ex.layers)
+    assert "QLinearConcat (2 slices, one program)" in [layer["op"] for layer in ex.layers]
+    assert [h["op"] for h in ex.host if h["op"] == "MaxPool"] == ["MaxPool"]
+    assert [l["counters"] for l in ex.layers] == [l["counters"] for l in runs["model"].layers]
