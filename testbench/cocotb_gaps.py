@@ -29,8 +29,8 @@
   int8 extremes, then one below each top; DRAM and counters against the models.
 * ``long_program_faults_at_its_end``: 8190 SYNCs and a refused LOAD, so ERR_PC (8191) and the
   program counter carry bits 0..12 (then a one-instruction fault takes them down); ERR_PC and
-  counters against the cycle model (Verilator only in ``make test``: 14 s there, minutes on
-  Icarus).  These three close toggle gaps ``make coverage`` listed.
+  counters against the cycle model (in ``make test`` on Verilator only, 14-16 s there, to spare
+  its time budget).  These three close toggle gaps ``make coverage`` listed.
 """
 
 from __future__ import annotations
