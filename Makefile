@@ -126,13 +126,14 @@ harness: bootstrap
 
 # One inference of a quantized ONNX model (MODEL=, INPUT=x.npy or a seeded random input) on
 # SIM=functional|model|verilator|icarus, compared with onnxruntime: build/run/{output.npy,report.json}.
-# A float model is first quantized by onnxruntime (QUANT=qoperator|qdq).
+# A float model is first quantized by onnxruntime (QUANT=qoperator|qdq). APPROX_AVGPOOL=1 runs
+# on the NPU also the AveragePools not provably equal to onnxruntime's float kernel.
 .PHONY: run
 MODEL ?= sim_models/models/digits_cnn.onnx
 INPUT ?=
 QUANT ?= qoperator
 run: bootstrap
-	$(PY) scripts/run.py --model $(MODEL) $(if $(INPUT),--input $(INPUT)) --sim $(if $(filter command line,$(origin SIM)),$(SIM),functional) \
+	$(PY) scripts/run.py --model $(MODEL) $(if $(INPUT),--input $(INPUT)) $(if $(filter 1,$(APPROX_AVGPOOL)),--approx-avgpool) --sim $(if $(filter command line,$(origin SIM)),$(SIM),functional) \
 	  --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --quantize $(QUANT)
 
 # The ResNet-18 and MobileNetV2 topologies (seeded weights) at full size (224x224) through make

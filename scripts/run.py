@@ -229,6 +229,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="build/run")
     ap.add_argument("--quantize", default="qoperator", choices=("qoperator", "qdq"),
                     help="format used when --model is a float model")
+    ap.add_argument("--approx-avgpool", action="store_true",
+                    help="run on the NPU also the AveragePools it cannot provably match "
+                         "onnxruntime's float kernel on (one step off at most near half "
+                         "steps, flagged); default: those run on the host, exact")
     args = ap.parse_args(argv)
     import onnx
     try:
@@ -255,7 +259,7 @@ def main(argv=None) -> int:
     run_layer, close = make_runner(args.sim)
     t0 = time.perf_counter()
     try:
-        ex = execute(graph, feeds, cfg, run_layer)
+        ex = execute(graph, feeds, cfg, run_layer, approx_avgpool=args.approx_avgpool)
     except LayerError as err:
         print(f"knpu run: {err}", file=sys.stderr)
         return 2

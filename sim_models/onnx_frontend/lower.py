@@ -43,7 +43,8 @@ from .wholegraph import Placement, link_slices
 __all__ = ["NPU_REQUANT", "lower_conv", "lower_matmul", "Lowered", "maxpool_host_reason",
            "lower_maxpool", "flat_matmul_linkable", "lower_flat_matmul", "gap_host_reason",
            "lower_gap", "concat_rescale", "concat_host_reason", "lower_concat", "op_add_grid",
-           "add_host_reason", "lower_add", "avgpool_host_reason", "lower_avgpool"]
+           "add_host_reason", "lower_add", "avgpool_host_reason", "lower_avgpool",
+           "avgpool_npu_exact", "AVGPOOL_EXACT_TAPS"]
 
 #: True when the compiler's requantizer has onnxruntime's single rounding.
 NPU_REQUANT = "rounding" in {f.name for f in dataclasses.fields(Requant)}
@@ -296,7 +297,35 @@ def avgpool_host_reason(cfg: NPUConfig, op, shape) -> str | None:
                                        (wo - 1) * s + kw > W):
         return "count_include_pad=0 with windows over the padding: a divisor per output " \
                "position, which the per-channel requantizer cannot apply"
+    if not a.get("approx_ok") and not avgpool_npu_exact(op):
+        return "onnxruntime's float kernel: the NPU's exact mean can round the other way " \
+               "near a half step (provably equal only for equal input/output scales and " \
+               f"an odd window of at most {AVGPOOL_EXACT_TAPS} taps; execute(..., " \
+               "approx_avgpool=True) / make run APPROX_AVGPOOL=1 runs it on the NPU, " \
+               "one step off at most)"
     return None
+
+
+#: The largest odd window for which :func:`avgpool_npu_exact` holds (see its proof).
+AVGPOOL_EXACT_TAPS = 175
+
+
+def avgpool_npu_exact(op) -> bool:
+    """Whether the NPU's AveragePool (the exact window sum ``acc = sum(x - zx)`` times
+    ``sx / (sy*k)``, one float32 rounding) provably equals onnxruntime's float kernel
+    (float32 terms ``sx*(x - zx)`` summed in order, divided by ``k``, ``rint(y/sy + zy)``).
+
+    With ``sx == sy`` the exact mean is ``acc / k``; for odd ``k`` it is never a half
+    integer and lies at least ``1/(2k)`` from one.  onnxruntime's float error on it is at
+    most about ``k * 255 * 2**-24`` steps (``k`` roundings of sums of magnitude up to
+    ``255 k sx``, divided by ``k``), the NPU's a few ulp of 255: both are below ``1/(2k)``
+    while ``k**2 * 510 < 2**24`` (``k <= 181``; :data:`AVGPOOL_EXACT_TAPS` keeps a margin),
+    so both round to the same integer.  Any other case can differ by one step where the
+    mean lies within float32 noise of a half step."""
+    a = op.attrs
+    k = a["kernel"][0] * a["kernel"][1]
+    same = np.float32(a["xq"].scale_scalar()) == np.float32(a["yq"].scale_scalar())
+    return bool(same and k % 2 == 1 and k <= AVGPOOL_EXACT_TAPS)
 
 
 def _as_gap(op):
