@@ -322,7 +322,10 @@ def _extreme_operands_program():
     SP, ACC = CFG.sp_lines, CFG.acc_lines
     enc = isa.encode
     far = (1 << 32) - W                  # a stride with bits 2..31 set: a row's unused step
-    words = [enc(Opcode.LOAD, sp_addr=0, nrows=SP, ncols=W, dram_addr=0x1000, dram_stride=W),
+    # every lane's requantization set here: the core keeps the last program's CONFIG
+    words = [enc(Opcode.CONFIG, lane=isa.CONFIG_ALL_LANES, zero_point=-1, clamp_min=-128,
+                 clamp_max=127, bias=-1, **STORE_PARAMS["tflite"]),
+             enc(Opcode.LOAD, sp_addr=0, nrows=SP, ncols=W, dram_addr=0x1000, dram_stride=W),
              enc(Opcode.LOAD, sp_addr=1, nrows=SP - 1, ncols=W, dram_addr=0x1000 + W,
                  dram_stride=W),
              enc(Opcode.LOAD, sp_addr=SP - 1, nrows=1, ncols=W, dram_addr=0x1000,
