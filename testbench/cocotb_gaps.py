@@ -330,6 +330,10 @@ def _extreme_operands_program():
                  dram_stride=W),
              enc(Opcode.LOAD, sp_addr=SP - 1, nrows=1, ncols=W, dram_addr=0x1000,
                  dram_stride=far),
+             # every accumulator line written before the STOREs read them all (an OS
+             # COMPUTE writes R lines; the core keeps the last program's accumulator)
+             enc(Opcode.LOAD_ACC, acc_addr=0, nrows=ACC, ncols=C, dram_addr=0x1000,
+                 dram_stride=4 * C),
              enc(Opcode.SYNC)]
     if CFG.dataflow == "ws":
         words += [enc(Opcode.PRELOAD, sp_addr=SP - R, nrows=R),
