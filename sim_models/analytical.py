@@ -100,6 +100,20 @@ STEP_OS, DRAIN_OS, READ_OS = 2, 9, 4
 FIXED = 30
 
 
+def _count_step(ev, kt: int, rows: int, R: int, C: int, sp_w: int, step_bits: int,
+                row_bits: int, reads_acc: bool):
+    """The events of one WS step (a PRELOAD of a ``kt``-deep weight tile and a COMPUTE of
+    ``rows`` activation rows into an ``R x C`` array): its two instructions fetched, the
+    scratchpad lines read, the array's registers, the accumulator lines written (and read,
+    when the step adds to an earlier K-tile's sums) and the MACs."""
+    ev.dram_bytes += 2 * isa.INSN_BYTES            # PRELOAD, COMPUTE
+    ev.sp_read_bytes += (kt + rows) * sp_w
+    ev.array_reg_bits += step_bits + rows * row_bits
+    ev.acc_write_bytes += 4 * rows * C
+    ev.acc_read_bytes += 4 * rows * C * reads_acc
+    ev.macs += rows * R * C
+
+
 @functools.lru_cache(maxsize=None)
 def _mean_row_beats(ncols: int, stride: int, base: int, bus_bytes: int) -> float:
     """Beats per row of a strided LOAD whose rows of ``ncols`` bytes start at ``base +
@@ -413,12 +427,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                           segs * LOAD_LATENCY, segs)
                 ev.dram_bytes += mb * kt
                 ev.sp_write_bytes += mb * sp_w
-            ev.dram_bytes += 2 * isa.INSN_BYTES            # PRELOAD, COMPUTE
-            ev.sp_read_bytes += (kt + mb) * sp_w
-            ev.array_reg_bits += step_bits + mb * row_bits
-            ev.acc_write_bytes += 4 * mb * C
-            ev.acc_read_bytes += 4 * mb * C * (ki != lives[ni][0])
-            ev.macs += mb * R * C
+            _count_step(ev, kt, mb, R, C, sp_w, step_bits, row_bits, ki != lives[ni][0])
             slot = counts.load_steps % 2
             a_line = ki * Mb if resident else slot * Mb
             w_line = homes[ni, ki] if plan.w_resident else cfg.sp_lines - (2 - slot) * R
@@ -527,12 +536,8 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
                     a_load = (round(band * _mean_row_beats(kt, cin, c0, B)) + LOAD_LATENCY, 1)
                     ev.dram_bytes += band * kt + isa.INSN_BYTES
                     ev.sp_write_bytes += band * sp_w
-                ev.dram_bytes += 2 * isa.INSN_BYTES
-                ev.sp_read_bytes += (kt + lines) * sp_w
-                ev.array_reg_bits += step_bits + lines * row_bits
-                ev.acc_write_bytes += 4 * lines * C
-                ev.acc_read_bytes += 4 * lines * C * (ki != lives[ni][0])
-                ev.macs += lines * R * C
+                _count_step(ev, kt, lines, R, C, sp_w, step_bits, row_bits,
+                            ki != lives[ni][0])
                 slot = counts.load_steps % 2
                 a_line = (c0 // R) * band_lines + ky * wp + kx
                 w_line = homes[ni, ki] if plan.w_resident else cfg.sp_lines - (2 - slot) * R
