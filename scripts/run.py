@@ -239,12 +239,12 @@ def main(argv=None) -> int:
         cfg = NPUConfig(rows=args.rows, cols=args.cols, dataflow=args.dataflow)
         model = onnx.load(args.model)
         if not is_quantized(model):
-            model = quantize_float(model, args, Path(args.out))
+            model = quantize_float(model, args, Path(args.out))     # one input, or an error
         graph = import_model(model)          # names an unsupported node before anything
         islands = ort_float_nodes(model) if graph.fmt == "qdq" else []
         if islands:
             graph = import_model(model, float_islands=islands)
-    except (ConfigError, LayerError, OSError) as err:
+    except (ConfigError, LayerError, OSError, ValueError) as err:
         print(f"knpu run: {err}", file=sys.stderr)
         return 2
     if args.input:

@@ -362,7 +362,8 @@ def lower_avgpool(cfg: NPUConfig, op, x) -> Lowered:
     layer.meta["workload"] = WLayer(layer.name, "conv", h=img.shape[0], w=img.shape[1], c=C,
                                     kh=kh, kw=kw, n=C, stride=s, depthwise=True)
     layer.meta["batch"] = N
-    layer.meta["ort_float"] = True          # onnxruntime's kernel is a float one here
+    # onnxruntime's kernel is a float one: flag the outputs as bounded unless provably equal
+    layer.meta["ort_float"] = not avgpool_npu_exact(op)
     return Lowered([layer], _pool_assemble(N, ho, pitch), False, [place], (ho, wo, C, pitch))
 
 

@@ -220,9 +220,16 @@ def quantize(model, calib: np.ndarray, fmt: str = "qoperator", activation: str =
     import onnx
     from onnxruntime import quantization as q
 
+    model = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
+    consts = {t.name for t in model.graph.initializer}
+    inputs = [i.name for i in model.graph.input if i.name not in consts]
+    if len(inputs) != 1:
+        raise ValueError(f"calibration feeds one input; the model has {len(inputs)}: "
+                         f"{', '.join(inputs)}")
+
     class Reader(q.CalibrationDataReader):
         def __init__(self):
-            self.it = iter([{"input": calib[i:i + batch]}
+            self.it = iter([{inputs[0]: calib[i:i + batch]}
                             for i in range(0, len(calib) - batch + 1, batch)])
 
         def get_next(self):
@@ -230,7 +237,7 @@ def quantize(model, calib: np.ndarray, fmt: str = "qoperator", activation: str =
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
-        onnx.save(model if isinstance(model, onnx.ModelProto) else onnx.load(str(model)), src)
+        onnx.save(model, src)
         q.quantize_static(
             str(src), str(dst), Reader(),
             quant_format=q.QuantFormat.QOperator if fmt == "qoperator" else q.QuantFormat.QDQ,
