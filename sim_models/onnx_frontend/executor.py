@@ -260,23 +260,24 @@ def _data_inputs(op) -> list:
         list(op.inputs[:2]) if op.kind == "add" else [op.inputs[0]]
 
 
+#: The pool/join ops and why each would stay on the host (None: the NPU runs it), from
+#: ``(cfg, op, xs)`` (inputs: values, or stand-ins of the right shape).
+_HOST_REASON = {
+    "maxpool": lambda cfg, op, xs: maxpool_host_reason(cfg, op) or
+    ("not a 4-D tensor" if np.ndim(xs[0]) != 4 else None),
+    "gap": lambda cfg, op, xs: gap_host_reason(op, np.ndim(xs[0])),
+    "avgpool": lambda cfg, op, xs: avgpool_host_reason(cfg, op, np.shape(xs[0])),
+    "add": add_host_reason,
+    "concat": concat_host_reason,
+}
+
+
 def _npu_kind(graph, cfg, op, xs) -> bool:
     """Whether ``op`` (inputs ``xs``: values, or stand-ins of the right shape) runs as one
     NPU layer that a whole-graph program can hold; a matmul only behind a Flatten."""
-    k = op.kind
-    if k == "conv":
+    if op.kind == "conv":
         return op.attrs["scale"] is not None
-    if k == "maxpool":
-        return np.ndim(xs[0]) == 4 and maxpool_host_reason(cfg, op) is None
-    if k == "gap":
-        return gap_host_reason(op, np.ndim(xs[0])) is None
-    if k == "avgpool":
-        return avgpool_host_reason(cfg, op, np.shape(xs[0])) is None
-    if k == "add":
-        return add_host_reason(cfg, op, xs) is None
-    if k == "concat":
-        return concat_host_reason(cfg, op, xs) is None
-    return False
+    return op.kind in _HOST_REASON and _HOST_REASON[op.kind](cfg, op, xs) is None
 
 
 def _lower_node(cfg, op, xs, vals):
@@ -499,7 +500,7 @@ def _run_op(cfg, graph, op, vals, run_layer, ex):
         vals[op.outputs[0]] = _run_single(cfg, op, ins if op.kind == "add" else ins[0],
                                           run_layer, ex)
         return
-    if op.kind == "concat" and concat_host_reason(cfg, op, ins) is None:
+    if op.kind == "concat" and _npu_kind(graph, cfg, op, ins):
         vals[op.outputs[0]] = _run_concat(cfg, op, ins, run_layer, ex)
         return
     y, count = _host_op(op, ins, graph)
@@ -507,12 +508,7 @@ def _run_op(cfg, graph, op, vals, run_layer, ex):
     ex.host.append({"node": op.name, "op": op.onnx_op if op.kind != "float"
                     else f"{op.onnx_op} (float island)", "ops": int(count),
                     "why": "layout (data movement only)" if op.kind == "layout" else
-                    maxpool_host_reason(cfg, op) or "not a 4-D tensor"
-                    if op.kind == "maxpool" else
-                    gap_host_reason(op, ins[0].ndim) if op.kind == "gap" else
-                    avgpool_host_reason(cfg, op, np.shape(ins[0])) if op.kind == "avgpool" else
-                    concat_host_reason(cfg, op, ins) if op.kind == "concat" else
-                    add_host_reason(cfg, op, ins) if op.kind == "add"
+                    _HOST_REASON[op.kind](cfg, op, ins) if op.kind in _HOST_REASON
                     else "graph edge" if op.kind in ("quantize", "dequantize")
                     else "float op (QDQ island)"})
 
