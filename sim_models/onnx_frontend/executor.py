@@ -272,6 +272,11 @@ _HOST_REASON = {
 }
 
 
+#: The pool/join ops' lowerings (add and concat take the list of inputs, the pools one).
+_LOWER = {"maxpool": lower_maxpool, "gap": lower_gap, "avgpool": lower_avgpool,
+          "add": lower_add, "concat": lower_concat}
+
+
 def _npu_kind(graph, cfg, op, xs) -> bool:
     """Whether ``op`` (inputs ``xs``: values, or stand-ins of the right shape) runs as one
     NPU layer that a whole-graph program can hold; a matmul only behind a Flatten."""
@@ -289,9 +294,7 @@ def _lower_node(cfg, op, xs, vals):
     if op.kind == "matmul":
         return lower_flat_matmul(cfg, op, xs[0], vals[op.inputs[1]],
                                  vals[op.inputs[2]] if op.attrs["has_bias"] else None)
-    lower = {"maxpool": lower_maxpool, "gap": lower_gap, "avgpool": lower_avgpool,
-             "add": lower_add, "concat": lower_concat}[op.kind]
-    return lower(cfg, op, xs if op.kind in ("add", "concat") else xs[0])
+    return _LOWER[op.kind](cfg, op, xs if op.kind in ("add", "concat") else xs[0])
 
 
 def _placeholder(op, shape):
@@ -467,8 +470,7 @@ def _run_concat(cfg, op, xs, run_layer, ex):
 def _run_single(cfg, op, x, run_layer, ex):
     """A MaxPool, global average pool (outside a chain) or add (``x``: both inputs): its own
     NPU program."""
-    low = {"maxpool": lower_maxpool, "gap": lower_gap, "avgpool": lower_avgpool,
-           "add": lower_add}[op.kind](cfg, op, x)
+    low = _LOWER[op.kind](cfg, op, x)
     out, info = run_layer(cfg, low.layers[0])
     info.pop("dram", None)
     info["golden_equal"] = bool(np.array_equal(out, low.layers[0].expected))
