@@ -63,37 +63,51 @@ def _emit_tap_loads(prog, src, sp_line, m0, mb, tap, c0, ct, pop, push):
                   push_next=int(push and n == len(runs) - 1))
 
 
-def _schedule_pool(cfg, prog, src, M, C, taps, ident_addr, out_addr, t):
-    """Emit max pooling's schedule (see module doc); returns its meta data."""
-    ident_line = cfg.sp_lines - t
-    Mb = min(M, cfg.acc_lines // 2, ident_line // 2)
+def _output_tiles(cfg, prog, M, C, free_lines, out_addr, t):
+    """The output tiles of a pool's or an add's schedule, in order, for the caller to fill.
+
+    Rows come in blocks of ``Mb`` (half the accumulator and half the ``free_lines``
+    scratchpad lines below the constant tiles, so two blocks alternate), channels in tiles
+    of ``t``.  Yields ``(m0, mb, c0, ct, slot, Mb)`` per tile -- rows ``m0 .. m0+mb``,
+    channels ``c0 .. c0+ct``, accumulator block ``slot`` -- and, once the caller has emitted
+    that tile's steps, STOREs it to ``out_addr`` (int8, row pitch ``C``) freeing its block
+    for the tile two on.  Emits HALT after the last tile.
+    """
+    Mb = min(M, cfg.acc_lines // 2, free_lines // 2)
     if Mb < 1:
         raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
-    acc_slot = [0, cfg.acc_lines // 2]
-    _emit_config(prog, IDENTITY_REQUANT.params(cfg.cols), 0, cfg.cols, per_lane=False)
-    prog.emit(Opcode.LOAD, sp_addr=ident_line, nrows=t, ncols=t, dram_addr=ident_addr,
-              dram_stride=t, push_next=1)
-    step = tile = 0
+    tile = 0
     for m0 in range(0, M, Mb):
         mb = min(Mb, M - m0)
         for c0 in range(0, C, t):
             ct = min(t, C - c0)
-            slot = acc_slot[tile % 2]
-            for j, tap in enumerate(taps):
-                a_line = (step % 2) * Mb
-                _emit_tap_loads(prog, src, a_line, m0, mb, tap, c0, ct, pop=step >= 2,
-                                push=True)
-                prog.emit(Opcode.PRELOAD, sp_addr=ident_line, nrows=ct, pop_prev=int(step == 0))
-                prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
-                          accumulate=int(j > 0), acc_max=int(j > 0), pop_prev=1, push_prev=1,
-                          push_next=int(j == len(taps) - 1),
-                          pop_next=int(j == 0 and tile >= 2))
-                step += 1
+            slot = (0, cfg.acc_lines // 2)[tile % 2]
+            yield m0, mb, c0, ct, slot, Mb
             prog.emit(Opcode.STORE, acc_addr=slot, nrows=mb, ncols=ct, raw=0,
                       dram_addr=out_addr + m0 * C + c0, dram_stride=C, pop_prev=1, push_prev=1)
             tile += 1
     prog.emit(Opcode.HALT)
-    return {"steps": step, "tiles": tile, "Mb": Mb}
+
+
+def _schedule_pool(cfg, prog, src, M, C, taps, ident_addr, out_addr, t):
+    """Emit max pooling's schedule (see module doc); returns its meta data."""
+    ident_line = cfg.sp_lines - t
+    tiles = _output_tiles(cfg, prog, M, C, ident_line, out_addr, t)
+    _emit_config(prog, IDENTITY_REQUANT.params(cfg.cols), 0, cfg.cols, per_lane=False)
+    prog.emit(Opcode.LOAD, sp_addr=ident_line, nrows=t, ncols=t, dram_addr=ident_addr,
+              dram_stride=t, push_next=1)
+    step, tile, Mb = 0, -1, 0
+    for tile, (m0, mb, c0, ct, slot, Mb) in enumerate(tiles):
+        for j, tap in enumerate(taps):
+            a_line = (step % 2) * Mb
+            _emit_tap_loads(prog, src, a_line, m0, mb, tap, c0, ct, pop=step >= 2, push=True)
+            prog.emit(Opcode.PRELOAD, sp_addr=ident_line, nrows=ct, pop_prev=int(step == 0))
+            prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
+                      accumulate=int(j > 0), acc_max=int(j > 0), pop_prev=1, push_prev=1,
+                      push_next=int(j == len(taps) - 1),
+                      pop_next=int(j == 0 and tile >= 2))
+            step += 1
+    return {"steps": step, "tiles": tile + 1, "Mb": Mb}
 
 
 def compile_maxpool(cfg: NPUConfig, x, kernel, stride: int, dilation=(1, 1),
@@ -199,37 +213,27 @@ def add_params(g: golden.AddGrid, n: int, unsigned: bool = False,
 def _schedule_add(cfg, prog, srcs, M, C, tiles_line, out_addr, t):
     """Emit the add's schedule (see :func:`compile_add`); returns its meta data."""
     neg_line, one_line = tiles_line, tiles_line + t
-    Mb = min(M, cfg.acc_lines // 2, tiles_line // 2)
-    if Mb < 1:
-        raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
+    tiles = _output_tiles(cfg, prog, M, C, tiles_line, out_addr, t)
     prog.emit(Opcode.LOAD, sp_addr=neg_line, nrows=2 * t, ncols=t, dram_addr=srcs[2],
               dram_stride=t, push_next=1)
-    step = tile = 0
-    for m0 in range(0, M, Mb):
-        mb = min(Mb, M - m0)
-        for c0 in range(0, C, t):
-            ct = min(t, C - c0)
-            slot = [0, cfg.acc_lines // 2][tile % 2]
-            # a through -128*I twice (overwrite, then accumulate), b through I: b - 256*a.
-            for src, passes in ((srcs[0], (neg_line, neg_line)), (srcs[1], (one_line,))):
-                a_line = (step % 2) * Mb
-                prog.emit(Opcode.LOAD, sp_addr=a_line, nrows=mb, ncols=ct,
-                          dram_addr=src + m0 * C + c0, dram_stride=C,
-                          pop_next=int(step >= 2), push_next=1)
-                for j, w_line in enumerate(passes):
-                    first, last = src == srcs[0] and j == 0, src == srcs[1]
-                    prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=ct,
-                              pop_prev=int(step == 0 and j == 0))
-                    prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
-                              accumulate=int(not first), pop_prev=int(j == 0),
-                              push_prev=int(j == len(passes) - 1), push_next=int(last),
-                              pop_next=int(first and tile >= 2))
-                step += 1
-            prog.emit(Opcode.STORE, acc_addr=slot, nrows=mb, ncols=ct, raw=0,
-                      dram_addr=out_addr + m0 * C + c0, dram_stride=C, pop_prev=1, push_prev=1)
-            tile += 1
-    prog.emit(Opcode.HALT)
-    return {"steps": step, "tiles": tile, "Mb": Mb}
+    step, tile, Mb = 0, -1, 0
+    for tile, (m0, mb, c0, ct, slot, Mb) in enumerate(tiles):
+        # a through -128*I twice (overwrite, then accumulate), b through I: b - 256*a.
+        for src, passes in ((srcs[0], (neg_line, neg_line)), (srcs[1], (one_line,))):
+            a_line = (step % 2) * Mb
+            prog.emit(Opcode.LOAD, sp_addr=a_line, nrows=mb, ncols=ct,
+                      dram_addr=src + m0 * C + c0, dram_stride=C,
+                      pop_next=int(step >= 2), push_next=1)
+            for j, w_line in enumerate(passes):
+                first, last = src == srcs[0] and j == 0, src == srcs[1]
+                prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=ct,
+                          pop_prev=int(step == 0 and j == 0))
+                prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
+                          accumulate=int(not first), pop_prev=int(j == 0),
+                          push_prev=int(j == len(passes) - 1), push_next=int(last),
+                          pop_next=int(first and tile >= 2))
+            step += 1
+    return {"steps": step, "tiles": tile + 1, "Mb": Mb}
 
 
 def compile_add(cfg: NPUConfig, a, b, grid: golden.AddGrid, unsigned: bool = False,
