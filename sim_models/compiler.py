@@ -166,7 +166,7 @@ class Layer:
         return result, self.output(dram)
 
 
-class _Image:
+class DramImage:
     """Bump allocator over the DRAM image."""
 
     def __init__(self):
@@ -185,7 +185,7 @@ class _Image:
         return addr
 
 
-class _Program:
+class ProgramBuilder:
     """Instruction lists per unit, interleaved in program order with token flags."""
 
     def __init__(self):
@@ -201,7 +201,9 @@ class _Program:
 OPERAND_DTYPES = (np.dtype(np.int8), np.dtype(np.int32), np.dtype(np.int64))
 
 
-def _check_int8(name, x, ndim):
+def check_int8(name, x, ndim):
+    """``x`` as an array of ``ndim`` dimensions holding int8 values (any of
+    :data:`OPERAND_DTYPES`); otherwise :class:`LayerError` naming ``name`` and the problem."""
     x = np.asarray(x)
     if x.ndim != ndim:
         raise LayerError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
@@ -291,7 +293,9 @@ class _Im2colA:
 
 # ----------------------------------------------------------------------------------------
 
-def _emit_config(prog, params: RequantParams, n0, nt, per_lane):
+def emit_config(prog, params: RequantParams, n0, nt, per_lane):
+    """Emit the CONFIG instructions that load ``params`` for output columns ``n0 .. n0+nt``
+    (``per_lane``: each lane's own multiplier, shift and bias; else the first lane's for all)."""
     mult, shift, bias = params.mult, params.shift, params.bias
     lo, hi = params.clamp
     common = dict(zero_point=params.zero_point, clamp_min=lo, clamp_max=hi,
@@ -314,7 +318,7 @@ def _emit_store(prog, params, per_lane, slot, m0, nrows, n0, nt, N, out_addr, es
     """Store one finished output block (after its per-channel CONFIGs): pops the compute
     unit's token, gives the accumulator block back with a token when written."""
     if params is not None and per_lane:
-        _emit_config(prog, params, n0, nt, per_lane=True)
+        emit_config(prog, params, n0, nt, per_lane=True)
     prog.emit(Opcode.STORE, acc_addr=slot, nrows=nrows, ncols=nt, raw=int(params is None),
               dram_addr=out_addr + (m0 * N + n0) * esize, dram_stride=N * esize,
               pop_prev=1, push_prev=1)
@@ -434,7 +438,7 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     acc_slot = [0, cfg.acc_lines // 2]               # one accumulator bank each
     per_lane = params is not None and _per_lane(params, N)
     if params is not None and not per_lane:
-        _emit_config(prog, params, 0, C, per_lane=False)
+        emit_config(prog, params, 0, C, per_lane=False)
 
     step = tile = load_steps = 0
     for m0 in range(0, M, Mb):
@@ -566,7 +570,7 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
     acc_slot = [0, cfg.acc_lines // 2]
     per_lane = params is not None and _per_lane(params, N)
     if params is not None and not per_lane:
-        _emit_config(prog, params, 0, C, per_lane=False)
+        emit_config(prog, params, 0, C, per_lane=False)
     step = tile = load_steps = 0
     for y0 in range(0, Ho, plan.ob):
         rows = min(plan.ob, Ho - y0)
@@ -595,7 +599,7 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
                           pop_next=int(j == 0 and tile >= 2))
                 step += 1
             if params is not None and per_lane:
-                _emit_config(prog, params, n0, nt, per_lane=True)
+                emit_config(prog, params, n0, nt, per_lane=True)
             for r in range(rows):
                 prog.emit(Opcode.STORE, acc_addr=slot + r * Wp, nrows=Wo, ncols=nt,
                           raw=int(params is None),
@@ -628,7 +632,7 @@ def _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params,
     acc_slot = [0, cfg.acc_lines // 2]
     per_lane = params is not None and _per_lane(params, N)
     if params is not None and not per_lane:
-        _emit_config(prog, params, 0, C, per_lane=False)
+        emit_config(prog, params, 0, C, per_lane=False)
     chunks = [(k0, min(Kc, K - k0)) for k0 in range(0, K, Kc)]
     # With K in one chunk, an M-tile's A^T stays in the scratchpad for all its N-tiles (two
     # slots alternate by M-tile); otherwise both operands stream per chunk.
@@ -664,7 +668,7 @@ def _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params,
     return {"steps": step, "tiles": tile, "Kc": Kc, "a_resident": a_resident}
 
 
-def _finish(cfg, name, image, prog, out_addr, out_shape, params, acc, macs, meta):
+def finish_layer(cfg, name, image, prog, out_addr, out_shape, params, acc, macs, meta):
     """Place the program, compute the golden output, check the image fits 32-bit space."""
     code = isa.program_bytes(prog.words)
     program_addr = image.alloc(len(code))
@@ -688,7 +692,7 @@ def compile_gemm(cfg: NPUConfig, a, b, requant: Requant | None = None,
 
     ``acc_bias`` (int32 per output column): preload it into the accumulator with LOAD_ACC
     and accumulate onto it (instead of adding a bias in post-processing)."""
-    a, b = _check_int8("A", a, 2), _check_int8("B", b, 2)
+    a, b = check_int8("A", a, 2), check_int8("B", b, 2)
     if a.shape[1] != b.shape[0]:
         raise LayerError(f"{name}: inner dimensions differ: A is {a.shape}, B is {b.shape}")
     M, K = a.shape
@@ -696,8 +700,8 @@ def compile_gemm(cfg: NPUConfig, a, b, requant: Requant | None = None,
     requant = requant or Requant()
     params = requant.params(N)
     esize = 1 if params is not None else 4
-    image = _Image()
-    prog = _Program()
+    image = DramImage()
+    prog = ProgramBuilder()
     acc = golden.gemm(a, b)
     bias_addr = None
     if acc_bias is not None:
@@ -720,7 +724,7 @@ def compile_gemm(cfg: NPUConfig, a, b, requant: Requant | None = None,
         out_addr = image.alloc(M * N * esize)
         meta = _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params,
                             bias_addr)
-    return _finish(cfg, name, image, prog, out_addr, (M, N), params, acc,
+    return finish_layer(cfg, name, image, prog, out_addr, (M, N), params, acc,
                    M * K * N, {**meta, "M": M, "K": K, "N": N})
 
 
@@ -763,8 +767,8 @@ def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
     (KH, KW, C) when ``depthwise``.  Lowered to a GEMM over im2col rows: WS reads them
     straight from the padded input with strided loads; OS needs them transposed, so the
     image holds im2col(x)^T."""
-    x = _check_int8("input", x, 3)
-    w = _check_int8("weights", w, 3 if depthwise else 4)
+    x = check_int8("input", x, 3)
+    w = check_int8("weights", w, 3 if depthwise else 4)
     H, W, Cin = x.shape
     KH, KW = w.shape[:2]
     if (w.shape[2] != Cin):
@@ -788,8 +792,8 @@ def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
     requant = requant or Requant()
     params = requant.params(N)
     esize = 1 if params is not None else 4
-    image = _Image()
-    prog = _Program()
+    image = DramImage()
+    prog = ProgramBuilder()
     if cfg.dataflow == "ws":
         xp = np.pad(x, ((padding, padding), (padding, padding), (0, 0)))
         x_addr = image.put(xp, np.int8)
@@ -809,7 +813,7 @@ def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
         meta = _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params)
     acc = conv2d_reference(x, w, stride, padding, depthwise).reshape(M, N)
     macs = M * KH * KW * (1 if depthwise else Cin) * Cout
-    return _finish(cfg, name, image, prog, out_addr, (Ho, Wo, Cout), params, acc, macs,
+    return finish_layer(cfg, name, image, prog, out_addr, (Ho, Wo, Cout), params, acc, macs,
                    {**meta, "M": M, "K": K, "N": N})
 
 

@@ -32,8 +32,8 @@ from hdl.isa import Opcode
 from hdl.requant import MODES
 
 from . import golden
-from .compiler import Layer, LayerError, Requant, RequantParams, _check_int8, _emit_config, \
-    _finish, _Image, _Program
+from .compiler import Layer, LayerError, Requant, RequantParams, check_int8, emit_config, \
+    finish_layer, DramImage, ProgramBuilder
 
 __all__ = ["IDENTITY_REQUANT", "INT8_MIN", "compile_maxpool", "add_grid", "add_params",
            "compile_add"]
@@ -93,7 +93,7 @@ def _schedule_pool(cfg, prog, src, M, C, taps, ident_addr, out_addr, t):
     """Emit max pooling's schedule (see module doc); returns its meta data."""
     ident_line = cfg.sp_lines - t
     tiles = _output_tiles(cfg, prog, M, C, ident_line, out_addr, t)
-    _emit_config(prog, IDENTITY_REQUANT.params(cfg.cols), 0, cfg.cols, per_lane=False)
+    emit_config(prog, IDENTITY_REQUANT.params(cfg.cols), 0, cfg.cols, per_lane=False)
     prog.emit(Opcode.LOAD, sp_addr=ident_line, nrows=t, ncols=t, dram_addr=ident_addr,
               dram_stride=t, push_next=1)
     step, tile, Mb = 0, -1, 0
@@ -137,7 +137,7 @@ def compile_maxpool(cfg: NPUConfig, x, kernel, stride: int, dilation=(1, 1),
         raise LayerError(f"{name}: max pooling runs on weight-stationary cores only (an "
                          f"output-stationary COMPUTE reads A transposed, which strided loads "
                          f"of an NHWC tensor cannot provide)")
-    x = _check_int8(f"{name}: input", x, 3)
+    x = check_int8(f"{name}: input", x, 3)
     try:
         (kh, kw), (dy, dx) = (tuple(int(v) for v in kernel), tuple(int(v) for v in dilation))
     except (TypeError, ValueError):
@@ -153,14 +153,14 @@ def compile_maxpool(cfg: NPUConfig, x, kernel, stride: int, dilation=(1, 1),
     pooled = golden.max_pool_nhwc(x, (kh, kw), (stride, stride), (dy, dx))
     Ho, Wo = pooled.shape[:2]
     t = min(cfg.rows, cfg.cols)
-    image, prog = _Image(), _Program()
+    image, prog = DramImage(), ProgramBuilder()
     x_addr = image.put(x, np.int8)
     ident_addr = image.put(np.eye(t, dtype=np.int64), np.int8)
     out_addr = image.alloc(Ho * Wo * C)
     taps = [(ky * dy, kx * dx) for ky in range(kh) for kx in range(kw)]
     meta = _schedule_pool(cfg, prog, (x_addr, W, C, Wo, stride), Ho * Wo, C, taps,
                           ident_addr, out_addr, t)
-    return _finish(cfg, name, image, prog, out_addr, (Ho, Wo, C),
+    return finish_layer(cfg, name, image, prog, out_addr, (Ho, Wo, C),
                    IDENTITY_REQUANT.params(C), pooled.reshape(-1, C), pooled.size * kh * kw,
                    {**meta, "op": "maxpool", "M": Ho * Wo, "K": kh * kw * C, "N": C})
 
@@ -258,8 +258,8 @@ def compile_add(cfg: NPUConfig, a, b, grid: golden.AddGrid, unsigned: bool = Fal
     -------
     Layer
         The int8 sum (stored values), same shape, densely at ``out_addr``; ``a`` at address
-        0 of the image, then ``b`` (``meta["inputs"]``: both addresses).  Per block of pixels and tile of channels the array
-        packs ``b - 256*a`` into the accumulator (``a`` through a resident ``-128*I`` tile
+        0 of the image, then ``b`` (``meta["inputs"]``: both addresses).  Per block of
+        pixels and tile of channels the array packs ``b - 256*a`` into the accumulator (``a`` through a resident ``-128*I`` tile
         twice, ``b`` through ``I``), stored through the add mode.
     """
     if cfg.dataflow != "ws":
@@ -271,18 +271,18 @@ def compile_add(cfg: NPUConfig, a, b, grid: golden.AddGrid, unsigned: bool = Fal
         raise LayerError(f"{name}: inputs of shapes {a.shape} and {b.shape}: an add takes two "
                          f"non-empty tensors of one shape (broadcasting stays on the host)")
     shape, C = a.shape, a.shape[-1]
-    a = _check_int8(f"{name}: input a", a.reshape(-1, C), 2)
-    b = _check_int8(f"{name}: input b", b.reshape(-1, C), 2)
+    a = check_int8(f"{name}: input a", a.reshape(-1, C), 2)
+    b = check_int8(f"{name}: input b", b.reshape(-1, C), 2)
     params = add_params(grid, C, unsigned, clamp)
     t = min(cfg.rows, cfg.cols)
     tiles_line = cfg.sp_lines - 2 * t
-    image, prog = _Image(), _Program()
+    image, prog = DramImage(), ProgramBuilder()
     srcs = (image.put(a, np.int8), image.put(b, np.int8),
             image.put(np.concatenate([-128 * np.eye(t, dtype=np.int64),
                                       np.eye(t, dtype=np.int64)]), np.int8))
     out_addr = image.alloc(a.size)
-    _emit_config(prog, params, 0, C, per_lane=False)
+    emit_config(prog, params, 0, C, per_lane=False)
     meta = _schedule_add(cfg, prog, srcs, a.shape[0], C, tiles_line, out_addr, t)
-    return _finish(cfg, name, image, prog, out_addr, shape, params, golden.pack_add(a, b),
+    return finish_layer(cfg, name, image, prog, out_addr, shape, params, golden.pack_add(a, b),
                    3 * a.size, {**meta, "op": "add", "M": a.shape[0], "K": 3 * C, "N": C,
                                 "inputs": list(srcs[:2])})
