@@ -28,7 +28,8 @@ from hdl.isa import Opcode
 __all__ = ["EnergyTable", "load_table", "TABLES", "Events", "events_from_program", "Band",
            "EnergyModel", "TechScaling", "load_scaling", "load_dram", "DRAM_TYPES",
            "sram_area_mm2", "REFERENCE_NODE", "load_dram_parts", "dram_part_energy",
-           "pod_line_powers_mw", "io_pj_per_bit", "derived_dram_band", "tables_fingerprint"]
+           "pod_line_powers_mw", "io_pj_per_bit", "derived_dram_band", "tables_fingerprint",
+           "resolve_dram_part", "scale_io_rail"]
 
 TABLE_DIR = Path(__file__).resolve().parent / "energy_tables"
 TABLES = ("horowitz_45nm", "aladdin_40nm")
@@ -44,6 +45,36 @@ def load_dram_parts() -> dict:
     return json.loads((TABLE_DIR / "dram_parts.json").read_text())
 
 
+_CURRENTS = ("idd0", "idd2n", "idd3n", "idd4r", "idd4w")
+
+
+def _part_timings_ns(part: dict) -> tuple[float, float]:
+    """(tRAS, tRP) in ns: given in clock cycles (``tras``, ``trp`` x ``tck_ns``) or, for a
+    part whose core timings come from a source in ns, as ``tras_ns``/``trp_ns``."""
+    if "tras_ns" in part or "trp_ns" in part:
+        if not {"tras_ns", "trp_ns"} <= part.keys():
+            raise ValueError("dram part: give both tras_ns and trp_ns, or tras and trp")
+        return part["tras_ns"], part["trp_ns"]
+    return part["tras"] * part["tck_ns"], part["trp"] * part["tck_ns"]
+
+
+def _domain_energy(d: dict, t_burst: float, tras: float, trp: float) -> tuple:
+    """(read, write, activate) pJ of one supply domain: mA x V x ns.  A domain without
+    ``idd0``/``idd2n`` (a source that gives only the burst and standby currents of a rail,
+    as LPDDR5's VDDQ) carries no activate term."""
+    currents = {k: d[k] for k in _CURRENTS if k in d}
+    if ("idd0" in d) != ("idd2n" in d) or not {"idd3n", "idd4r", "idd4w"} <= d.keys():
+        raise ValueError(f"dram part: a domain needs idd3n, idd4r, idd4w and both or neither "
+                         f"of idd0/idd2n, got {sorted(currents)}")
+    if d["v"] <= 0 or min(currents.values()) < 0:
+        raise ValueError(f"dram part: negative current or supply in {d}")
+    read = d["v"] * (d["idd4r"] - d["idd3n"]) * t_burst
+    write = d["v"] * (d["idd4w"] - d["idd3n"]) * t_burst
+    act = d["v"] * (d["idd0"] * (tras + trp) - d["idd3n"] * tras - d["idd2n"] * trp) \
+        if "idd0" in d else 0.0
+    return read, write, act
+
+
 def dram_part_energy(part: dict) -> dict:
     """Per-bit energy of one DRAM part from its IDD table, by DRAMsim3's and DRAMPower's method.
 
@@ -57,7 +88,8 @@ def dram_part_energy(part: dict) -> dict:
     Parameters
     ----------
     part : dict
-        One entry of ``dram_parts.json``'s ``parts``.
+        One entry of ``dram_parts.json``'s ``parts`` (a derived part resolved by
+        :func:`resolve_dram_part` first).
 
     Returns
     -------
@@ -69,14 +101,9 @@ def dram_part_energy(part: dict) -> dict:
     """
     tck = part["tck_ns"]
     t_burst = part["burst_length"] / part["data_rate"] * tck
-    tras, trp = part["tras"] * tck, part["trp"] * tck
-    read = write = act = 0.0
-    for d in part["domains"]:
-        if min(d.values()) < 0 or d["v"] <= 0:
-            raise ValueError(f"dram part: negative current or supply in {d}")
-        read += d["v"] * (d["idd4r"] - d["idd3n"]) * t_burst
-        write += d["v"] * (d["idd4w"] - d["idd3n"]) * t_burst
-        act += d["v"] * (d["idd0"] * (tras + trp) - d["idd3n"] * tras - d["idd2n"] * trp)
+    tras, trp = _part_timings_ns(part)
+    per_domain = [_domain_energy(d, t_burst, tras, trp) for d in part["domains"]]
+    read, write, act = (sum(x) for x in zip(*per_domain))
     if min(read, write, act) <= 0:
         raise ValueError(f"dram part: its IDD table gives a non-positive burst or activate "
                          f"energy (read {read:.3g}, write {write:.3g}, activate {act:.3g} pJ)")
@@ -87,6 +114,45 @@ def dram_part_energy(part: dict) -> dict:
                 burst_bits=burst_bits, row_bits=row_bits,
                 gbps_per_line=part["data_rate"] / tck,
                 band=(min(rd, wr) + act / row_bits, max(rd, wr) + act / burst_bits))
+
+
+def scale_io_rail(part: dict, rail: str, v: float) -> dict:
+    """``part`` with its ``rail`` supply moved to ``v`` volts: that rail's currents scale
+    with its voltage, so its energy per bit scales with the voltage squared.
+
+    The law: the I/O rail drives its data lines into a resistive termination (current
+    V/R; DRAMPower's LPDDR4 interface model prices static termination as V^2/R x t,
+    ``interface_calculation_LPDDR4.cpp: calc_static_energy``) or a capacitive load
+    (current C x V x f): in both the current is proportional to the rail's voltage.  Only
+    meant for an I/O rail; the core rails' currents do not follow this law."""
+    rails = [d.get("rail") for d in part["domains"]]
+    if rails.count(rail) != 1:
+        raise ValueError(f"dram part: rail {rail!r} must name exactly one domain, have {rails}")
+    if v <= 0:
+        raise ValueError(f"dram part: the {rail} rail needs a positive voltage, got {v}")
+    domains = []
+    for d in part["domains"]:
+        if d.get("rail") == rail:
+            k = v / d["v"]
+            d = {**{c: d[c] * k for c in _CURRENTS if c in d}, "rail": rail, "v": v}
+        domains.append(d)
+    return {**part, "domains": domains}
+
+
+def resolve_dram_part(parts: dict, name: str) -> dict:
+    """The part ``name`` of ``dram_parts.json``'s ``parts``, with a derived part (one that
+    names ``derived_from`` and an ``io_rail`` moved to another voltage) built from its
+    base part by :func:`scale_io_rail`."""
+    part = parts[name]
+    if "derived_from" not in part:
+        return part
+    base = parts[part["derived_from"]]
+    if "derived_from" in base:
+        raise ValueError(f"dram part {name}: derived from a derived part "
+                         f"({part['derived_from']})")
+    rail = part["io_rail"]
+    own = {k: v for k, v in part.items() if k not in ("derived_from", "io_rail")}
+    return {**scale_io_rail(base, rail["rail"], rail["v"]), **own}
 
 
 def pod_line_powers_mw(vddq: float, ranks: int, ohms: dict, write: bool) -> dict:
@@ -143,8 +209,8 @@ def derived_dram_band(dram_type: str) -> tuple[tuple[float, float], list[str]]:
         raise ValueError(f"dram_parts.json has no part of type {dram_type!r}")
     io = table["io"][table["applies"][dram_type]] if dram_type in table["applies"] else None
     lows, highs = [], []
-    for part in parts.values():
-        e = dram_part_energy(part)
+    for name in parts:
+        e = dram_part_energy(resolve_dram_part(table["parts"], name))
         io_lo, io_hi = io_pj_per_bit(io, e["gbps_per_line"]) if io else (0.0, 0.0)
         lows.append(e["band"][0] + io_lo)
         highs.append(e["band"][1] + io_hi)

@@ -9,32 +9,42 @@ import pytest
 from hdl.config import NPUConfig
 from sim_models.energy import (DRAM_TYPES, EnergyModel, Events, derived_dram_band,
                                dram_part_energy, io_pj_per_bit, load_dram, load_dram_parts,
-                               pod_line_powers_mw, tables_fingerprint)
+                               pod_line_powers_mw, resolve_dram_part, scale_io_rail,
+                               tables_fingerprint)
 
 
 def test_every_dram_type_is_cited_with_its_generation_and_what_was_checked():
     table = load_dram()
-    # The issue's memory types: DDR4, an LPDDR and HBM2 priced; the rest owed with a reason.
-    assert {"ddr3", "ddr4", "lpddr4", "hbm2"} <= set(DRAM_TYPES)
+    # The issue's memory types: DDR4, the LPDDRs and HBM2 priced; the rest owed with a reason.
+    assert {"ddr3", "ddr4", "lpddr4", "lpddr4x", "lpddr5x", "hbm2"} <= set(DRAM_TYPES)
     for name, entry in table["types"].items():
         assert entry["source"] and entry["generation"], name
         assert isinstance(entry["checked_against_source"], bool), name
         assert entry["checked_against_source"] or "check" in entry, name
         lo, hi = entry["pj_per_bit"]
         assert 0 < lo <= hi < 100, name
-    for name in ("lpddr4x", "lpddr5", "hbm3"):
+    for name in ("lpddr5", "hbm3"):
         assert name not in DRAM_TYPES and len(table["owed"][name]) > 40
         with pytest.raises(ValueError, match=f"DRAM type '{name}' is not priced \\(not priced"):
             EnergyModel(NPUConfig(rows=2, cols=2), dram_type=name)
-    # Every part names the repository file and the commit it was read at.
-    for name, part in load_dram_parts()["parts"].items():
+    # Every part names the repository file and the commit it was read at; a part derived
+    # from another is labelled so, unchecked, and so is the type it prices.
+    parts = load_dram_parts()["parts"]
+    for name, part in parts.items():
         assert re.search(r"commit [0-9a-f]{40}", part["source"]), name
-        assert part["checked_against_source"] and part["check"], name
+        assert part["check"], name
+        if "derived_from" in part:
+            assert part["checked_against_source"] is False and "DERIVED" in part["source"]
+            assert "derived_from" not in parts[part["derived_from"]], name
+            entry = table["types"][part["type"]]
+            assert entry["checked_against_source"] is False and "DERIVED" in entry["generation"]
+        else:
+            assert part["checked_against_source"] is True, name
 
 
 def test_derived_types_are_computed_from_their_parts_not_stored():
     raw = (load_dram_parts(), load_dram())
-    for name in ("ddr4", "lpddr4"):
+    for name in ("ddr4", "lpddr4", "lpddr4x", "lpddr5x"):
         entry = raw[1]["types"][name]
         assert entry["derived"] == "dram_parts"
         band, parts = derived_dram_band(name)
@@ -60,6 +70,72 @@ def test_part_energy_is_the_idd_arithmetic():
     # HBM2 (DRAMsim3): a column is two device widths, so a row is 64 x 2 x 128 bits.
     hbm = dram_part_energy(load_dram_parts()["parts"]["dramsim3_hbm2_8gb_x128"])
     assert (hbm["burst_bits"], hbm["row_bits"]) == (512, 16384)
+
+
+def test_lpddr5x_part_is_the_idd_arithmetic_over_three_rails():
+    """Micron's Y52P LPDDR5X x16 at 7500 Mb/s by hand: tBurst = BL16 / 8 bits per CK x
+    1.066667 ns; read VDD1 1.8 x (18 - 2.8) + VDD2H 1.05 x (390 - 40) + VDDQ 0.5 x
+    (111.9 - 0.6) mA; write 1.8 x (16.5 - 2.8) + 1.05 x (265 - 40) + 0.5 x 0; activate
+    (tRAS 42.5, tRP 18.75 ns) on VDD1 and VDD2H only (the VDDQ row has no IDD0)."""
+    e = dram_part_energy(load_dram_parts()["parts"]["micron_y52p_16gb_lpddr5x_7500_x16"])
+    t_burst = 16 / 8 * 1.066667
+    read = (1.8 * 15.2 + 1.05 * 350 + 0.5 * 111.3) * t_burst
+    write = (1.8 * 13.7 + 1.05 * 225) * t_burst
+    act = 1.8 * (3.8 * 61.25 - 2.8 * 42.5 - 1.5 * 18.75) \
+        + 1.05 * (53 * 61.25 - 40 * 42.5 - 32.5 * 18.75)
+    assert (e["burst_bits"], e["row_bits"]) == (256, 16384)
+    assert e["gbps_per_line"] == pytest.approx(7.5, rel=1e-5)
+    assert e["read_pj_per_bit"] == pytest.approx(read / 256)
+    assert e["write_pj_per_bit"] == pytest.approx(write / 256)
+    assert e["activate_pj"] == pytest.approx(act)
+    assert e["band"] == pytest.approx((write / 256 + act / 16384, read / 256 + act / 256))
+    assert load_dram()["types"]["lpddr5x"]["pj_per_bit"] == pytest.approx(list(e["band"]))
+
+
+def test_lpddr4x_is_the_lpddr4_table_with_its_vddq_rail_at_0v6():
+    """The derived LPDDR4X part: VDDQ's currents x 0.6/1.1 at 0.6 V (its energy x
+    (0.6/1.1)^2), VDD1 and VDD2 untouched; so only the I/O share of a burst falls."""
+    parts = load_dram_parts()["parts"]
+    base = parts["jedec_8gb_lpddr4_3200_x16"]
+    x = resolve_dram_part(parts, "lpddr4x_vddq_0v6_from_jedec_8gb_lpddr4_3200_x16")
+    assert x["type"] == "lpddr4x" and x["domains"][:2] == base["domains"][:2]
+    q, q0 = x["domains"][2], base["domains"][2]
+    assert q["rail"] == "VDDQ" and q["v"] == 0.6
+    for c in ("idd0", "idd2n", "idd3n", "idd4r", "idd4w"):
+        assert q[c] == pytest.approx(q0[c] * 0.6 / 1.1)
+    e, e0 = dram_part_energy(x), dram_part_energy(base)
+    t_burst = 16 / 2 * 0.625
+    vddq_read = 1.1 * (150.0 - 0.75) * t_burst / 256       # the LPDDR4 VDDQ share of a read
+    vddq_write = 1.1 * (55.0 - 0.75) * t_burst / 256
+    k = (0.6 / 1.1) ** 2
+    assert e["read_pj_per_bit"] == pytest.approx(e0["read_pj_per_bit"] - vddq_read * (1 - k))
+    assert e["write_pj_per_bit"] == pytest.approx(e0["write_pj_per_bit"] - vddq_write * (1 - k))
+    assert e["activate_pj"] == pytest.approx(e0["activate_pj"])    # VDDQ's IDD0 = its IDD3N
+    lo, hi = load_dram()["types"]["lpddr4x"]["pj_per_bit"]
+    assert (lo, hi) == pytest.approx(list(e["band"]))
+    assert hi < load_dram()["types"]["lpddr4"]["pj_per_bit"][1]
+
+
+def test_a_bad_rail_or_derivation_is_refused_by_name():
+    parts = load_dram_parts()["parts"]
+    base = parts["jedec_8gb_lpddr4_3200_x16"]
+    with pytest.raises(ValueError, match="rail 'VDDQL' must name exactly one domain"):
+        scale_io_rail(base, "VDDQL", 0.4)
+    with pytest.raises(ValueError, match="needs a positive voltage"):
+        scale_io_rail(base, "VDDQ", 0.0)
+    chained = {**parts, "twice": {"type": "lpddr4x", "derived_from":
+                                  "lpddr4x_vddq_0v6_from_jedec_8gb_lpddr4_3200_x16",
+                                  "io_rail": {"rail": "VDDQ", "v": 0.5}}}
+    with pytest.raises(ValueError, match="derived from a derived part"):
+        resolve_dram_part(chained, "twice")
+    half = dict(base, domains=[{"rail": "VDD2", "v": 1.1, "idd0": 45.0, "idd3n": 30.0,
+                                "idd4r": 275.0, "idd4w": 210.0}])
+    with pytest.raises(ValueError, match="both or neither of idd0/idd2n"):
+        dram_part_energy(half)
+    one_timing = {k: v for k, v in parts["micron_y52p_16gb_lpddr5x_7500_x16"].items()
+                  if k != "trp_ns"}
+    with pytest.raises(ValueError, match="give both tras_ns and trp_ns"):
+        dram_part_energy(one_timing)
 
 
 def test_a_bad_part_is_refused_by_name():
