@@ -26,7 +26,7 @@ from .compiler import (BandPlan, band_k_tiles, band_plan, conv_k_tiles, conv_til
 from .energy import Events
 from .workloads import Layer
 
-__all__ = ["core_estimate", "CoreEstimate", "SCALESIM_DATAFLOWS", "scalesim_spatiotemporal", "scalesim_layer_cycles",
+__all__ = ["core_estimate", "CoreEstimate", "BREAKDOWN", "cycle_breakdown", "SCALESIM_DATAFLOWS", "scalesim_spatiotemporal", "scalesim_layer_cycles",
            "scalesim_cycles"]
 
 SCALESIM_DATAFLOWS = ("ws", "os", "is")
@@ -71,12 +71,33 @@ def scalesim_cycles(layers: list[Layer], rows: int, cols: int, dataflow: str) ->
 
 # --- our core: the fast analytical mode ------------------------------------------------
 
+#: Where a layer's cycles go (:attr:`CoreEstimate.breakdown`), summing to its cycles.  The
+#: array busy: ``useful`` (the MACs over the array's PEs, ``macs / (R * C)``), ``underfill``
+#: (beats of tiles that fill fewer than ``R`` rows or ``C`` columns, depthwise zeros),
+#: ``padding`` (the on-chip band's padding columns, computed and never stored).  The array
+#: idle, by the constraint that held its next COMPUTE back (followed back through the
+#: instruction it waited for): ``load`` (the read DMA: a LOAD's data, or a LOAD waiting for
+#: the load unit or its slot), ``preload`` (the weight preload not hidden: a step shorter than
+#: the next PRELOAD's ``R`` lines), ``store`` (an accumulator block not yet given back by its
+#: STORE, or the store queue full), ``sync`` (a SYNC waiting for every unit), ``step`` (the
+#: fixed gap between two COMPUTEs; OS: a COMPUTE's skew and drain beyond its beats), ``bank``
+#: (activations sharing a scratchpad bank with the next weights), ``dispatch`` (instruction
+#: fetch), ``fill`` (fetch start-up and the first step's loads), ``drain`` (after the last
+#: COMPUTE: the array's drain and the last STORE).
+BREAKDOWN = ("useful", "underfill", "padding", "load", "preload", "store", "sync", "step",
+             "bank", "dispatch", "fill", "drain")
+_IDLE = BREAKDOWN[3:]
+_L, _P, _S, _Y, _T, _B, _D, _F, _E = range(len(_IDLE))     # indices into _IDLE
+
+
 @dataclass
 class CoreEstimate:
-    """A layer on the core, estimated from its shape: cycles and the events energy prices."""
+    """A layer on the core, estimated from its shape: cycles, the events energy prices and
+    where the cycles go (``breakdown``: :data:`BREAKDOWN` -> cycles, summing to ``cycles``)."""
     cycles: int
     macs: int
     events: "Events"
+    breakdown: dict = None
 
 
 # Durations and latencies of the units' timeline (``_Timeline``), fitted against the
@@ -173,18 +194,25 @@ class _Timeline:
     def __init__(self, cfg: NPUConfig):
         self.R, self.C, self.depth = cfg.rows, cfg.cols, cfg.queue_depth
         # disp, load, b (weight streamer), a (activation streamer), c_start, w_ready,
-        # store, drain (the array's last result out)
-        self.t = [0] * 8
+        # store, drain (the array's last result out), a_end (the last COMPUTE's last beat)
+        self.t = [0] * 9
         self.queues = ([], [], [])              # take times of each queue's instructions
         self.tokens = ([], [], [], [])          # l2c, c2l, c2s, s2c: push times, in order
+        # Where the array's idle cycles go (BREAKDOWN): per cause, cycles; ``busy`` beats.
+        # A time's cause: the dispatch's (``why_disp``), the weights' (``why_w``), each
+        # l2c token's (``why_l2c``); ``extra``: the last COMPUTE's cycles beyond its beats.
+        self.idle, self.busy = [0] * len(_IDLE), 0
+        self.why_disp, self.why_w, self.why_l2c, self.extra = _F, _F, [], None
 
     # one instruction ------------------------------------------------------------------
+    _QUEUE_CAUSE = (_L, _D, _S)          # a full load / compute / store queue
+
     def _dispatch(self, queue: int) -> int:
         t = self.t
         taken = self.queues[queue]
         disp = t[0] + 1
-        if len(taken) >= self.depth:
-            disp = max(disp, taken[-self.depth])
+        if len(taken) >= self.depth and taken[-self.depth] > disp:
+            disp, self.why_disp = taken[-self.depth], self._QUEUE_CAUSE[queue]
         t[0] = disp
         return disp
 
@@ -196,38 +224,82 @@ class _Timeline:
 
     def _pop(self, token: int) -> int:
         pushed = self.tokens[token]
+        if token == 0 and pushed:
+            self.popped_why = self.why_l2c.pop(0)
         return pushed.pop(0) if pushed else 0
 
-    def insn(self, kind: int, dur: int = 0, pop: bool = False, push: bool = False):
+    def _array_waits(self, start: int, causes):
+        """Book the array's idle cycles before a COMPUTE starting at ``start`` (its busy
+        beats follow): the last COMPUTE's extra cycles (``self.extra``: (cause, cycles)
+        pairs) first, the rest to the cause of the latest of ``causes`` ((time, cause)
+        pairs, in order of preference on a tie)."""
+        t, idle = self.t, self.idle
+        if self.extra is None:                      # the first COMPUTE: start-up
+            idle[_F] += start
+            return
+        gap = start - t[8]
+        for cause, cyc in self.extra:
+            cyc = min(cyc, gap)
+            idle[cause] += cyc
+            gap -= cyc
+        if gap > 0:
+            idle[max(causes, key=lambda c: c[0])[1]] += gap
+
+    def insn(self, kind: int, dur: int = 0, pop: bool = False, push: bool = False,
+             clash: int = 0):
         t = self.t
         if kind == _SYNC:
-            t[0] = max(t[0] + 1, t[1], t[3], t[6], t[7])
+            sync = max(t[1], t[3], t[6], t[7])
+            if sync > t[0] + 1:
+                self.why_disp = _Y
+            t[0] = max(t[0] + 1, sync)
             return
         if kind == _LOAD:
-            start = max(self._dispatch(0), t[1], self._pop(1) if pop else 0)
+            disp = self._dispatch(0)
+            slot = self._pop(1) if pop else 0
+            start = max(disp, t[1], slot)
             self._take(0, start)
+            why = self.why_disp if disp > max(t[1], slot) else _L
             t[1] = start + dur
             if push:
                 self.tokens[0].append(t[1])
+                self.why_l2c.append(why)
         elif kind == _PRELOAD:
-            start = max(self._dispatch(1), t[2], t[4] + PRELOAD_WS - PRELOAD_LAT,
-                        self._pop(0) if pop else 0)
+            disp = self._dispatch(1)
+            self.popped_why, shadow = self.why_disp, max(t[2], t[4] + PRELOAD_WS - PRELOAD_LAT)
+            loaded = self._pop(0) if pop else 0
+            start = max(disp, shadow, loaded)
             self._take(1, start)
+            self.why_w = max((loaded, self.popped_why), (shadow, _P), (disp, self.why_disp),
+                             key=lambda c: c[0])[1]
             t[2] = start + self.R
             t[5] = start + self.R + PRELOAD_LAT
         elif kind == _COMPUTE:          # dur: lines; pop: s2c; push: (c2l, c2s)
-            start = max(self._dispatch(1), t[3], t[5], self._pop(3) if pop else 0)
+            disp = self._dispatch(1)
+            freed = self._pop(3) if pop else 0
+            start = max(disp, t[3], t[5], freed)
             self._take(1, start)
-            t[3], t[4] = start + dur + STEP_WS, start
-            t[7] = max(t[7], start + dur + self.R + self.C + DRAIN_WS)
+            self._array_waits(start, ((t[5], self.why_w), (freed, _S), (disp, self.why_disp)))
+            self.busy += dur
+            self.extra = ((_B, clash), (_T, STEP_WS))
+            t[3], t[4], t[8] = start + dur + clash + STEP_WS, start, start + dur
+            t[7] = max(t[7], start + dur + clash + self.R + self.C + DRAIN_WS)
             if push[0]:
-                self.tokens[1].append(start + dur)
+                self.tokens[1].append(start + dur + clash)
             if push[1]:
                 self.tokens[2].append(t[7])
         elif kind == _COMPUTE_OS:       # dur: beats; pop: s2c; push: (busy cycles, c2s)
-            start = max(self._dispatch(1), t[3], self._pop(0), self._pop(3) if pop else 0)
+            disp = self._dispatch(1)
+            self.popped_why = _L
+            loaded = self._pop(0)
+            freed = self._pop(3) if pop else 0
+            start = max(disp, t[3], loaded, freed)
             self._take(1, start)
-            t[3] = start + push[0]
+            self._array_waits(start, ((loaded, self.popped_why), (freed, _S),
+                                      (disp, self.why_disp)))
+            self.busy += dur
+            self.extra = ((_T, push[0] - dur),)
+            t[3], t[8] = start + push[0], start + dur
             self.tokens[1].append(start + dur)
             if push[1]:                 # the tile's R result rows drain out of the array
                 t[7] = max(t[7], t[3] + self.R)
@@ -250,7 +322,7 @@ class _Timeline:
 
     def _shift(self, delta: list[int], k: int):
         """Advance every time by ``k`` periods of ``delta`` (same shape as _state)."""
-        i = 8
+        i = len(self.t)
         self.t = [x + k * d for x, d in zip(self.t, delta)]
         for q in self.queues:
             n = min(len(q), self.depth)
@@ -268,11 +340,15 @@ class _Timeline:
                 done += 1
                 if count - done < 2 or done > 2 * self.depth + 4:
                     continue
-                now = (self._shape(), self._state())
+                now = (self._shape(), self._state(), [*self.idle, self.busy])
                 if last is not None and now[0] == last[0]:
                     d = [b - a for a, b in zip(last[1], now[1])]
                     if d == delta:                  # periodic: extrapolate the rest
-                        self._shift(d, count - done)
+                        k = count - done
+                        self._shift(d, k)
+                        self.idle = [x + k * (b - a) for x, a, b in
+                                     zip(self.idle, last[2], now[2])]
+                        self.busy += k * (now[2][-1] - last[2][-1])
                         break
                     delta = d
                 last = now
@@ -286,6 +362,13 @@ class _Timeline:
     @property
     def end(self) -> int:
         return max(self.t[1], self.t[3], self.t[6], self.t[7])
+
+    def idle_cycles(self) -> dict:
+        """The idle cycles by cause (:data:`BREAKDOWN`'s idle part) up to :attr:`end`:
+        after the last COMPUTE's beats, the array's drain and then the last STORE."""
+        idle = list(self.idle)
+        idle[_E] += self.end - (self.t[8] if self.extra is not None else 0)
+        return dict(zip(_IDLE, idle))
 
 
 def _rle(items, max_period: int = 4) -> tuple:
@@ -369,7 +452,7 @@ def _ws_step(counts: _WsCounts, a_load, w_load, lines: int, first: bool, last: b
     if w_load:
         insns.append((_LOAD, w_load, pop and not a_load, True))
     insns.append((_PRELOAD, 0, fresh, False))
-    insns.append((_COMPUTE, lines + clash, first and counts.tiles >= 2, (fresh, last)))
+    insns.append((_COMPUTE, lines, first and counts.tiles >= 2, (fresh, last), clash))
     counts.load_steps += fresh
     return _rle(insns)
 
@@ -485,7 +568,7 @@ def _ws_blocks(cfg: NPUConfig, keys, block):
         ev = ev + e
     tl = _Timeline(cfg)
     tl.run(_rle(x for x, _ in schedule))
-    return tl.end, ev
+    return tl.end, ev, tl
 
 
 def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
@@ -552,8 +635,11 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
             out.append((_rle(steps) + _rle(stores), 1))
         return _rle(x for x, _ in out), ev, counts.key()
 
-    return _ws_blocks(cfg, [(min(plan.ob, ho - y0), not plan.w_resident or y0 == 0, y0 > 0)
-                            for y0 in range(0, ho, plan.ob)], block)
+    blocks = [(min(plan.ob, ho - y0), not plan.w_resident or y0 == 0, y0 > 0)
+              for y0 in range(0, ho, plan.ob)]
+    # the padding columns each step computes: Wp - Wo lines between two output rows
+    padding = sum(rows - 1 for rows, *_ in blocks) * (wp - wo) * sum(map(len, lives))
+    return (*_ws_blocks(cfg, blocks, block), padding)
 
 
 def _os_gemm(cfg: NPUConfig, M, K, N, esize):
@@ -588,7 +674,7 @@ def _os_gemm(cfg: NPUConfig, M, K, N, esize):
         rows.append(_rle(tiles))
     tl = _Timeline(cfg)
     tl.run(_rle(rows))
-    return tl.end, ev
+    return tl.end, ev, tl
 
 
 def _os_tile(cfg: NPUConfig, counts: _WsCounts, M, N, m0, mt, n0, nt, chunks, Kc, load_a,
@@ -639,14 +725,60 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
         raise ValueError("inputs_on_chip models weight-stationary GEMM layers only, got "
                          f"{cfg.dataflow} {layer.kind} layer {layer.name!r}")
     R = cfg.rows
+    padding = 0
     if cfg.dataflow == "os":
-        fixed = FIXED
-        total, ev = 0, Events()
+        cyc, ev, busy, idle = 0, Events(), 0, dict.fromkeys(_IDLE, 0)
         for count, M, K, N in layer.gemms():
-            cyc, e = _os_gemm(cfg, M, K, N, out_bytes)
-            total, ev = total + count * cyc, ev + e * count
-        ev.cycles = total + fixed
-        return CoreEstimate(ev.cycles, layer.macs, ev)
+            c, e, tl = _os_gemm(cfg, M, K, N, out_bytes)
+            cyc, ev, busy = cyc + count * c, ev + e * count, busy + count * tl.busy
+            idle = {k: v + count * tl.idle_cycles()[k] for k, v in idle.items()}
+    else:
+        if layer.kind == "gemm":
+            M, K, N = layer.M, layer.K, layer.N
+            k_tiles = [min(R, K - k0) for k0 in range(0, K, R)]
+            cyc, ev, tl = _ws_gemm(cfg, M, N, k_tiles,
+                                   lambda n0, nt: list(range(len(k_tiles))),
+                                   lambda mb: 1, out_bytes, inputs_on_chip)
+        elif (band := _ws_band(cfg, layer, out_bytes)) is not None:
+            cyc, ev, tl, padding = band
+        else:
+            cyc, ev, tl = _ws_conv(cfg, layer, out_bytes)
+        busy, idle = tl.busy, tl.idle_cycles()
+    ev.cycles = cyc + FIXED
+    idle["fill"] += FIXED                 # fetch start-up and the end of the last store
+    useful = layer.macs / (cfg.rows * cfg.cols)
+    breakdown = {"useful": useful, "underfill": busy - padding - useful, "padding": padding,
+                 **idle}
+    return CoreEstimate(ev.cycles, layer.macs, ev, breakdown)
+
+
+def _ws_conv(cfg: NPUConfig, layer: Layer, out_bytes: int):
+    """A WS convolution without the on-chip band: im2col rows read from the padded NHWC
+    input by strided LOADs, a window row's taps packed into K (``compiler._Im2colA``)."""
+    ho, wo = layer.out_hw
+    cin, wp = layer.c, layer.w + 2 * layer.pad
+    tiles = conv_k_tiles(cfg.rows, layer.kh, layer.kw, cin)
+    k_tiles = [kt for _, kt in tiles]
+    if layer.depthwise:
+        def live_of(n0, nt):
+            return [i for i, (k0, kt) in enumerate(tiles)
+                    if conv_tile_channels_meet(k0, kt, cin, n0, nt)]
+    else:
+        def live_of(n0, nt):
+            return list(range(len(k_tiles)))
+    run = layer.kw * cin
+    return _ws_gemm(cfg, ho * wo, layer.n, k_tiles, live_of, lambda mb: -(-mb // wo) + 1,
+                    out_bytes, a_rows=lambda k0: (layer.stride * cin,
+                                                  (k0 // run) * wp * cin + k0 % run))
+
+
+def cycle_breakdown(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[tuple[str, dict]]:
+    """Per layer of ``layers`` (``workloads.Layer``), where its analytical cycles go
+    (:data:`BREAKDOWN`), and a last row ``("total", ...)`` summing them: for the sweep and
+    the notebook (which layers and which causes keep the array idle)."""
+    rows = [(layer.name, core_estimate(cfg, layer, out_bytes).breakdown) for layer in layers]
+    total = {k: sum(b[k] for _, b in rows) for k in BREAKDOWN}
+    return rows + [("total", total)]
     if layer.kind == "gemm":
         M, K, N = layer.M, layer.K, layer.N
         k_tiles = [min(R, K - k0) for k0 in range(0, K, R)]

@@ -92,6 +92,36 @@ def test_analytical_mode_at_the_sweep_points_is_within_five_percent(dataflow, si
     assert np.mean(np.abs(errors)) <= SWEEP_MAX_MEAN_ERROR
 
 
+# (config, layer) pairs whose breakdown is checked: a plain WS GEMM with odd tiles (underfill),
+# an on-chip band (padding columns), a strided conv and an OS GEMM.
+BREAKDOWN_CASES = [(1, "gemm_odd"), (0, "conv3x3"), (1, "conv3x3_s2"), (2, "gemm_tall")]
+
+
+@pytest.mark.parametrize("case", BREAKDOWN_CASES, ids=lambda c: f"{CONFIGS[c[0]].name}-{c[1]}")
+def test_cycle_breakdown_adds_up_and_its_busy_beats_are_the_exact_models(case):
+    """The analytical mode's breakdown (``CoreEstimate.breakdown``): every cause is
+    non-negative, they sum to the estimate's cycles, and its array-busy part (useful +
+    underfill + padding) equals the exact model's ``array_busy`` counter, beat for beat;
+    the idle part is then the exact model's idle cycles within the model's accuracy."""
+    from sim_models.analytical import BREAKDOWN
+
+    cfg = CONFIGS[case[0]]
+    layer = next(l for l in LAYERS if l.name == case[1])
+    compiled = compile_random(cfg, layer, np.random.default_rng(stimulus_seed()))
+    exact = CycleNPU(cfg).run(compiled.program, compiled.program_addr)
+    estimate = core_estimate(cfg, layer, out_bytes=4)
+    b = estimate.breakdown
+    assert set(b) == set(BREAKDOWN) and min(b.values()) >= 0, b
+    assert sum(b.values()) == pytest.approx(estimate.cycles, abs=1e-6)
+    assert b["useful"] == pytest.approx(compiled.macs / (cfg.rows * cfg.cols))
+    assert b["useful"] + b["underfill"] + b["padding"] == \
+        pytest.approx(exact.counters["array_busy"], abs=1e-6)
+    assert (b["padding"] > 0) == (compiled.meta.get("on_chip_im2col", False))
+    idle, exact_idle = estimate.cycles - exact.counters["array_busy"], \
+        exact.cycles - exact.counters["array_busy"]
+    assert abs(idle - exact_idle) <= MAX_ERROR * exact.cycles
+
+
 def _events_from_program(cfg, program) -> dict:
     """What the energy model's events must be, read off the program alone: every line each
     instruction moves (an independent statement of what the units do)."""
