@@ -22,11 +22,12 @@ from hdl import isa
 from hdl.config import NPUConfig
 
 from .compiler import (BandPlan, band_k_tiles, band_plan, conv_k_tiles, conv_tile_channels_meet,
-                       os_chunk, ws_plan)
+                       im2col_input_pays, im2col_row_bytes, os_chunk, ws_plan)
 from .energy import Events
 from .workloads import Layer
 
-__all__ = ["core_estimate", "CoreEstimate", "BREAKDOWN", "cycle_breakdown", "SCALESIM_DATAFLOWS", "scalesim_spatiotemporal", "scalesim_layer_cycles",
+__all__ = ["core_estimate", "CoreEstimate", "BREAKDOWN", "cycle_breakdown", "network_estimates",
+           "takes_im2col_input", "SCALESIM_DATAFLOWS", "scalesim_spatiotemporal", "scalesim_layer_cycles",
            "scalesim_cycles"]
 
 SCALESIM_DATAFLOWS = ("ws", "os", "is")
@@ -79,7 +80,8 @@ def scalesim_cycles(layers: list[Layer], rows: int, cols: int, dataflow: str) ->
 #: instruction it waited for): ``load`` (the read DMA: a LOAD's data, or a LOAD waiting for
 #: the load unit or its slot), ``preload`` (the weight preload not hidden: a step shorter than
 #: the next PRELOAD's ``R`` lines), ``store`` (an accumulator block not yet given back by its
-#: STORE, or the store queue full), ``sync`` (a SYNC waiting for every unit), ``step`` (the
+#: STORE, or the store queue full), ``sync`` (the gap before the first COMPUTE after a SYNC:
+#: the drain, stores and loads the SYNC serialized), ``step`` (the
 #: fixed gap between two COMPUTEs; OS: a COMPUTE's skew and drain beyond its beats), ``bank``
 #: (activations sharing a scratchpad bank with the next weights), ``dispatch`` (instruction
 #: fetch), ``fill`` (fetch start-up and the first step's loads), ``drain`` (after the last
@@ -203,6 +205,7 @@ class _Timeline:
         # l2c token's (``why_l2c``); ``extra``: the last COMPUTE's cycles beyond its beats.
         self.idle, self.busy = [0] * len(_IDLE), 0
         self.why_disp, self.why_w, self.why_l2c, self.extra = _F, _F, [], None
+        self.synced = None
 
     # one instruction ------------------------------------------------------------------
     _QUEUE_CAUSE = (_L, _D, _S)          # a full load / compute / store queue
@@ -242,16 +245,17 @@ class _Timeline:
             cyc = min(cyc, gap)
             idle[cause] += cyc
             gap -= cyc
-        if gap > 0:
-            idle[max(causes, key=lambda c: c[0])[1]] += gap
+        if gap > 0:       # the first COMPUTE after a SYNC: its loads waited for the SYNC
+            idle[self.synced or max(causes, key=lambda c: c[0])[1]] += gap
+        self.synced = None
 
     def insn(self, kind: int, dur: int = 0, pop: bool = False, push: bool = False,
-             clash: int = 0):
+             clash: int = 0, pop_load: bool = False):
         t = self.t
         if kind == _SYNC:
             sync = max(t[1], t[3], t[6], t[7])
             if sync > t[0] + 1:
-                self.why_disp = _Y
+                self.why_disp = self.synced = _Y
             t[0] = max(t[0] + 1, sync)
             return
         if kind == _LOAD:
@@ -274,12 +278,15 @@ class _Timeline:
                              key=lambda c: c[0])[1]
             t[2] = start + self.R
             t[5] = start + self.R + PRELOAD_LAT
-        elif kind == _COMPUTE:          # dur: lines; pop: s2c; push: (c2l, c2s)
+        elif kind == _COMPUTE:          # dur: lines; pop: s2c; push: (c2l, c2s); pop_load: l2c
             disp = self._dispatch(1)
             freed = self._pop(3) if pop else 0
-            start = max(disp, t[3], t[5], freed)
+            self.popped_why = self.why_disp
+            loaded = self._pop(0) if pop_load else 0
+            start = max(disp, t[3], t[5], freed, loaded)
             self._take(1, start)
-            self._array_waits(start, ((t[5], self.why_w), (freed, _S), (disp, self.why_disp)))
+            self._array_waits(start, ((t[5], self.why_w), (loaded, self.popped_why),
+                                      (freed, _S), (disp, self.why_disp)))
             self.busy += dur
             self.extra = ((_B, clash), (_T, STEP_WS))
             t[3], t[4], t[8] = start + dur + clash + STEP_WS, start, start + dur
@@ -428,14 +435,14 @@ def _w_homes(cfg: NPUConfig, lives, k_tiles) -> dict:
 
 class _WsCounts:
     """The schedule's running counters that set the first tokens' flags: load steps (a
-    load step's first LOAD pops from the third on) and tiles (a tile's first COMPUTE pops
-    the store's token from the third tile on); both saturate at 2."""
+    load step's first LOAD pops once ``slots`` load steps are in flight) and tiles (a
+    tile's first COMPUTE pops the store's token from the third tile on); they saturate."""
 
-    def __init__(self, load_steps: int = 0, tiles: int = 0):
-        self.load_steps, self.tiles = load_steps, tiles
+    def __init__(self, load_steps: int = 0, tiles: int = 0, slots: int = 2):
+        self.load_steps, self.tiles, self.slots = load_steps, tiles, slots
 
     def key(self) -> tuple:
-        return min(self.load_steps, 2), min(self.tiles, 2)
+        return min(self.load_steps, self.slots), min(self.tiles, 2), self.slots
 
 
 def _ws_step(counts: _WsCounts, a_load, w_load, lines: int, first: bool, last: bool,
@@ -445,14 +452,17 @@ def _ws_step(counts: _WsCounts, a_load, w_load, lines: int, first: bool, last: b
     and COMPUTE of ``lines`` lines, ``clash`` cycles longer where its activations share a
     scratchpad bank with the weights (see :func:`_bank_clash`)."""
     fresh = bool(a_load or w_load)
-    pop = counts.load_steps >= 2
+    pop = counts.load_steps >= counts.slots
     insns = []
     if a_load:
         insns += _load_insns(*a_load, pop, not w_load)
     if w_load:
         insns.append((_LOAD, w_load, pop and not a_load, True))
-    insns.append((_PRELOAD, 0, fresh, False))
-    insns.append((_COMPUTE, lines, first and counts.tiles >= 2, (fresh, last), clash))
+    # the PRELOAD waits for its weights' LOAD; an A-only step's COMPUTE waits for its A
+    # (``compiler._weight_step``), so resident weights preload under the A LOAD
+    insns.append((_PRELOAD, 0, bool(w_load), False))
+    insns.append((_COMPUTE, lines, first and counts.tiles >= 2, (fresh, last), clash,
+                  bool(a_load and not w_load)))
     counts.load_steps += fresh
     return _rle(insns)
 
@@ -489,7 +499,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     live_id = [live_ids.setdefault(tuple(live), len(live_ids)) for live in lives]
     bank = cfg.sp_lines // max(1, cfg.sp_banks)
 
-    def tile(ni, mb, load_w, counts, loaded):
+    def tile(ni, mb, load_w, counts, loaded, a_base):
         """One N-tile's steps and store in an M-block of ``mb`` rows: its schedule, events
         and load steps (``counts`` and the block's ``loaded`` A chunks advance)."""
         n0, nt = n_tiles[ni]
@@ -511,9 +521,10 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                 ev.dram_bytes += mb * kt
                 ev.sp_write_bytes += mb * sp_w
             _count_step(ev, kt, mb, R, C, sp_w, step_bits, row_bits, ki != lives[ni][0])
-            slot = counts.load_steps % 2
-            a_line = ki * Mb if resident else slot * Mb
-            w_line = homes[ni, ki] if plan.w_resident else cfg.sp_lines - (2 - slot) * R
+            slot = counts.load_steps % plan.slots
+            a_line = a_base + ki * Mb if resident else slot * Mb
+            w_line = homes[ni, ki] if plan.w_resident else \
+                cfg.sp_lines - (plan.slots - slot) * R
             clash = 0 if on_chip else _bank_clash(cfg, a_line, mb, w_line)
             steps.append(_ws_step(counts, a_load, w_cyc, mb, j == 0,
                                   j == len(lives[ni]) - 1, clash))
@@ -525,9 +536,9 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
         return _rle(steps) + (((_STORE, store, True, True), 1),), ev, \
             counts.load_steps - fresh0
 
-    def block(mb, load_w, counts_key, sync):
-        """One M-block of ``mb`` rows: its schedule (run-length coded), events and the
-        counters after it.  N-tiles alike (width, bus offset, live K-tiles, whether their
+    def block(mb, load_w, counts_key, sync, region):
+        """One M-block of ``mb`` rows (its A chunks in scratchpad region ``region``): its
+        schedule (run-length coded), events and the counters after it.  N-tiles alike (width, bus offset, live K-tiles, whether their
         A chunks are loaded, token counters, weight banks) are costed once."""
         counts = _WsCounts(*counts_key)
         ev, loaded, seen = Events(), set(), set()    # resident A chunks of this block
@@ -538,29 +549,32 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
             w_banks = (homes[ni, live[0]] // bank, homes[ni, live[-1]] // bank) \
                 if plan.w_resident else None
             key = (nt, n0 % B, live_id[ni], live_id[ni] in seen or not resident,
-                   counts.key(), counts.load_steps % 2, w_banks)
+                   counts.key(), counts.load_steps % plan.slots, w_banks)
             seen.add(live_id[ni])
             if key in memo and (w_banks is None or w_banks[0] == w_banks[1]):
                 sched, e, fresh = memo[key]
                 counts.load_steps += fresh
                 counts.tiles += 1
             else:
-                sched, e, fresh = memo[key] = tile(ni, mb, load_w, counts, loaded)
+                sched, e, fresh = memo[key] = tile(ni, mb, load_w, counts, loaded,
+                                                   region * len(k_tiles) * Mb)
             ev = ev + e
             tiles.append((sched, 1))
         return _rle(x for x, _ in tiles), ev, counts.key()
 
     return _ws_blocks(cfg, [(min(Mb, M - m0), not plan.w_resident or m0 == 0,
-                             resident and m0 > 0) for m0 in range(0, M, Mb)], block)
+                             resident and m0 > 0 and plan.a_regions == 1,
+                             m0 // Mb % plan.a_regions) for m0 in range(0, M, Mb)], block,
+                      plan.slots)
 
 
-def _ws_blocks(cfg: NPUConfig, keys, block):
-    """Cycles and events of a WS schedule of blocks ``keys`` (``(rows, load_w, sync)``
-    each), ``block(rows, load_w, counters, sync)`` giving a block's schedule, events and
-    counters after it (equal blocks are built once)."""
-    built, counts_key, schedule, ev = {}, (0, 0), [], Events()
-    for rows, load_w, sync in keys:
-        key = (rows, load_w, counts_key, sync)
+def _ws_blocks(cfg: NPUConfig, keys, block, slots: int):
+    """Cycles and events of a WS schedule of blocks ``keys`` (``(rows, load_w, sync,
+    region)`` each), ``block(rows, load_w, counters, sync, region)`` giving a block's
+    schedule, events and counters after it (equal blocks are built once)."""
+    built, counts_key, schedule, ev = {}, (0, 0, slots), [], Events()
+    for rows, load_w, sync, region in keys:
+        key = (rows, load_w, counts_key, sync, region)
         if key not in built:
             built[key] = block(*key)
         sched, e, counts_key = built[key]
@@ -596,8 +610,8 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
     row_bits = R * C * (cfg.input_width + cfg.acc_width)
 
-    def block(rows, load_w, counts_key, sync):
-        """One band of ``rows`` output rows."""
+    def block(rows, load_w, counts_key, sync, region):
+        """One band of ``rows`` output rows, in scratchpad region ``region``."""
         counts = _WsCounts(*counts_key)
         ev, loaded = Events(), set()
         lines = BandPlan.block_lines(rows, wp, wo)
@@ -621,9 +635,10 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
                     ev.sp_write_bytes += band * sp_w
                 _count_step(ev, kt, lines, R, C, sp_w, step_bits, row_bits,
                             ki != lives[ni][0])
-                slot = counts.load_steps % 2
-                a_line = (c0 // R) * band_lines + ky * wp + kx
-                w_line = homes[ni, ki] if plan.w_resident else cfg.sp_lines - (2 - slot) * R
+                slot = counts.load_steps % plan.slots
+                a_line = (region * -(-cin // R) + c0 // R) * band_lines + ky * wp + kx
+                w_line = homes[ni, ki] if plan.w_resident else \
+                    cfg.sp_lines - (plan.slots - slot) * R
                 steps.append(_ws_step(counts, a_load, w_cyc, lines, j == 0,
                                       j == len(lives[ni]) - 1,
                                       _bank_clash(cfg, a_line, lines, w_line)))
@@ -635,11 +650,12 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
             out.append((_rle(steps) + _rle(stores), 1))
         return _rle(x for x, _ in out), ev, counts.key()
 
-    blocks = [(min(plan.ob, ho - y0), not plan.w_resident or y0 == 0, y0 > 0)
+    blocks = [(min(plan.ob, ho - y0), not plan.w_resident or y0 == 0,
+               y0 > 0 and plan.regions == 1, y0 // plan.ob % plan.regions)
               for y0 in range(0, ho, plan.ob)]
     # the padding columns each step computes: Wp - Wo lines between two output rows
     padding = sum(rows - 1 for rows, *_ in blocks) * (wp - wo) * sum(map(len, lives))
-    return (*_ws_blocks(cfg, blocks, block), padding)
+    return (*_ws_blocks(cfg, blocks, block, plan.slots), padding)
 
 
 def _os_gemm(cfg: NPUConfig, M, K, N, esize):
@@ -711,7 +727,7 @@ def _os_tile(cfg: NPUConfig, counts: _WsCounts, M, N, m0, mt, n0, nt, chunks, Kc
 
 
 def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
-                  inputs_on_chip: bool = False) -> CoreEstimate:
+                  inputs_on_chip: bool = False, im2col_input: bool = False) -> CoreEstimate:
     """Fast analytical mode: cycles and events of ``layer`` on the core ``cfg`` from its
     shape alone (no tensors, no program), following the compiler's tiling.  Validated
     against the cycle-exact model in ``testbench/test_cycle_model.py``; the error bound is
@@ -720,10 +736,17 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
     ``inputs_on_chip`` (weight-stationary GEMMs only) models a separate weight path: the
     activations and results stay in an on-chip buffer (as in Google's TPU v1, whose
     unified buffer is filled over PCIe apart from the weight DRAM), so only weights and
-    instructions use the bus.  Not a configuration of the knpu RTL."""
+    instructions use the bus.  Not a configuration of the knpu RTL.
+
+    ``im2col_input`` (convolutions): the host wrote the input as im2col rows
+    (``compile_conv2d(im2col_input=True)``, a network's first layer); output-stationary
+    convolutions always take them so."""
     if inputs_on_chip and (cfg.dataflow != "ws" or layer.kind != "gemm"):
         raise ValueError("inputs_on_chip models weight-stationary GEMM layers only, got "
                          f"{cfg.dataflow} {layer.kind} layer {layer.name!r}")
+    if im2col_input and layer.kind != "conv":
+        raise ValueError(f"im2col_input applies to convolutions, not {layer.kind} layer "
+                         f"{layer.name!r}")
     R = cfg.rows
     padding = 0
     if cfg.dataflow == "os":
@@ -739,6 +762,8 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
             cyc, ev, tl = _ws_gemm(cfg, M, N, k_tiles,
                                    lambda n0, nt: list(range(len(k_tiles))),
                                    lambda mb: 1, out_bytes, inputs_on_chip)
+        elif im2col_input:
+            cyc, ev, tl = _ws_conv_im2col(cfg, layer, out_bytes)
         elif (band := _ws_band(cfg, layer, out_bytes)) is not None:
             cyc, ev, tl, padding = band
         else:
@@ -772,11 +797,48 @@ def _ws_conv(cfg: NPUConfig, layer: Layer, out_bytes: int):
                                                   (k0 // run) * wp * cin + k0 % run))
 
 
+def _ws_conv_im2col(cfg: NPUConfig, layer: Layer, out_bytes: int):
+    """A WS convolution reading host-built im2col rows (``compiler._DenseA`` with rows
+    ``im2col_row_bytes(K)`` apart): a GEMM of dense K-tiles, a depthwise layer's tiles live
+    where they hold the N-tile's channels."""
+    ho, wo = layer.out_hw
+    R, cin = cfg.rows, layer.c
+    K = layer.kh * layer.kw * cin
+    tiles = [(k0, min(R, K - k0)) for k0 in range(0, K, R)]
+    if layer.depthwise:
+        def live_of(n0, nt):
+            return [i for i, (k0, kt) in enumerate(tiles)
+                    if conv_tile_channels_meet(k0, kt, cin, n0, nt)]
+    else:
+        def live_of(n0, nt):
+            return list(range(len(tiles)))
+    stride = im2col_row_bytes(K)
+    return _ws_gemm(cfg, ho * wo, layer.n, [kt for _, kt in tiles], live_of, lambda mb: 1,
+                    out_bytes, a_rows=lambda k0: (stride, k0))
+
+
+def takes_im2col_input(cfg: NPUConfig, layer: Layer) -> bool:
+    """Whether a network's first layer (its input written by the host) is compiled with
+    host-built im2col rows: a WS convolution where ``compiler.im2col_input_pays``."""
+    return cfg.dataflow == "ws" and layer.kind == "conv" and \
+        im2col_input_pays(cfg.rows, layer.kh, layer.kw, layer.c)
+
+
+def network_estimates(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[CoreEstimate]:
+    """:func:`core_estimate` of each layer of a network, in order: the first layer reads
+    the host's input, as im2col rows where :func:`takes_im2col_input`."""
+    return [core_estimate(cfg, layer, out_bytes,
+                          im2col_input=i == 0 and takes_im2col_input(cfg, layer))
+            for i, layer in enumerate(layers)]
+
+
 def cycle_breakdown(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[tuple[str, dict]]:
-    """Per layer of ``layers`` (``workloads.Layer``), where its analytical cycles go
+    """Per layer of a network (``layers``: ``workloads.Layer`` in order, as
+    :func:`network_estimates` costs them), where its analytical cycles go
     (:data:`BREAKDOWN`), and a last row ``("total", ...)`` summing them: for the sweep and
     the notebook (which layers and which causes keep the array idle)."""
-    rows = [(layer.name, core_estimate(cfg, layer, out_bytes).breakdown) for layer in layers]
+    rows = [(layer.name, est.breakdown)
+            for layer, est in zip(layers, network_estimates(cfg, layers, out_bytes))]
     total = {k: sum(b[k] for _, b in rows) for k in BREAKDOWN}
     return rows + [("total", total)]
     if layer.kind == "gemm":

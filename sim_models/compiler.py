@@ -31,6 +31,7 @@ from .isa_sim import FunctionalNPU, RunResult
 
 __all__ = ["LayerError", "Requant", "RequantParams", "ROUNDINGS", "Layer", "compile_gemm", "compile_conv2d", "im2col",
            "conv2d_reference", "WsPlan", "ws_plan", "os_chunk", "conv_k_tiles",
+           "im2col_input_pays", "im2col_row_bytes",
            "conv_tile_channels_meet"]
 
 ALIGN = 64
@@ -227,17 +228,35 @@ def check_int8(name, x, ndim):
 # A operand sources: how the rows of A (M x K) reach scratchpad lines.
 
 class _DenseA:
-    """A stored row-major in DRAM (M x K int8)."""
+    """A stored row-major in DRAM (M x K int8, rows ``stride`` bytes apart: K by default)."""
 
-    def __init__(self, addr: int, K: int):
-        self.addr, self.K = addr, K
+    def __init__(self, addr: int, K: int, stride: int | None = None):
+        self.addr, self.K, self.stride = addr, K, stride or K
 
     def k_tiles(self, R):
         return [(k0, min(R, self.K - k0)) for k0 in range(0, self.K, R)]
 
     def load(self, prog, sp_addr, m0, mb, k0, kt, flags):
         prog.emit(Opcode.LOAD, sp_addr=sp_addr, nrows=mb, ncols=kt,
-                  dram_addr=self.addr + m0 * self.K + k0, dram_stride=self.K, **flags)
+                  dram_addr=self.addr + m0 * self.stride + k0, dram_stride=self.stride,
+                  **flags)
+
+
+def im2col_row_bytes(K: int) -> int:
+    """The DRAM row stride of host-built im2col rows of ``K`` values: ``K`` rounded up to
+    :data:`ALIGN`, so every K-tile's row starts in a fresh bus word."""
+    return -(-K // ALIGN) * ALIGN
+
+
+def im2col_input_pays(R: int, KH: int, KW: int, Cin: int) -> bool:
+    """Whether a WS convolution whose input comes from the host (a network's first layer)
+    should take it as host-built im2col rows (``compile_conv2d(im2col_input=True)``): when
+    dense K-tiles of ``R`` rows are fewer than the packed window-row tiles
+    (:func:`conv_k_tiles`), i.e. when few input channels leave rows idle -- ResNet's 7x7
+    stem (Cin 3) at 64 rows: 3 tiles instead of 7.  The DRAM bytes read are the same (the
+    strided loads re-read overlapping windows too); the rows are aligned, so a tile's row
+    is one bus word where it fits one."""
+    return -(-KH * KW * Cin // R) < len(conv_k_tiles(R, KH, KW, Cin))
 
 
 def conv_k_tiles(R: int, KH: int, KW: int, Cin: int) -> list[tuple[int, int]]:
@@ -335,10 +354,18 @@ class WsPlan:
     """How the WS schedule keeps operands in the scratchpad: ``Mb`` rows of A per M-block;
     ``a_resident``: a block's A chunks stay for every N-tile (loaded once per block);
     ``w_resident``: every weight tile of the layer stays for every M-block (loaded once per
-    layer, at the top of the scratchpad), else two weight slots alternate."""
+    layer, at the top of the scratchpad), else two weight slots alternate.  ``a_regions``
+    (resident A): 2 when two blocks' A chunks fit, the blocks alternating between them (a
+    block's loads then overwrite the block ``slots`` load steps back, which the slot
+    tokens have seen finish), else 1 and a SYNC before each block's loads.  ``slots``: the
+    load steps' double (or, with streamed weights where room allows, triple) buffers: a
+    load step's LOADs wait for the COMPUTE ``slots`` load steps back, so with three the
+    weight LOAD of a step runs under the PRELOAD and COMPUTE of the two before it."""
     Mb: int
     a_resident: bool
     w_resident: bool
+    a_regions: int = 1
+    slots: int = 2
 
     def dram_bytes(self, M: int, a_bytes: int, a_stream_bytes: int, w_bytes: int) -> int:
         """Operand bytes this plan reads: A once (``a_bytes``) when resident, else once per
@@ -358,18 +385,24 @@ def ws_plan(cfg: NPUConfig, M: int, Kt: int, a_bytes: int, a_stream_bytes: int,
     largest block (at most half the accumulator, the other half being the next tile's);
     among those whose block has at least ``2 * rows`` rows (or all of them: a step of fewer
     rows than the weight preload's ``rows`` cycles leaves the array idle), the one reading
-    the fewest DRAM bytes wins, then the larger block."""
+    the fewest DRAM bytes wins, then the larger block.  Streamed weights get three slots
+    where they leave the block as large as two would (:class:`WsPlan`)."""
     R = cfg.rows
     m_max = min(M, cfg.acc_lines // 2)
     plans = []
     for w_res in (True, False):
-        room = cfg.sp_lines - (w_lines if w_res else 2 * R)
         for a_res in (True, False):
             if a_res and Kt < 2:
                 continue
-            mb = min(m_max, room // (Kt if a_res else 2))
-            if mb >= 1:
-                plans.append(WsPlan(mb, a_res, w_res))
+            best = None
+            for slots in (2,) if w_res else (3, 2):
+                room = cfg.sp_lines - (w_lines if w_res else slots * R)
+                mb = min(m_max, room // (Kt if a_res else slots))
+                if mb >= 1 and (best is None or mb > best.Mb):
+                    regions = 2 if a_res and Kt >= slots and room // (2 * Kt) >= mb else 1
+                    best = WsPlan(mb, a_res, w_res, regions, slots)
+            if best is not None:
+                plans.append(best)
     if not plans:
         raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
     big = [p for p in plans if p.Mb >= min(m_max, 2 * R)] or plans
@@ -399,18 +432,19 @@ def _ws_tiles(a_src, R, N, C, b_dense):
     return k_tiles, n_tiles, live
 
 
-def _weight_step(prog, w_line, kt, nt, w_addr, N, pop, load_a, load_w) -> int:
+def _weight_step(prog, w_line, kt, nt, w_addr, N, pop, load_a, load_w) -> tuple[int, int]:
     """The weight half of a weight-stationary step (after its A load, if any): the weight
     tile's LOAD from ``w_addr`` (row stride ``N``) unless it is resident and loaded, whose
     token goes to the PRELOAD (popping the slot's token when the A load did not), then the
-    PRELOAD of ``kt`` lines at ``w_line``.  Returns 1 for a load step (one that loaded
-    something: its PRELOAD pops a token), else 0."""
+    PRELOAD of ``kt`` lines at ``w_line``.  Returns ``(fresh, compute_pops)``: 1 for a
+    load step (one that loaded something), and 1 when the step loaded only its A chunk:
+    then the COMPUTE, not the PRELOAD, takes the load's token, so resident weights preload
+    while the A chunk is still loading."""
     if load_w:
         prog.emit(Opcode.LOAD, sp_addr=w_line, nrows=kt, ncols=nt, dram_addr=w_addr,
                   dram_stride=N, pop_next=int(pop and not load_a), push_next=1)
-    fresh = int(load_a or load_w)
-    prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=kt, pop_prev=fresh)
-    return fresh
+    prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=kt, pop_prev=int(load_w))
+    return int(load_a or load_w), int(load_a and not load_w)
 
 
 def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_dense,
@@ -430,7 +464,8 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     Mb, resident = plan.Mb, plan.a_resident
     # Weights at the top of the scratchpad and activations from line 0: with two banks they
     # stream from different banks whenever the activations fit the lower half.
-    w_slot = [cfg.sp_lines - 2 * R, cfg.sp_lines - R]
+    slots = plan.slots
+    w_slot = [cfg.sp_lines - (slots - s) * R for s in range(slots)]
     w_home, line = {}, cfg.sp_lines - w_lines     # resident weights: one home per tile
     for ni, live in enumerate(live_of):
         for ki, _, kt in live:
@@ -444,7 +479,8 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     for m0 in range(0, M, Mb):
         mb = min(Mb, M - m0)
         loaded = set()                   # resident A chunks of this M-block
-        if resident and m0 > 0:
+        a_base = (m0 // Mb % plan.a_regions) * len(k_tiles) * Mb
+        if resident and m0 > 0 and plan.a_regions == 1:
             # The new block's chunks overwrite the old block's: let its last uses finish.
             prog.emit(Opcode.SYNC)
         for ni, (n0, nt) in enumerate(n_tiles):
@@ -455,26 +491,27 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
                 load_a = not resident or ki not in loaded
                 load_w = not plan.w_resident or m0 == 0
                 loaded.add(ki)
-                a_line = ki * Mb if resident else (load_steps % 2) * Mb
-                w_line = w_home[ni, ki] if plan.w_resident else w_slot[load_steps % 2]
-                pop = int(load_steps >= 2)
+                a_line = a_base + ki * Mb if resident else (load_steps % slots) * Mb
+                w_line = w_home[ni, ki] if plan.w_resident else w_slot[load_steps % slots]
+                pop = int(load_steps >= slots)
                 if load_a:
                     a_src.load(prog, a_line, m0, mb, k0, kt,
                                {"pop_next": pop, "push_next": int(not load_w)})
-                fresh = _weight_step(prog, w_line, kt, nt, b_addr + k0 * N + n0, N, pop,
-                                     load_a, load_w)
+                fresh, a_pop = _weight_step(prog, w_line, kt, nt, b_addr + k0 * N + n0, N,
+                                            pop, load_a, load_w)
                 load_steps += fresh
                 last = j == len(live_of[ni]) - 1
                 prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
                           accumulate=int(j > 0 or acc_bias_addr is not None),
-                          push_prev=fresh, push_next=int(last),
+                          pop_prev=a_pop, push_prev=fresh, push_next=int(last),
                           pop_next=int(j == 0 and tile >= 2))
                 step += 1
             _emit_store(prog, params, per_lane, slot, m0, mb, n0, nt, N, out_addr, esize)
             tile += 1
     prog.emit(Opcode.HALT)
     return {"steps": step, "tiles": tile, "Mb": Mb, "a_resident": resident,
-            "w_resident": plan.w_resident}
+            "w_resident": plan.w_resident, "a_regions": plan.a_regions,
+            "slots": plan.slots}
 
 
 @dataclass(frozen=True)
@@ -484,9 +521,15 @@ class BandPlan:
     channel chunk) are loaded once, and kernel tap ``(ky, kx)`` reads them from line
     ``ky * Wp + kx`` on: output ``(y, x)`` sits on accumulator line ``y * Wp + x`` of the
     block, so the block computes ``(ob - 1) * Wp + Wo`` lines (the ``Wp - Wo`` lines between
-    two output rows are computed and never stored).  ``w_resident`` as in :class:`WsPlan`."""
+    two output rows are computed and never stored).  ``w_resident`` as in :class:`WsPlan`.
+    ``regions``: the bands rotate over this many scratchpad regions when they fit (a band's
+    LOAD then overwrites a band whose last COMPUTE the slot tokens have seen finish: with
+    ``k`` load steps per band, the token ``slots`` load steps back is ``ceil(slots / k)``
+    bands back), else 1 and a SYNC before each band.  ``slots`` as in :class:`WsPlan`."""
     ob: int
     w_resident: bool
+    regions: int = 1
+    slots: int = 2
 
     @staticmethod
     def block_lines(rows: int, Wp: int, Wo: int) -> int:
@@ -521,14 +564,19 @@ def band_plan(cfg: NPUConfig, Ho: int, Wp: int, Wo: int, Cin: int, KH: int, KW: 
         return None
     ob_acc = (half - Wo) // Wp + 1
     plans = []
-    for w_res in (True, False):
-        room = cfg.sp_lines - (w_lines if w_res else 2 * R)
+    for w_res, slots in ((True, 2), (False, 3), (False, 2)):
+        room = cfg.sp_lines - (w_lines if w_res else slots * R)
         ob = min(Ho, ob_acc, room // (chunks * Wp) - KH + 1)
         if ob >= 1:
             blocks = -(-Ho // ob)
             traffic = in_bytes * (ob + KH - 1) // ob + w_bytes * (1 if w_res else blocks)
+            # load steps per band: its chunks' band LOADs, or every step's weights
+            regions = 1 + -(-slots // (chunks if w_res else KH * KW * chunks))
+            if room // (regions * chunks * Wp) - KH + 1 < ob:
+                regions = 1
             plans.append((BandPlan.block_lines(ob, Wp, Wo) < min(Ho * Wp, 2 * R), traffic,
-                          -ob, BandPlan(ob, w_res)))
+                          -ob, BandPlan(ob, w_res, regions, slots)))
+    # on a tie the first: resident weights, then three slots
     return min(plans, key=lambda t: t[:3])[3] if plans else None
 
 
@@ -562,7 +610,8 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
         return None
     band = (plan.ob + KH - 1) * Wp
     chunk_base = {c0: i * band for i, c0 in enumerate(range(0, Cin, R))}
-    w_slot = [cfg.sp_lines - 2 * R, cfg.sp_lines - R]
+    slots = plan.slots
+    w_slot = [cfg.sp_lines - (slots - s) * R for s in range(slots)]
     w_home, line = {}, cfg.sp_lines - w_lines
     for ni, live in enumerate(live_of):
         for ki, _, kt in live:
@@ -576,25 +625,27 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
         rows = min(plan.ob, Ho - y0)
         lines = BandPlan.block_lines(rows, Wp, Wo)
         loaded = set()
-        if y0 > 0:
+        region = (y0 // plan.ob % plan.regions) * len(chunk_base) * band
+        if y0 > 0 and plan.regions == 1:
             prog.emit(Opcode.SYNC)      # the new band overwrites the last one's
         for ni, (n0, nt) in enumerate(n_tiles):
             slot = acc_slot[tile % 2]
             for j, (ki, k0, kt) in enumerate(live_of[ni]):
                 ky, kx, c0, _ = tiles[ki]
+                base = region + chunk_base[c0]
                 load_a, load_w = c0 not in loaded, not plan.w_resident or y0 == 0
                 loaded.add(c0)
-                w_line = w_home[ni, ki] if plan.w_resident else w_slot[load_steps % 2]
-                pop = int(load_steps >= 2)
+                w_line = w_home[ni, ki] if plan.w_resident else w_slot[load_steps % slots]
+                pop = int(load_steps >= slots)
                 if load_a:
-                    prog.emit(Opcode.LOAD, sp_addr=chunk_base[c0], nrows=(rows + KH - 1) * Wp,
+                    prog.emit(Opcode.LOAD, sp_addr=base, nrows=(rows + KH - 1) * Wp,
                               ncols=kt, dram_addr=x_addr + y0 * Wp * Cin + c0,
                               dram_stride=Cin, pop_next=pop, push_next=int(not load_w))
-                fresh = _weight_step(prog, w_line, kt, nt, b_addr + k0 * N + n0, N, pop,
-                                     load_a, load_w)
+                fresh, a_pop = _weight_step(prog, w_line, kt, nt, b_addr + k0 * N + n0, N,
+                                            pop, load_a, load_w)
                 load_steps += fresh
-                prog.emit(Opcode.COMPUTE, a_addr=chunk_base[c0] + ky * Wp + kx, acc_addr=slot,
-                          nrows=lines, accumulate=int(j > 0), push_prev=fresh,
+                prog.emit(Opcode.COMPUTE, a_addr=base + ky * Wp + kx, acc_addr=slot,
+                          nrows=lines, accumulate=int(j > 0), pop_prev=a_pop, push_prev=fresh,
                           push_next=int(j == len(live_of[ni]) - 1),
                           pop_next=int(j == 0 and tile >= 2))
                 step += 1
@@ -609,7 +660,7 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
             tile += 1
     prog.emit(Opcode.HALT)
     return {"steps": step, "tiles": tile, "band_rows": plan.ob, "w_resident": plan.w_resident,
-            "on_chip_im2col": True}
+            "on_chip_im2col": True, "band_regions": plan.regions, "slots": plan.slots}
 
 
 def _load_acc_bias(prog, tile, slot, nrows, ncols, addr):
@@ -762,11 +813,16 @@ def conv2d_reference(x, w, stride=1, padding=0, depthwise=False):
 
 def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
                    depthwise: bool = False, requant: Requant | None = None,
-                   name: str = "conv2d") -> Layer:
+                   name: str = "conv2d", im2col_input: bool = False) -> Layer:
     """NHWC int8 convolution.  ``x``: (H, W, Cin).  ``w``: (KH, KW, Cin, Cout), or
     (KH, KW, C) when ``depthwise``.  Lowered to a GEMM over im2col rows: WS reads them
-    straight from the padded input with strided loads; OS needs them transposed, so the
-    image holds im2col(x)^T."""
+    straight from the padded input with strided loads (or builds them on chip); OS needs
+    them transposed, so the image holds im2col(x)^T.
+
+    ``im2col_input`` (WS): the host lays the input out as im2col rows
+    (:func:`im2col_row_bytes` apart) instead of the padded NHWC tensor, and the layer loads
+    them as a dense A -- for a network's first layer, whose input the host writes anyway,
+    where :func:`im2col_input_pays`.  The image then holds no NHWC input to write into."""
     x = check_int8("input", x, 3)
     w = check_int8("weights", w, 3 if depthwise else 4)
     H, W, Cin = x.shape
@@ -794,7 +850,16 @@ def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
     esize = 1 if params is not None else 4
     image = DramImage()
     prog = ProgramBuilder()
-    if cfg.dataflow == "ws":
+    if cfg.dataflow == "ws" and im2col_input:
+        stride_k = im2col_row_bytes(K)
+        rows = np.zeros((M, stride_k), np.int64)
+        rows[:, :K] = cols
+        a_addr, b_addr = image.put(rows, np.int8), image.put(b, np.int8)
+        out_addr = image.alloc(M * N * esize)
+        meta = {**_schedule_ws(cfg, prog, _DenseA(a_addr, K, stride_k), M, K, N, b_addr,
+                               out_addr, esize, params, b if depthwise else None),
+                "im2col_input": True}
+    elif cfg.dataflow == "ws":
         xp = np.pad(x, ((padding, padding), (padding, padding), (0, 0)))
         x_addr = image.put(xp, np.int8)
         b_addr = image.put(b, np.int8)
@@ -817,13 +882,16 @@ def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
                    {**meta, "M": M, "K": K, "N": N})
 
 
-def compile_random(cfg: NPUConfig, layer, rng: np.random.Generator) -> Layer:
+def compile_random(cfg: NPUConfig, layer, rng: np.random.Generator,
+                   im2col_input: bool = False) -> Layer:
     """A workload layer (``sim_models.workloads.Layer``: its shape only) compiled with random
-    int8 tensors from ``rng``: for runs where timing matters and values do not."""
+    int8 tensors from ``rng``: for runs where timing matters and values do not
+    (``im2col_input``: see :func:`compile_conv2d`)."""
     i8 = lambda *shape: rng.integers(-128, 128, shape)  # noqa: E731
     if layer.kind == "gemm":
         return compile_gemm(cfg, i8(layer.M, layer.K), i8(layer.K, layer.N), name=layer.name)
     w = i8(layer.kh, layer.kw, layer.c) if layer.depthwise else \
         i8(layer.kh, layer.kw, layer.c, layer.n)
     return compile_conv2d(cfg, i8(layer.h, layer.w, layer.c), w, layer.stride, layer.pad,
-                          depthwise=layer.depthwise, name=layer.name)
+                          depthwise=layer.depthwise, name=layer.name,
+                          im2col_input=im2col_input)

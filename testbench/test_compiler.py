@@ -233,3 +233,116 @@ def test_on_chip_im2col_conv_is_bit_exact(cin, kernel, stride, padding, depthwis
     blocks = -(-Ho // ob)
     assert x_bytes == (Ho + blocks * (kernel - 1)) * Wp * cin   # halo rows twice, no more
     assert x_bytes < Ho * (Wp - kernel + 1) * kernel * kernel * cin   # < the im2col rows
+
+
+# --- schedules that keep the array busy (issue 11: ResNet-50 at 64x64) -------------------
+
+def _decoded(layer):
+    return [isa.decode(w) for w in layer.program]
+
+
+def _exact(layer):
+    result, out = layer.run_functional()
+    assert result.error == ErrorCode.NONE and np.array_equal(out, layer.expected)
+
+
+def test_resident_a_blocks_alternate_two_regions_instead_of_a_sync():
+    """Resident A chunks of two M-blocks fit the scratchpad: the blocks alternate between
+    two regions and no SYNC separates them; where only one fits, the SYNC stays."""
+    rng = np.random.default_rng(SEED)
+    a, b = rng.integers(-128, 128, (96, 24)), rng.integers(-128, 128, (24, 8))
+    roomy = compile_gemm(NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=512, acc_lines=64),
+                         a, b, Requant(scale=1e-3))
+    tight = compile_gemm(NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=256, acc_lines=64),
+                         a, b, Requant(scale=1e-3))
+    for layer, regions in ((roomy, 2), (tight, 1)):
+        _exact(layer)
+        assert layer.meta["a_resident"] and layer.meta["Mb"] < 96
+        assert layer.meta["a_regions"] == regions
+        syncs = sum(i["op"] == Opcode.SYNC for i in _decoded(layer))
+        assert syncs == (0 if regions == 2 else -(-96 // layer.meta["Mb"]) - 1)
+    a_lines = {i["sp_addr"] for i in _decoded(roomy) if i["op"] == Opcode.LOAD and i["ncols"] == 4
+               and i["nrows"] == roomy.meta["Mb"]}
+    assert max(a_lines) >= 6 * roomy.meta["Mb"]       # the second block's region
+
+
+def test_a_only_steps_pop_the_load_token_on_their_compute():
+    """A step that loads its A chunk but not its (resident) weights: the PRELOAD does not
+    wait for the LOAD's token, the COMPUTE does -- the weights preload under the A LOAD."""
+    rng = np.random.default_rng(SEED)
+    layer = compile_gemm(NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=512, acc_lines=64),
+                         rng.integers(-128, 128, (96, 24)), rng.integers(-128, 128, (24, 8)))
+    _exact(layer)
+    ins = _decoded(layer)
+    assert layer.meta["w_resident"]
+    seen = 0
+    for k, i in enumerate(ins):
+        if i["op"] != Opcode.PRELOAD:
+            continue
+        before, compute = ins[k - 1], ins[k + 1]
+        a_only = before["op"] == Opcode.LOAD and before["sp_addr"] != i["sp_addr"]
+        if a_only:
+            seen += 1
+        assert (i["pop_prev"], compute["pop_prev"]) == ((0, 1) if a_only else (i["pop_prev"], 0))
+    assert seen > 0
+
+
+def test_streamed_weights_rotate_over_three_slots():
+    """Weights that do not fit stay streamed, through three slots: a load step pops the
+    token of the COMPUTE three load steps back (the first three pop nothing)."""
+    rng = np.random.default_rng(SEED)
+    cfg = NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=256, acc_lines=64)
+    layer = compile_gemm(cfg, rng.integers(-128, 128, (8, 300)), rng.integers(-128, 128, (300, 16)),
+                         Requant(scale=1e-3))
+    _exact(layer)
+    assert not layer.meta["w_resident"] and layer.meta["slots"] == 3
+    w_loads = [i for i in _decoded(layer) if i["op"] == Opcode.LOAD and i["nrows"] <= 4
+               and i["dram_stride"] == 16]
+    assert {i["sp_addr"] for i in w_loads} == {cfg.sp_lines - 4 * s for s in (1, 2, 3)}
+    ins = _decoded(layer)
+    load_steps = sum(i["push_prev"] for i in ins if i["op"] == Opcode.COMPUTE)
+    assert sum(i["pop_next"] for i in ins if i["op"] == Opcode.LOAD) == load_steps - 3
+
+
+@pytest.mark.parametrize("cin,n,regions", [(2, 3, 3), (8, 5, 2)])
+def test_on_chip_bands_rotate_over_regions_instead_of_a_sync(cin, n, regions):
+    """Bands of an on-chip im2col rotate over scratchpad regions (three when a band has one
+    load step, two when it has more), with no SYNC between them."""
+    rng = np.random.default_rng(SEED)
+    cfg = NPUConfig(rows=2 if cin == 2 else 4, cols=4, dataflow="ws", sp_lines=1024,
+                    acc_lines=64)
+    layer = compile_conv2d(cfg, rng.integers(-128, 128, (12, 10, cin)),
+                           rng.integers(-128, 128, (3, 3, cin, n)), 1, 1,
+                           requant=Requant(scale=1e-3))
+    _exact(layer)
+    assert layer.meta.get("on_chip_im2col") and layer.meta["band_rows"] < 12
+    assert layer.meta["band_regions"] == regions
+    assert not any(i["op"] == Opcode.SYNC for i in _decoded(layer))
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_im2col_input_conv_is_bit_exact_with_aligned_rows(cfg, depthwise):
+    """``im2col_input``: the host's im2col rows, ``im2col_row_bytes(K)`` apart (whole
+    ALIGN words), loaded as a dense A; the same result as the NHWC input."""
+    from sim_models.compiler import ALIGN, im2col_row_bytes
+
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(-128, 128, (11, 9, 3))
+    w = rng.integers(-128, 128, (7, 7, 3) if depthwise else (7, 7, 3, 5))
+    layer = compile_conv2d(cfg, x, w, 2, 3, depthwise, Requant(scale=2e-3), im2col_input=True)
+    _exact(layer)
+    if cfg.dataflow == "ws":
+        assert layer.meta["im2col_input"]
+        strides = {i["dram_stride"] for i in _decoded(layer) if i["op"] == Opcode.LOAD
+                   and i["dram_stride"] != (3 if depthwise else 5)}
+        assert strides == {im2col_row_bytes(147)} and im2col_row_bytes(147) % ALIGN == 0
+
+
+def test_im2col_input_pays_where_few_channels_leave_rows_idle():
+    from sim_models.compiler import im2col_input_pays
+
+    assert im2col_input_pays(64, 7, 7, 3)          # 3 dense tiles instead of 7
+    assert im2col_input_pays(16, 3, 3, 3)          # 2 instead of 3
+    assert not im2col_input_pays(16, 3, 3, 64)     # whole tiles either way
+    assert not im2col_input_pays(64, 1, 1, 256)
