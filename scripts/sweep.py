@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from hdl.config import NPUConfig  # noqa: E402
 from scripts.cli import parse_size  # noqa: E402
 from sim_models import workloads  # noqa: E402
-from sim_models.analytical import core_estimate  # noqa: E402
+from sim_models.analytical import BREAKDOWN, network_estimates  # noqa: E402
 from sim_models.energy import (DRAM_TYPES, EnergyModel, load_scaling, sram_area_mm2,  # noqa: E402
                                tables_fingerprint)
 from testbench import BUILD  # noqa: E402
@@ -45,7 +45,7 @@ DEFAULT_SIZES = ["2x2", "4x4", "8x8", "16x16", "32x32", "64x64", "4x16", "16x4",
                  "32x8", "16x64", "64x16"]
 DEFAULT_WORKLOADS = ["resnet18", "resnet50", "mobilenet_v2", "bert_base_block", "mlp"]
 CLOCK_HZ = 1e9
-MODEL_VERSION = 6      # bump when a model changes: cached points are then recomputed
+MODEL_VERSION = 7      # bump when a model changes: cached points are then recomputed
 AREA_DATA = REPO / "sim_models" / "area_osu018.json"
 AREA_NODE_NM = 180     # the OSU liberty the area points were synthesized on
 # The memory axes.  Small arrays (under 256 PEs) keep the narrowest bus and accumulator:
@@ -104,17 +104,19 @@ def area_model() -> dict:
 
 def run_workload(cfg: NPUConfig, name: str):
     """Analytical cycles, MACs and events of a workload, and its compulsory traffic:
-    (cycles, macs, events, compulsory DRAM bytes, compulsory on-chip bytes, outputs)."""
+    (cycles, macs, events, compulsory DRAM bytes, compulsory on-chip bytes, outputs,
+    where the cycles go: :data:`analytical.BREAKDOWN` -> cycles)."""
     cycles = macs = dram = onchip = outputs = 0
-    events = None
-    for layer in workloads.load(name):
-        est = core_estimate(cfg, layer)
+    events, breakdown = None, dict.fromkeys(BREAKDOWN, 0)
+    layers = workloads.load(name)
+    for layer, est in zip(layers, network_estimates(cfg, layers)):
         cycles += est.cycles
         macs += est.macs
         events = est.events if events is None else events + est.events
+        breakdown = {k: v + est.breakdown[k] for k, v in breakdown.items()}
         i, w, o = layer.compulsory_bytes()
         dram, onchip, outputs = dram + i + w + o, onchip + i + w, outputs + o
-    return cycles, macs, events, dram, onchip, outputs
+    return cycles, macs, events, dram, onchip, outputs, breakdown
 
 
 def priced(model: EnergyModel, events, floor_args, macs: int) -> dict:
@@ -150,7 +152,7 @@ def evaluate(point: dict, area_fit: dict) -> dict:
     rows, cols, df, name = point["rows"], point["cols"], point["dataflow"], point["workload"]
     cfg = config_for(rows, cols, df, point.get("bus_bits", 128), point.get("sp_lines"),
                      point.get("acc_lines"))
-    cycles, macs, events, dram_c, onchip_c, outputs = run_workload(cfg, name)
+    cycles, macs, events, dram_c, onchip_c, outputs, breakdown = run_workload(cfg, name)
     node, volts = point.get("node_nm"), point.get("voltage_v")
     own = point.get("dram_type") or default_dram(node)
     by_type = {}
@@ -178,6 +180,7 @@ def evaluate(point: dict, area_fit: dict) -> dict:
         area_mm2=array_mm2 + sram_mm2, array_area_mm2=array_mm2, sram_area_mm2=sram_mm2,
         sram_area_source=sram_source, area_node_nm=area_node,
         tops_per_mm2=2 * macs / seconds / 1e12 / (array_mm2 + sram_mm2),
+        **{f"cycles_{k}": round(v) for k, v in breakdown.items()},
         **by_type.pop(own), wall_s=time.perf_counter() - t0)
     out["alt_dram"] = by_type
     out["point_key"] = _key(point)
