@@ -102,25 +102,29 @@ class CoreEstimate:
     breakdown: dict = None
 
 
-# Durations and latencies of the units' timeline (``_Timeline``), fitted against the
-# cycle-exact model on the sweep's own layers at its balanced 16x16 and 32x32 memories
-# (scripts/model_accuracy.py; testbench/test_cycle_model.py checks a sample).
-# A LOAD: a cycle per beat of each row (``dma.burst_plan``'s beats) + LOAD_LATENCY; a STORE:
-# a cycle per beat, 9/8 for one-beat rows (the exact model's write channel: 575 cycles for
-# 512 one-beat rows), its token back STORE_LAT cycles after its last row.
-LOAD_LATENCY, STORE_ROW_EIGHTHS, STORE_LAT = 6, 9, 16
-# WS: a COMPUTE of mb lines keeps the activation streamer mb + STEP_WS cycles; the next
-# PRELOAD starts PRELOAD_WS - PRELOAD_LAT cycles after it (the array's shadow weights are
-# free) and its weights are in R + PRELOAD_LAT cycles later, so steps are at least
-# max(mb + STEP_WS, R + PRELOAD_WS) apart; a tile's last result leaves the array
-# R + C + DRAIN_WS cycles after its COMPUTE began.
-STEP_WS, PRELOAD_WS, PRELOAD_LAT, DRAIN_WS = 4, 16, 3, 4
-# OS: a COMPUTE of kc beats keeps the array at least kc + R/2 + STEP_OS cycles, and at least
-# 2R + DRAIN_OS + kc/2 while the last tile's R result rows drain; a chunk's B LOAD has
-# READ_OS cycles more than its beats.
-STEP_OS, DRAIN_OS, READ_OS = 2, 9, 4
-# Fetch start-up and the end of the last store, per layer.
-FIXED = 30
+# Latencies of the units' timeline (``_Timeline``), read off the cycle-exact model's unit
+# handshakes (``CycleNPU`` with a per-cycle probe; scripts/model_accuracy.py measures the
+# result on every layer of the sweep, testbench/test_cycle_model.py checks a sample).
+# A LOAD: its first row's data LOAD_LATENCY cycles after the load unit takes it (row command,
+# AR, the memory's R queue, the response register), then a cycle per beat of each row
+# (``dma.burst_plan``'s beats) and of every instruction fetched meanwhile: fetch and load
+# share the read bus, and the fetch refills the queues as the units take instructions, so a
+# step's instructions are fetched while its LOADs run (``_fetch_beats`` each).
+LOAD_LATENCY = 5
+# A line streamer's first line reaches the array STREAM_LAT cycles after the compute unit
+# takes its instruction (command register, scratchpad read, the streamer's 2-cycle FIFO);
+# WS: a PRELOAD's R lines fill the shadow bank the COMPUTE two back has left, the COMPUTE's
+# lines follow once its weights are in; OS: a COMPUTE's last beat comes at least R cycles
+# after the last COMPUTE's (the array drains R result rows between them).  Results leave the
+# array R + C cycles after the last line (WS) or 2R + C after the last beat (OS).
+STREAM_LAT = 4
+# A STORE: a cycle per beat, 9/8 for one-beat rows (the memory's write queue of two takes a
+# cycle off every ninth: 144 cycles for 128 one-beat rows), and STORE_LAT cycles more (the
+# accumulator read, requantizer and output FIFO before the first write, the last write's
+# response) before the store unit takes the next STORE and gives its token back.
+STORE_ROW_EIGHTHS, STORE_LAT = 9, 12
+# Fetch start-up and the end of the last store, per layer (fitted: 10-20 fit equally well).
+FIXED = 15
 
 
 def _count_step(ev, kt: int, rows: int, R: int, C: int, sp_w: int, step_bits: int,
@@ -175,13 +179,16 @@ class _Timeline:
     The rules are the units' (``sim_models/cycle/units.py``): the fetch unit dispatches in
     order, one instruction a cycle, into queues of ``queue_depth`` entries (an instruction
     waits for the one ``queue_depth`` places before it in its queue to be taken); the load
-    unit runs one LOAD at a time and its last LOAD of a step hands the PRELOAD a token; a
-    PRELOAD streams ``R`` weight lines once the array's shadow weights are free (the last
-    COMPUTE has started); a COMPUTE streams its lines once its weights are in and, for a
-    tile's first step two tiles on, once the store of that accumulator block gave it back;
-    a load step's COMPUTE gives the load unit its slot back when its lines are read; a
-    tile's last COMPUTE hands the store its token when its results leave the array; a
-    SYNC waits until every unit is idle.  The durations are the fitted constants above.
+    unit runs one LOAD at a time (its rows and the instruction fetches sharing the read
+    bus) and its last LOAD of a step hands the PRELOAD a token; the compute unit takes its
+    instructions in order, one a cycle, each once its line streamer is free; a PRELOAD's
+    ``R`` weight lines enter the array's shadow bank once the COMPUTE two back has left it;
+    a COMPUTE streams its lines once its weights are in and, for a tile's first step two
+    tiles on, once the store of that accumulator block gave it back; a load step's COMPUTE
+    gives the load unit its slot back when its lines are read; a tile's last COMPUTE hands
+    the store its token when its results leave the array; a STORE holds the store unit
+    until its last write is answered; a SYNC waits until every unit is idle.  The
+    latencies are the constants above.
 
     ``run`` takes a run-length coded schedule (``[(item, count), ...]``, an item an
     instruction tuple or a nested schedule); a run of equal items is simulated until the
@@ -190,8 +197,9 @@ class _Timeline:
     take times are state), and the rest of the run is then extrapolated.
 
     Output-stationary schedules use it too: their COMPUTE (``_COMPUTE_OS``) takes both
-    operand streams, pops the load unit's token and holds the array for its fitted busy
-    time; the tile's results drain ``R`` cycles before the store's token."""
+    operand streams and pops the load unit's token; its last beat waits until the last
+    COMPUTE's ``R`` result rows have drained (``R`` cycles after its last beat), and a
+    tile's results reach the store ``2R + C`` cycles after its last beat."""
 
     def __init__(self, cfg: NPUConfig):
         self.R, self.C, self.depth = cfg.rows, cfg.cols, cfg.queue_depth
@@ -224,6 +232,11 @@ class _Timeline:
         taken.append(when)
         if len(taken) > 2 * self.depth:
             del taken[:self.depth]
+
+    def _in_order(self) -> int:
+        """The compute queue's next take: one instruction a cycle, in order."""
+        taken = self.queues[1]
+        return taken[-1] + 1 if taken else 0
 
     def _pop(self, token: int) -> int:
         pushed = self.tokens[token]
@@ -270,53 +283,64 @@ class _Timeline:
                 self.why_l2c.append(why)
         elif kind == _PRELOAD:
             disp = self._dispatch(1)
-            self.popped_why, shadow = self.why_disp, max(t[2], t[4] + PRELOAD_WS - PRELOAD_LAT)
+            self.popped_why = self.why_disp
             loaded = self._pop(0) if pop else 0
-            start = max(disp, shadow, loaded)
+            order = self._in_order()
+            start = max(disp, t[2], order, loaded)
             self._take(1, start)
-            self.why_w = max((loaded, self.popped_why), (shadow, _P), (disp, self.why_disp),
-                             key=lambda c: c[0])[1]
-            t[2] = start + self.R
-            t[5] = start + self.R + PRELOAD_LAT
+            # its R lines fill the shadow bank once the COMPUTE two back has left it
+            first = max(start + STREAM_LAT, t[4])
+            self.why_w = _P if t[4] > start + STREAM_LAT else \
+                max((loaded, self.popped_why), (t[2], _P), (order, _P), (disp, self.why_disp),
+                    key=lambda c: c[0])[1]
+            t[2] = t[5] = first + self.R
         elif kind == _COMPUTE:          # dur: lines; pop: s2c; push: (c2l, c2s); pop_load: l2c
             disp = self._dispatch(1)
             freed = self._pop(3) if pop else 0
             self.popped_why = self.why_disp
             loaded = self._pop(0) if pop_load else 0
-            start = max(disp, t[3], t[5], freed, loaded)
+            order = max(t[3], self._in_order())
+            start = max(disp, order, freed, loaded)
             self._take(1, start)
-            self._array_waits(start, ((t[5], self.why_w), (loaded, self.popped_why),
-                                      (freed, _S), (disp, self.why_disp)))
+            first, lat = max(start + STREAM_LAT, t[5]), STREAM_LAT
+            self._array_waits(first, ((t[5], self.why_w), (loaded + lat, self.popped_why),
+                                      (freed + lat, _S), (disp + lat, self.why_disp),
+                                      (order + lat, _T)))
             self.busy += dur
-            self.extra = ((_B, clash), (_T, STEP_WS))
-            t[3], t[4], t[8] = start + dur + clash + STEP_WS, start, start + dur
-            t[7] = max(t[7], start + dur + clash + self.R + self.C + DRAIN_WS)
+            self.extra = ((_B, clash),)
+            end = first + dur + clash
+            t[3], t[4], t[8] = end, t[3], first + dur
+            t[7] = max(t[7], end + self.R + self.C)
             if push[0]:
-                self.tokens[1].append(start + dur + clash)
+                self.tokens[1].append(end)
             if push[1]:
-                self.tokens[2].append(t[7])
-        elif kind == _COMPUTE_OS:       # dur: beats; pop: s2c; push: (busy cycles, c2s)
+                self.tokens[2].append(end + self.R + self.C)
+        elif kind == _COMPUTE_OS:       # dur: beats; pop: s2c; push: c2s (a tile's last)
             disp = self._dispatch(1)
             self.popped_why = _L
             loaded = self._pop(0)
             freed = self._pop(3) if pop else 0
-            start = max(disp, t[3], loaded, freed)
+            order = max(t[3], self._in_order())
+            start = max(disp, order, loaded, freed)
             self._take(1, start)
-            self._array_waits(start, ((loaded, self.popped_why), (freed, _S),
-                                      (disp, self.why_disp)))
+            first, lat = start + STREAM_LAT, STREAM_LAT
+            self._array_waits(first, ((loaded + lat, self.popped_why), (freed + lat, _S),
+                                      (disp + lat, self.why_disp), (order + lat, _T)))
+            # the last beat waits until the last COMPUTE's R result rows have drained
+            last = max(first + dur - 1, t[4])
             self.busy += dur
-            self.extra = ((_T, push[0] - dur),)
-            t[3], t[8] = start + push[0], start + dur
-            self.tokens[1].append(start + dur)
-            if push[1]:                 # the tile's R result rows drain out of the array
-                t[7] = max(t[7], t[3] + self.R)
-                self.tokens[2].append(t[7])
+            self.extra = ((_T, last + 1 - first - dur),)
+            t[3], t[4], t[8] = last + 1, last + self.R, first + dur
+            self.tokens[1].append(last + 1)
+            if push:                    # its R result rows skew out through C columns
+                t[7] = max(t[7], last + 2 * self.R + self.C)
+                self.tokens[2].append(last + 2 * self.R + self.C)
         else:                           # _STORE
             start = max(self._dispatch(2), t[6], self._pop(2) if pop else 0)
             self._take(2, start)
-            t[6] = start + dur
-            if push:                    # the last row through the requantizer and written
-                self.tokens[3].append(t[6] + STORE_LAT)
+            t[6] = start + dur + STORE_LAT      # the unit is busy until its last response
+            if push:
+                self.tokens[3].append(t[6])
 
     # run-length coded schedules -------------------------------------------------------
     def _state(self) -> list[int]:
@@ -433,6 +457,18 @@ def _w_homes(cfg: NPUConfig, lives, k_tiles) -> dict:
     return homes
 
 
+def _fetch_beats(cfg: NPUConfig) -> int:
+    """Read-bus beats of one instruction's fetch (``isa.INSN_BYTES`` on the bus)."""
+    return -(-isa.INSN_BYTES // cfg.bus_bytes)
+
+
+def _with_fetch(insns: list, cycles: int) -> list:
+    """``insns`` with ``cycles`` of instruction fetch added to the first (a LOAD): the
+    fetch shares the read bus with the LOADs of the step it refills the queues with."""
+    kind, cyc, *rest = insns[0]
+    return [(kind, cyc + cycles, *rest), *insns[1:]]
+
+
 class _WsCounts:
     """The schedule's running counters that set the first tokens' flags: load steps (a
     load step's first LOAD pops once ``slots`` load steps are in flight) and tiles (a
@@ -445,12 +481,18 @@ class _WsCounts:
         return min(self.load_steps, self.slots), min(self.tiles, 2), self.slots
 
 
+def _step_insns(a_load, w_load) -> int:
+    """A WS step's instructions: its LOADs, PRELOAD and COMPUTE."""
+    return (a_load[1] if a_load else 0) + bool(w_load) + 2
+
+
 def _ws_step(counts: _WsCounts, a_load, w_load, lines: int, first: bool, last: bool,
-             clash: int = 0) -> tuple:
+             clash: int = 0, fetch: int = 0) -> tuple:
     """One WS step's instructions, as the compiler emits them: the A (or band) LOADs
     ``a_load = (cycles, loads)`` if any, the weight LOAD ``w_load`` cycles if any, PRELOAD
     and COMPUTE of ``lines`` lines, ``clash`` cycles longer where its activations share a
-    scratchpad bank with the weights (see :func:`_bank_clash`)."""
+    scratchpad bank with the weights (see :func:`_bank_clash`); ``fetch``: cycles of
+    instruction fetch its LOADs share the read bus with (:func:`_with_fetch`)."""
     fresh = bool(a_load or w_load)
     pop = counts.load_steps >= counts.slots
     insns = []
@@ -463,6 +505,8 @@ def _ws_step(counts: _WsCounts, a_load, w_load, lines: int, first: bool, last: b
     insns.append((_PRELOAD, 0, bool(w_load), False))
     insns.append((_COMPUTE, lines, first and counts.tiles >= 2, (fresh, last), clash,
                   bool(a_load and not w_load)))
+    if fresh:       # the step's instructions (and ``fetch`` more) fetched under its LOADs
+        insns = _with_fetch(insns, fetch)
     counts.load_steps += fresh
     return _rle(insns)
 
@@ -479,7 +523,8 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     ``on_chip``: activations and results live in an on-chip buffer fed separately (a
     TPU-style unified buffer): only weights and instructions cross the bus.
     ``a_rows(k0)``: the byte stride of A's rows and the offset of a tile's first row (for
-    the beats an unaligned row costs); default dense rows of ``sum(k_tiles)`` bytes."""
+    the beats an unaligned row costs); default dense rows of ``sum(k_tiles)`` bytes.
+    ``a_segments(m0, mb)``: the LOADs an A chunk of rows ``m0 .. m0 + mb`` takes."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
     K = sum(k_tiles)
     k_first = [0, *itertools.accumulate(k_tiles)][:-1]
@@ -494,12 +539,13 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     homes = _w_homes(cfg, lives, k_tiles)
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
     row_bits = R * C * (cfg.input_width + cfg.acc_width)
+    ib = _fetch_beats(cfg)
 
     live_ids = {}
     live_id = [live_ids.setdefault(tuple(live), len(live_ids)) for live in lives]
     bank = cfg.sp_lines // max(1, cfg.sp_banks)
 
-    def tile(ni, mb, load_w, counts, loaded, a_base):
+    def tile(ni, mb, load_w, counts, loaded, a_base, segs):
         """One N-tile's steps and store in an M-block of ``mb`` rows: its schedule, events
         and load steps (``counts`` and the block's ``loaded`` A chunks advance)."""
         n0, nt = n_tiles[ni]
@@ -515,7 +561,6 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                 ev.dram_bytes += kt * nt + isa.INSN_BYTES
                 ev.sp_write_bytes += kt * sp_w
             if load_a:                                    # A: one LOAD per segment
-                segs = a_segments(mb)
                 a_load = (round(mb * _mean_row_beats(kt, *a_rows(k_first[ki]), B)) +
                           segs * LOAD_LATENCY, segs)
                 ev.dram_bytes += mb * kt
@@ -526,8 +571,9 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
             w_line = homes[ni, ki] if plan.w_resident else \
                 cfg.sp_lines - (plan.slots - slot) * R
             clash = 0 if on_chip else _bank_clash(cfg, a_line, mb, w_line)
-            steps.append(_ws_step(counts, a_load, w_cyc, mb, j == 0,
-                                  j == len(lives[ni]) - 1, clash))
+            last = j == len(lives[ni]) - 1
+            steps.append(_ws_step(counts, a_load, w_cyc, mb, j == 0, last, clash,
+                                  ib * (_step_insns(a_load, w_cyc) + last)))
         before = ev.dram_bytes
         store = _store(cfg, ev, mb, nt, esize, N * esize, n0 * esize)
         if on_chip:       # results go to the on-chip buffer: two cycles a row, no DRAM
@@ -536,10 +582,11 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
         return _rle(steps) + (((_STORE, store, True, True), 1),), ev, \
             counts.load_steps - fresh0
 
-    def block(mb, load_w, counts_key, sync, region):
-        """One M-block of ``mb`` rows (its A chunks in scratchpad region ``region``): its
-        schedule (run-length coded), events and the counters after it.  N-tiles alike (width, bus offset, live K-tiles, whether their
-        A chunks are loaded, token counters, weight banks) are costed once."""
+    def block(mb, load_w, counts_key, sync, region, segs):
+        """One M-block of ``mb`` rows (its A chunks in scratchpad region ``region``, each
+        ``segs`` LOADs): its schedule (run-length coded), events and the counters after
+        it.  N-tiles alike (width, bus offset, live K-tiles, whether their A chunks are
+        loaded, token counters, weight banks) are costed once."""
         counts = _WsCounts(*counts_key)
         ev, loaded, seen = Events(), set(), set()    # resident A chunks of this block
         tiles = [((_SYNC,), 1)] if sync else []
@@ -557,24 +604,31 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                 counts.tiles += 1
             else:
                 sched, e, fresh = memo[key] = tile(ni, mb, load_w, counts, loaded,
-                                                   region * len(k_tiles) * Mb)
+                                                   region * len(k_tiles) * Mb, segs)
             ev = ev + e
             tiles.append((sched, 1))
         return _rle(x for x, _ in tiles), ev, counts.key()
 
     return _ws_blocks(cfg, [(min(Mb, M - m0), not plan.w_resident or m0 == 0,
                              resident and m0 > 0 and plan.a_regions == 1,
-                             m0 // Mb % plan.a_regions) for m0 in range(0, M, Mb)], block,
+                             m0 // Mb % plan.a_regions,
+                             a_segments(m0, min(Mb, M - m0))) for m0 in range(0, M, Mb)], block,
                       plan.slots)
+
+
+def _row_runs(wo: int):
+    """The A LOADs of a strided convolution's M-block: one per output row it touches
+    (``compiler._Im2colA.load``), as a function of the block's first row and rows."""
+    return lambda m0, mb: (m0 + mb - 1) // wo - m0 // wo + 1
 
 
 def _ws_blocks(cfg: NPUConfig, keys, block, slots: int):
     """Cycles and events of a WS schedule of blocks ``keys`` (``(rows, load_w, sync,
-    region)`` each), ``block(rows, load_w, counters, sync, region)`` giving a block's
-    schedule, events and counters after it (equal blocks are built once)."""
+    region, ...)`` each), ``block(rows, load_w, counters, sync, region, ...)`` giving a
+    block's schedule, events and counters after it (equal blocks are built once)."""
     built, counts_key, schedule, ev = {}, (0, 0, slots), [], Events()
-    for rows, load_w, sync, region in keys:
-        key = (rows, load_w, counts_key, sync, region)
+    for rows, load_w, sync, *rest in keys:
+        key = (rows, load_w, counts_key, sync, *rest)
         if key not in built:
             built[key] = block(*key)
         sched, e, counts_key = built[key]
@@ -609,6 +663,7 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
     band_lines = (plan.ob + layer.kh - 1) * wp        # one channel chunk's region
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
     row_bits = R * C * (cfg.input_width + cfg.acc_width)
+    ib = _fetch_beats(cfg)
 
     def block(rows, load_w, counts_key, sync, region):
         """One band of ``rows`` output rows, in scratchpad region ``region``."""
@@ -639,9 +694,10 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
                 a_line = (region * -(-cin // R) + c0 // R) * band_lines + ky * wp + kx
                 w_line = homes[ni, ki] if plan.w_resident else \
                     cfg.sp_lines - (plan.slots - slot) * R
-                steps.append(_ws_step(counts, a_load, w_cyc, lines, j == 0,
-                                      j == len(lives[ni]) - 1,
-                                      _bank_clash(cfg, a_line, lines, w_line)))
+                last = j == len(lives[ni]) - 1
+                steps.append(_ws_step(counts, a_load, w_cyc, lines, j == 0, last,
+                                      _bank_clash(cfg, a_line, lines, w_line),
+                                      ib * (_step_insns(a_load, w_cyc) + rows * last)))
             store = [_store(cfg, ev, wo, nt, esize, layer.n * esize, n0 * esize)
                      for _ in range(rows)]
             ev.dram_bytes += rows * isa.INSN_BYTES
@@ -708,10 +764,10 @@ def _os_tile(cfg: NPUConfig, counts: _WsCounts, M, N, m0, mt, n0, nt, chunks, Kc
             ev.dram_bytes += kc * mt
             ev.sp_write_bytes += kc * cfg.sp_width
         insns.append((_LOAD, round(kc * _mean_row_beats(nt, N, k0 * N + n0, B)) +
-                      LOAD_LATENCY + READ_OS, pop and not load_a, True))
-        busy = max(kc + R // 2 + STEP_OS, 2 * R + DRAIN_OS + kc // 2)
-        insns.append((_COMPUTE_OS, kc, j == 0 and counts.tiles >= 2,
-                      (busy, j == len(chunks) - 1)))
+                      LOAD_LATENCY, pop and not load_a, True))
+        last = j == len(chunks) - 1
+        insns.append((_COMPUTE_OS, kc, j == 0 and counts.tiles >= 2, last))
+        insns = _with_fetch(insns, _fetch_beats(cfg) * (len(insns) + last))   # + its STORE
         counts.load_steps += 1
         steps.append(_rle(insns))
         ev.dram_bytes += kc * nt + 3 * isa.INSN_BYTES
@@ -761,7 +817,7 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
             k_tiles = [min(R, K - k0) for k0 in range(0, K, R)]
             cyc, ev, tl = _ws_gemm(cfg, M, N, k_tiles,
                                    lambda n0, nt: list(range(len(k_tiles))),
-                                   lambda mb: 1, out_bytes, inputs_on_chip)
+                                   lambda m0, mb: 1, out_bytes, inputs_on_chip)
         elif im2col_input:
             cyc, ev, tl = _ws_conv_im2col(cfg, layer, out_bytes)
         elif (band := _ws_band(cfg, layer, out_bytes)) is not None:
@@ -792,7 +848,7 @@ def _ws_conv(cfg: NPUConfig, layer: Layer, out_bytes: int):
         def live_of(n0, nt):
             return list(range(len(k_tiles)))
     run = layer.kw * cin
-    return _ws_gemm(cfg, ho * wo, layer.n, k_tiles, live_of, lambda mb: -(-mb // wo) + 1,
+    return _ws_gemm(cfg, ho * wo, layer.n, k_tiles, live_of, _row_runs(wo),
                     out_bytes, a_rows=lambda k0: (layer.stride * cin,
                                                   (k0 // run) * wp * cin + k0 % run))
 
@@ -813,7 +869,7 @@ def _ws_conv_im2col(cfg: NPUConfig, layer: Layer, out_bytes: int):
         def live_of(n0, nt):
             return list(range(len(tiles)))
     stride = im2col_row_bytes(K)
-    return _ws_gemm(cfg, ho * wo, layer.n, [kt for _, kt in tiles], live_of, lambda mb: 1,
+    return _ws_gemm(cfg, ho * wo, layer.n, [kt for _, kt in tiles], live_of, lambda m0, mb: 1,
                     out_bytes, a_rows=lambda k0: (stride, k0))
 
 
@@ -845,7 +901,7 @@ def cycle_breakdown(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[tuple[st
         M, K, N = layer.M, layer.K, layer.N
         k_tiles = [min(R, K - k0) for k0 in range(0, K, R)]
         cyc, ev = _ws_gemm(cfg, M, N, k_tiles, lambda n0, nt: list(range(len(k_tiles))),
-                           lambda mb: 1, out_bytes, inputs_on_chip)
+                           lambda m0, mb: 1, out_bytes, inputs_on_chip)
     elif (band := _ws_band(cfg, layer, out_bytes)) is not None:
         cyc, ev = band
     else:
@@ -862,7 +918,7 @@ def cycle_breakdown(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[tuple[st
                 return list(range(len(k_tiles)))
         run = layer.kw * cin
         cyc, ev = _ws_gemm(cfg, ho * wo, layer.n, k_tiles, live_of,
-                           lambda mb: -(-mb // wo) + 1, out_bytes,
+                           _row_runs(wo), out_bytes,
                            a_rows=lambda k0: (layer.stride * cin,
                                               (k0 // run) * wp * cin + k0 % run))
     ev.cycles = cyc + FIXED
