@@ -65,9 +65,10 @@ WHY = {
              "the FC layers, which stall the matrix unit; the model runs only the FC layers",
     "LSTM1": "as LSTM0",
     "CNN0": "compute-bound in both; the model loses to the assumed equal 704x704 layers' "
-            "partial tiles (704 of 768 rows and columns used, 0.84), per-step overheads and "
-            "the first 2048-row accumulator block's store, which the compiler's SYNC "
-            "serializes before the second block. The TPU's real layers reach 86 of 92 TOPS",
+            "partial tiles (704 of 768 rows and columns used, 0.84), each layer's start-up "
+            "and drain, and the first 2048-row accumulator block's store, which the second "
+            "block's first tile waits for (its blocks alternate scratchpad regions, no "
+            "SYNC). The TPU's real layers reach 86 of 92 TOPS",
     "CNN1": "the paper attributes CNN1's low rate to its FC layers (reuse = batch 32, deeply "
             "weight-bound) and shallow feature depths that leave the 256 rows idle; the "
             "model's single average reuse of 1750 hides both, so it lands near the ridge",
