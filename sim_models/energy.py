@@ -75,6 +75,21 @@ def _domain_energy(d: dict, t_burst: float, tras: float, trp: float) -> tuple:
     return read, write, act
 
 
+def _random_data_scale(part: dict) -> tuple[float, float]:
+    """(read, write) factor on a burst's energy for uniform-random data over the table's
+    static-data currents, from a part's fitted ``data_pattern`` (energy per bit linear in
+    the buses' toggle rates: ``floor + rate * sum(coefficients)``, random data toggling at
+    ``rate_random``); (1, 1) for a part whose currents are already for its stated data."""
+    dp = part.get("data_pattern")
+    if dp is None:
+        return 1.0, 1.0
+    floor, coefs, rate = dp["floor_pj_per_bit"], dp["coef_pj_per_bit"], dp["rate_random"]
+    if floor <= 0 or min(coefs) < 0 or not 0 <= rate <= 1:
+        raise ValueError(f"dram part: bad data_pattern {dp}")
+    scale = (floor + rate * sum(coefs)) / floor
+    return scale, scale if dp["applies_to_writes"] else 1.0
+
+
 def dram_part_energy(part: dict) -> dict:
     """Per-bit energy of one DRAM part from its IDD table, by DRAMsim3's and DRAMPower's method.
 
@@ -95,9 +110,11 @@ def dram_part_energy(part: dict) -> dict:
     -------
     dict
         ``read_pj_per_bit``, ``write_pj_per_bit``, ``activate_pj`` (per activation of one
-        device), ``burst_bits``, ``row_bits``, ``gbps_per_line`` and ``band``: (low, high) pJ
-        per bit, low = the cheaper of read and write with a whole row used per activation,
-        high = the dearer with one burst per activation.
+        device), ``burst_bits``, ``row_bits``, ``gbps_per_line``, ``random_data_scale``
+        (read, write factors for random data over a table given for static data, else 1)
+        and ``band``: (low, high) pJ per bit, low = the cheaper of read and write with a
+        whole row used per activation, high = the dearer (with random data) with one burst
+        per activation.
     """
     tck = part["tck_ns"]
     t_burst = part["burst_length"] / part["data_rate"] * tck
@@ -110,10 +127,12 @@ def dram_part_energy(part: dict) -> dict:
     burst_bits = part["width"] * part["burst_length"]
     row_bits = part["width"] * part["columns"] * part["column_multiplier"]
     rd, wr = read / burst_bits, write / burst_bits
+    s_rd, s_wr = _random_data_scale(part)
     return dict(read_pj_per_bit=rd, write_pj_per_bit=wr, activate_pj=act,
                 burst_bits=burst_bits, row_bits=row_bits,
-                gbps_per_line=part["data_rate"] / tck,
-                band=(min(rd, wr) + act / row_bits, max(rd, wr) + act / burst_bits))
+                gbps_per_line=part["data_rate"] / tck, random_data_scale=(s_rd, s_wr),
+                band=(min(rd, wr) + act / row_bits,
+                      max(rd * s_rd, wr * s_wr) + act / burst_bits))
 
 
 def scale_io_rail(part: dict, rail: str, v: float) -> dict:

@@ -148,8 +148,8 @@ def test_sram_is_priced_per_bank_and_dram_per_type():
     assert ddr3.breakdown["dram"][0] == pytest.approx(8000 * 1300 / 64)
     assert hbm2.breakdown["dram"][1] < ddr3.breakdown["dram"][0]
     assert ddr3.onchip_pj == (0, 0) and "DRAM: hbm2" in hbm2.label
-    with pytest.raises(ValueError, match="'hbm3' is not priced .*no HBM3 IDD table"):
-        EnergyModel(cfg, dram_type="hbm3")
+    with pytest.raises(ValueError, match="'lpddr5' is not priced .*LPDDR5X"):
+        EnergyModel(cfg, dram_type="lpddr5")
     with pytest.raises(ValueError, match="'gddr9' is not priced; have: ddr3, ddr4"):
         EnergyModel(cfg, dram_type="gddr9")
 

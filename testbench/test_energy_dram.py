@@ -16,14 +16,14 @@ from sim_models.energy import (DRAM_TYPES, EnergyModel, Events, derived_dram_ban
 def test_every_dram_type_is_cited_with_its_generation_and_what_was_checked():
     table = load_dram()
     # The issue's memory types: DDR4, the LPDDRs and HBM2 priced; the rest owed with a reason.
-    assert {"ddr3", "ddr4", "lpddr4", "lpddr4x", "lpddr5x", "hbm2"} <= set(DRAM_TYPES)
+    assert {"ddr3", "ddr4", "lpddr4", "lpddr4x", "lpddr5x", "hbm2", "hbm3"} <= set(DRAM_TYPES)
     for name, entry in table["types"].items():
         assert entry["source"] and entry["generation"], name
         assert isinstance(entry["checked_against_source"], bool), name
         assert entry["checked_against_source"] or "check" in entry, name
         lo, hi = entry["pj_per_bit"]
         assert 0 < lo <= hi < 100, name
-    for name in ("lpddr5", "hbm3"):
+    for name in ("lpddr5",):
         assert name not in DRAM_TYPES and len(table["owed"][name]) > 40
         with pytest.raises(ValueError, match=f"DRAM type '{name}' is not priced \\(not priced"):
             EnergyModel(NPUConfig(rows=2, cols=2), dram_type=name)
@@ -44,7 +44,7 @@ def test_every_dram_type_is_cited_with_its_generation_and_what_was_checked():
 
 def test_derived_types_are_computed_from_their_parts_not_stored():
     raw = (load_dram_parts(), load_dram())
-    for name in ("ddr4", "lpddr4", "lpddr4x", "lpddr5x"):
+    for name in ("ddr4", "lpddr4", "lpddr4x", "lpddr5x", "hbm3"):
         entry = raw[1]["types"][name]
         assert entry["derived"] == "dram_parts"
         band, parts = derived_dram_band(name)
@@ -116,6 +116,43 @@ def test_lpddr4x_is_the_lpddr4_table_with_its_vddq_rail_at_0v6():
     assert hi < load_dram()["types"]["lpddr4"]["pj_per_bit"][1]
 
 
+def test_hbm3_part_is_the_idd_arithmetic_with_random_data():
+    """CMU-SAFARI's HBM3E pseudo-channel at 6400 MT/s by hand: tBurst = BL8 / 4 x 0.625 ns,
+    read 1.1 V x (560.7 - 71.2) mA, write 1.1 x (389.5 - 71.2), activate 1.1 x (106.1 x tRC
+    - 71.2 x tRAS - 70.5 x tRP) with tRAS 45, tRP 26 cycles; the currents are for static
+    data, random data toggles each bus at 0.5: x (3.1798 + 0.5 x 3.9375) / 3.1798."""
+    e = dram_part_energy(load_dram_parts()["parts"]["ayna_hbm3e_6400_pseudo_channel"])
+    t_burst, tck = 8 / 4 * 0.625, 0.625
+    read, write = 1.1 * 489.5 * t_burst / 256, 1.1 * 318.3 * t_burst / 256
+    act = 1.1 * (106.1 * 71 * tck - 71.2 * 45 * tck - 70.5 * 26 * tck)
+    scale = (3.1798 + 0.5 * (1.04 + 1.4875 + 1.41)) / 3.1798
+    assert (e["burst_bits"], e["row_bits"], e["gbps_per_line"]) == (256, 8192, 6.4)
+    assert e["read_pj_per_bit"] == pytest.approx(read)
+    assert e["write_pj_per_bit"] == pytest.approx(write)
+    assert e["activate_pj"] == pytest.approx(act)
+    assert e["random_data_scale"] == pytest.approx((scale, scale))
+    assert e["band"] == pytest.approx((write + act / 8192, read * scale + act / 256))
+    assert load_dram()["types"]["hbm3"]["pj_per_bit"] == pytest.approx(list(e["band"]))
+
+
+def test_hbm3_agrees_with_measured_h200_memory_power():
+    """The measured check: three H200s reading HBM3E at random, 4 reads per activation, with
+    random data ((total - idle) memory power / read bandwidth) against the part's energy
+    for that pattern: a random-data read plus a quarter of an activation per burst."""
+    part = load_dram_parts()["parts"]["ayna_hbm3e_6400_pseudo_channel"]
+    e, m = dram_part_energy(part), part["measured"]
+    n = m["reads_per_activation"]
+    model = e["read_pj_per_bit"] * e["random_data_scale"][0] + e["activate_pj"] / (n * 256)
+    measured = [(u["total_w"] - u["idle_w"]) / (u["read_gbytes_per_s"] * 8) * 1e3
+                for u in m["units"]]                       # W / (Gb/s) = nJ/bit -> pJ/bit
+    assert len(measured) == 3 and 5.7 < min(measured) <= max(measured) < 5.9
+    for x in measured:
+        assert model == pytest.approx(x, rel=0.05)
+    # Static data would miss it: the data-pattern factor is needed to meet the silicon.
+    static = e["read_pj_per_bit"] + e["activate_pj"] / (n * 256)
+    assert static < 0.8 * min(measured)
+
+
 def test_a_bad_rail_or_derivation_is_refused_by_name():
     parts = load_dram_parts()["parts"]
     base = parts["jedec_8gb_lpddr4_3200_x16"]
@@ -132,6 +169,10 @@ def test_a_bad_rail_or_derivation_is_refused_by_name():
                                 "idd4r": 275.0, "idd4w": 210.0}])
     with pytest.raises(ValueError, match="both or neither of idd0/idd2n"):
         dram_part_energy(half)
+    bad_pattern = dict(parts["ayna_hbm3e_6400_pseudo_channel"])
+    bad_pattern["data_pattern"] = dict(bad_pattern["data_pattern"], rate_random=1.5)
+    with pytest.raises(ValueError, match="bad data_pattern"):
+        dram_part_energy(bad_pattern)
     one_timing = {k: v for k, v in parts["micron_y52p_16gb_lpddr5x_7500_x16"].items()
                   if k != "trp_ns"}
     with pytest.raises(ValueError, match="give both tras_ns and trp_ns"):
