@@ -26,11 +26,15 @@ LAYERS = [
     Layer("conv1x1", "conv", h=14, w=14, c=32, kh=1, kw=1, n=64),
     Layer("depthwise", "conv", h=16, w=16, c=16, kh=3, kw=3, n=16, stride=1, pad=1,
           depthwise=True),
+    # batch 1: a step per weight tile, paced by the read bus (its weight rows and the
+    # instruction fetches between them); the fitted minimum step of MODEL_VERSION 7 put
+    # it at +66 % (4x4) and +24 % (8x8, 64-bit bus)
+    Layer("gemm_b1", "gemm", M=1, K=64, N=200),
 ]
 CONFIGS = [NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=1024, acc_lines=256),
            NPUConfig(rows=8, cols=8, dataflow="ws", bus_bits=64, sp_lines=1024, acc_lines=256),
            NPUConfig(rows=8, cols=8, dataflow="os", sp_lines=1024, acc_lines=256)]
-MAX_ERROR, MAX_MEAN_ERROR = 0.12, 0.035   # measured: worst 9.2%, mean 2.4% (20 cases)
+MAX_ERROR, MAX_MEAN_ERROR = 0.04, 0.012   # measured: worst 2.2%, mean 0.67% (23 cases)
 # The sweep's own points: its balanced memories (scripts/model_accuracy.balanced_config), int8
 # outputs, the layers of each class that came out worst in ``make model-accuracy`` (stride-2
 # and on-chip-band depthwise, activations sharing a scratchpad bank with the weights, small
