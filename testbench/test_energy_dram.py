@@ -219,6 +219,24 @@ def test_hbm2_band_is_consistent_with_an_idd_derived_core_figure():
     assert hbm2["pj_per_bit"][0] >= core[0]
 
 
+def test_hbm2_band_lies_between_measured_silicons_static_and_random_data():
+    """Measured HBM2 silicon (CMU-SAFARI's 36 stacks, per pseudo-channel at 1.2 Gb/s) by hand:
+    tBurst = BL4 / 2 x 1.6667 ns, read 1.2 V x (202.769 - 12.394) mA, activate 1.2 x
+    (28.544 x tRC - 12.394 x tRAS - 11.756 x tRP), tRAS 20, tRP 9 cycles, 1 KB row. Reading
+    whole rows, static data costs less than O'Connor's band and random data more: the band
+    (its GPU workloads' data) sits between them."""
+    e = dram_part_energy(load_dram_parts()["parts"]["ayna_hbm2_1200_pseudo_channel"])
+    tck = 1.6667
+    read = 1.2 * (202.769 - 12.394) * 2 * tck / 256
+    act = 1.2 * (28.544 * 29 * tck - 12.394 * 20 * tck - 11.756 * 9 * tck)
+    assert e["read_pj_per_bit"] == pytest.approx(read) and e["activate_pj"] == pytest.approx(act)
+    assert e["row_bits"] == 8192
+    static = read + act / 8192
+    random = read * e["random_data_scale"][0] + act / 8192
+    lo, hi = load_dram()["types"]["hbm2"]["pj_per_bit"]
+    assert static < lo <= hi < random
+
+
 def test_each_type_prices_dram_bytes_and_the_fingerprint_follows_the_tables():
     cfg = NPUConfig(rows=4, cols=4)
     for name in DRAM_TYPES:
