@@ -204,8 +204,10 @@ class _Timeline:
     def __init__(self, cfg: NPUConfig):
         self.R, self.C, self.depth = cfg.rows, cfg.cols, cfg.queue_depth
         # disp, load, b (weight streamer), a (activation streamer), c_start, w_ready,
-        # store, drain (the array's last result out), a_end (the last COMPUTE's last beat)
-        self.t = [0] * 9
+        # store, drain (the array's last result out), a_end (the last COMPUTE's last beat),
+        # and the last COMPUTE's first and last beats and flags (1: its activations share a
+        # scratchpad bank with the next weights, 2/4: it pushed a c2l/c2s token)
+        self.t = [0] * 12
         self.queues = ([], [], [])              # take times of each queue's instructions
         self.tokens = ([], [], [], [])          # l2c, c2l, c2s, s2c: push times, in order
         # Where the array's idle cycles go (BREAKDOWN): per cause, cycles; ``busy`` beats.
@@ -232,6 +234,24 @@ class _Timeline:
         taken.append(when)
         if len(taken) > 2 * self.depth:
             del taken[:self.depth]
+
+    def _shared_bank(self, first: int, lines: int) -> int:
+        """Cycles the last COMPUTE (beats ``t[9] .. t[10]``) and a PRELOAD reading
+        ``lines`` weight lines from ``first`` on each lose when they read the same
+        scratchpad bank: the fair arbiter alternates them while both read, so each loses
+        the other's reads in their overlap.  The COMPUTE's end and tokens move that much
+        later."""
+        t, tokens = self.t, self.tokens
+        lost = min(lines, max(0, t[10] - max(first, t[9])))
+        if lost:
+            if t[11] & 2 and tokens[1] and tokens[1][-1] == t[10]:
+                tokens[1][-1] += lost
+            if t[11] & 4 and tokens[2] and tokens[2][-1] == t[10] + self.R + self.C:
+                tokens[2][-1] += lost
+            t[3] += lost
+            t[7] = max(t[7], t[3] + self.R + self.C)
+            self.extra = ((_B, lost),)
+        return lost
 
     def _in_order(self) -> int:
         """The compute queue's next take: one instruction a cycle, in order."""
@@ -263,7 +283,7 @@ class _Timeline:
         self.synced = None
 
     def insn(self, kind: int, dur: int = 0, pop: bool = False, push: bool = False,
-             clash: int = 0, pop_load: bool = False):
+             clash: bool = False, pop_load: bool = False):
         t = self.t
         if kind == _SYNC:
             sync = max(t[1], t[3], t[6], t[7])
@@ -293,7 +313,9 @@ class _Timeline:
             self.why_w = _P if t[4] > start + STREAM_LAT else \
                 max((loaded, self.popped_why), (t[2], _P), (order, _P), (disp, self.why_disp),
                     key=lambda c: c[0])[1]
-            t[2] = t[5] = first + self.R
+            lost = self._shared_bank(first, dur) if t[11] & 1 else 0
+            t[2] = t[5] = first + self.R + lost
+            t[11] = 0
         elif kind == _COMPUTE:          # dur: lines; pop: s2c; push: (c2l, c2s); pop_load: l2c
             disp = self._dispatch(1)
             freed = self._pop(3) if pop else 0
@@ -307,9 +329,10 @@ class _Timeline:
                                       (freed + lat, _S), (disp + lat, self.why_disp),
                                       (order + lat, _T)))
             self.busy += dur
-            self.extra = ((_B, clash),)
-            end = first + dur + clash
-            t[3], t[4], t[8] = end, t[3], first + dur
+            self.extra = ((_B, 0),)         # the next PRELOAD's reads may take some cycles
+            end = first + dur
+            t[3], t[4], t[8] = end, t[3], end
+            t[9], t[10], t[11] = first, end, bool(clash) + 2 * push[0] + 4 * push[1]
             t[7] = max(t[7], end + self.R + self.C)
             if push[0]:
                 self.tokens[1].append(end)
@@ -435,16 +458,16 @@ def _load_insns(total: int, loads: int, pop: bool, push: bool) -> list[tuple]:
             for i in range(loads)]
 
 
-def _bank_clash(cfg: NPUConfig, a_line: int, lines: int, w_line: int) -> int:
-    """Cycles a COMPUTE reading ``lines`` activation lines from ``a_line`` loses to the next
-    step's PRELOAD when the weights (at ``w_line``) sit in one of the same scratchpad
-    banks: the bank's read port alternates between the two streamers
-    (``BankArbiter(fair=True)``), so the R weight reads take R of the COMPUTE's cycles."""
+def _bank_clash(cfg: NPUConfig, a_line: int, lines: int, w_line: int) -> bool:
+    """Whether a COMPUTE reading ``lines`` activation lines from ``a_line`` shares a
+    scratchpad bank with the weights at ``w_line`` (the next step's PRELOAD reads its
+    neighbours): the bank's read port then alternates between the two streamers
+    (``BankArbiter(fair=True)``) while both read (:meth:`_Timeline._shared_bank`)."""
     if cfg.sp_banks < 2:
-        return cfg.rows
+        return True
     size = cfg.sp_lines // cfg.sp_banks
     first, last = a_line // size, (a_line + lines - 1) // size
-    return cfg.rows if first <= w_line // size <= last else 0
+    return first <= w_line // size <= last
 
 
 def _w_homes(cfg: NPUConfig, lives, k_tiles) -> dict:
@@ -486,12 +509,12 @@ def _step_insns(a_load, w_load) -> int:
     return (a_load[1] if a_load else 0) + bool(w_load) + 2
 
 
-def _ws_step(counts: _WsCounts, a_load, w_load, lines: int, first: bool, last: bool,
-             clash: int = 0, fetch: int = 0) -> tuple:
+def _ws_step(counts: _WsCounts, a_load, w_load, kt: int, lines: int, first: bool,
+             last: bool, clash: bool = False, fetch: int = 0) -> tuple:
     """One WS step's instructions, as the compiler emits them: the A (or band) LOADs
     ``a_load = (cycles, loads)`` if any, the weight LOAD ``w_load`` cycles if any, PRELOAD
-    and COMPUTE of ``lines`` lines, ``clash`` cycles longer where its activations share a
-    scratchpad bank with the weights (see :func:`_bank_clash`); ``fetch``: cycles of
+    of ``kt`` lines and COMPUTE of ``lines`` lines (``clash``: its activations share a bank
+    with the next weights, :func:`_bank_clash`); ``fetch``: cycles of
     instruction fetch its LOADs share the read bus with (:func:`_with_fetch`)."""
     fresh = bool(a_load or w_load)
     pop = counts.load_steps >= counts.slots
@@ -502,7 +525,7 @@ def _ws_step(counts: _WsCounts, a_load, w_load, lines: int, first: bool, last: b
         insns.append((_LOAD, w_load, pop and not a_load, True))
     # the PRELOAD waits for its weights' LOAD; an A-only step's COMPUTE waits for its A
     # (``compiler._weight_step``), so resident weights preload under the A LOAD
-    insns.append((_PRELOAD, 0, bool(w_load), False))
+    insns.append((_PRELOAD, kt, bool(w_load), False))
     insns.append((_COMPUTE, lines, first and counts.tiles >= 2, (fresh, last), clash,
                   bool(a_load and not w_load)))
     if fresh:       # the step's instructions (and ``fetch`` more) fetched under its LOADs
@@ -570,9 +593,9 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
             a_line = a_base + ki * Mb if resident else slot * Mb
             w_line = homes[ni, ki] if plan.w_resident else \
                 cfg.sp_lines - (plan.slots - slot) * R
-            clash = 0 if on_chip else _bank_clash(cfg, a_line, mb, w_line)
+            clash = not on_chip and _bank_clash(cfg, a_line, mb, w_line)
             last = j == len(lives[ni]) - 1
-            steps.append(_ws_step(counts, a_load, w_cyc, mb, j == 0, last, clash,
+            steps.append(_ws_step(counts, a_load, w_cyc, kt, mb, j == 0, last, clash,
                                   ib * (_step_insns(a_load, w_cyc) + last)))
         before = ev.dram_bytes
         store = _store(cfg, ev, mb, nt, esize, N * esize, n0 * esize)
@@ -695,7 +718,7 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
                 w_line = homes[ni, ki] if plan.w_resident else \
                     cfg.sp_lines - (plan.slots - slot) * R
                 last = j == len(lives[ni]) - 1
-                steps.append(_ws_step(counts, a_load, w_cyc, lines, j == 0, last,
+                steps.append(_ws_step(counts, a_load, w_cyc, kt, lines, j == 0, last,
                                       _bank_clash(cfg, a_line, lines, w_line),
                                       ib * (_step_insns(a_load, w_cyc) + rows * last)))
             store = [_store(cfg, ev, wo, nt, esize, layer.n * esize, n0 * esize)
