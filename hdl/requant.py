@@ -28,11 +28,12 @@ sum, rounded the same; 4 times ``2**-k`` half to even, zero point, clamp):
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Requantizer", "LATENCY", "MODES", "ADD_WIDTH", "ADD_BITS", "ADD_SIGNIFICANT"]
+__all__ = ["Requantizer", "LATENCY", "MODES", "ADD_WIDTH", "ADD_BITS", "ADD_SIGNIFICANT",
+           "PATHS", "GATES", "stage_gates"]
 
 LATENCY = 5
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -48,12 +49,52 @@ ADD_BITS = ADD_WIDTH + 3
 ADD_SIGNIFICANT = 24
 
 
+#: The modes' paths (stages 1-4 each): which ``mode`` values take each one.  Mode 3 is
+#: refused by CONFIG; the hardware gives it the onnxruntime path, as ``mode[0]`` says.
+PATHS = ("tflite", "float", "add")
+#: Per path, one load enable per stage 1..LATENCY-1 (bit k-1: stage k).
+GATES = data.StructLayout({name: LATENCY - 1 for name in PATHS})
+
+
+def stage_gates(valid, mode):
+    """The :data:`GATES` value: stage ``k`` of the configured mode's path loads while
+    ``valid[k - 1]`` (the row that stage takes is valid); the other paths never load.
+
+    Parameters
+    ----------
+    valid : Value, ``LATENCY - 1`` bits
+        Bit ``k - 1``: stage ``k - 1`` holds a valid row.
+    mode : Value, 2 bits
+        The CONFIG ``rounding`` field (:data:`MODES`).
+    """
+    taken = {"tflite": mode == 0, "float": mode[0], "add": mode == 2}
+    return Cat(*[Mux(taken[name], valid, 0) for name in PATHS])
+
+
+def _gated(m, gate, shape, value, name):
+    """A comb signal equal to ``value`` while ``gate``; every use of it is under ``gate``
+    too, so its value otherwise (1) is never read.  A simulator then computes ``value``
+    only while ``gate`` is high (a plain multi-use wire is computed every cycle; a default
+    of 0 would let Verilator turn the condition into a mask, computed every cycle too)."""
+    shape = Value.cast(value).shape() if shape is None else shape
+    sig = Signal(shape, name=name, init=1)
+    with m.If(gate):
+        m.d.comb += sig.eq(value)
+    return sig
+
+
 class _Lane(wiring.Component):
-    """One output channel's requantization pipeline."""
+    """One output channel's requantization pipeline.
+
+    ``en`` loads stage 0 (the row entering); ``gates`` (:func:`stage_gates`) load stages
+    1-4 of the configured mode's path only, and each path's logic is computed under its
+    stage's gate (:func:`_gated`), so a simulator evaluates none of it while no row is in
+    that stage.  A stage that does not load keeps a value nobody reads: every row sees
+    exactly the logic it saw with every stage loading every cycle."""
 
     def __init__(self):
         super().__init__({
-            "en": In(1),
+            "en": In(1), "gates": In(GATES),
             "acc": In(signed(32)), "bias": In(signed(32)),
             "multiplier": In(signed(32)), "shift": In(signed(8)),
             "zero_point": In(signed(8)), "clamp_min": In(signed(8)), "clamp_max": In(signed(8)),
@@ -68,142 +109,139 @@ class _Lane(wiring.Component):
         # Parameters only change between STORE instructions (CONFIG is ordered with them in
         # the store queue, and a STORE completes before the next instruction starts), so
         # they need no staging.
-        left = Mux(self.shift > 0, self.shift, 0)[:5]
-        right = Mux(self.shift < 0, -self.shift, 0)[:6]
-
         s0 = Signal(signed(32))
         with m.If(self.en):
             m.d.sync += s0.eq(self.acc + self.bias)
+        paths = {"tflite": self._tflite_path, "float": self._float_path, "add": self._add_path}
+        for name in PATHS:
+            gate = [self.gates[name][k] for k in range(LATENCY - 1)]   # stages 1..4
+            result = paths[name](m, s0, gate)        # stage 4's value before the zero point
+            shifted = _gated(m, gate[3], signed(34), result + self.zero_point, f"{name}_out")
+            with m.If(gate[3]):
+                m.d.sync += self.out.eq(Mux(shifted < self.clamp_min, self.clamp_min,
+                                            Mux(shifted > self.clamp_max, self.clamp_max,
+                                                shifted)))
+        return m
 
+    def _tflite_path(self, m, s0, gate):
+        """Stages 1-3 of the TFLite mode and the rounding divide of stage 4, stage ``k``
+        under ``gate[k - 1]``: the value before the zero point."""
+        left = Mux(self.shift > 0, self.shift, 0)[:5]
+        right = Mux(self.shift < 0, -self.shift, 0)[:6]
+        # 1: saturating left shift (32 bits shifted left by at most 31).
+        wide = _gated(m, gate[0], signed(63), s0 << left, "wide")
         s1 = Signal(signed(32))
-        wide = Signal(signed(63))                 # 32 bits shifted left by at most 31
-        m.d.comb += wide.eq(s0 << left)
-        with m.If(self.en):
-            m.d.sync += s1.eq(Mux(wide > INT32_MAX, INT32_MAX, Mux(wide < INT32_MIN, INT32_MIN, wide)))
-
-        # The product held in 63 bits: it needs 64 only for INT32_MIN**2 = 2**62, which
+        with m.If(gate[0]):
+            m.d.sync += s1.eq(Mux(wide > INT32_MAX, INT32_MAX,
+                                  Mux(wide < INT32_MIN, INT32_MIN, wide)))
+        # 2: the product held in 63 bits: it needs 64 only for INT32_MIN**2 = 2**62, which
         # s2_overflow replaces (64-bit arithmetic on it would make Verilator's 65-bit sums
         # multi-word).
         s2 = Signal(signed(63))
         s2_overflow = Signal()
-        with m.If(self.en):
+        with m.If(gate[1]):
             m.d.sync += [s2.eq(s1 * self.multiplier),
                          s2_overflow.eq((s1 == INT32_MIN) & (self.multiplier == INT32_MIN))]
-
-        # gemmlowp: (s2 + nudge) / 2**31 truncated toward zero, nudge = 2**30 (s2 >= 0) or
-        # 1 - 2**30.  Both cases are floor((s2 + 2**30) / 2**31): for s2 < 0 the sum is
+        # 3: gemmlowp: (s2 + nudge) / 2**31 truncated toward zero, nudge = 2**30 (s2 >= 0)
+        # or 1 - 2**30.  Both cases are floor((s2 + 2**30) / 2**31): for s2 < 0 the sum is
         # negative and truncation is the floor of (sum + 2**31 - 1) / 2**31.  Without the
         # overflow case |s2| < 2**62, so the quotient fits 32 bits.
         s3 = Signal(signed(32))
-        total = Signal(signed(64))
-        m.d.comb += total.eq(s2 + (1 << 30))
-        with m.If(self.en):
+        total = _gated(m, gate[2], signed(64), s2 + (1 << 30), "total")
+        with m.If(gate[2]):
             m.d.sync += s3.eq(Mux(s2_overflow, INT32_MAX, total[31:].as_signed()))
-
-        mask = Signal(32)
-        m.d.comb += mask.eq(_low_mask(right, 32))
+        # 4: rounding divide by 2**right.
+        mask = _gated(m, gate[3], 32, _low_mask(right, 32), "mask")
         remainder = s3.as_unsigned() & mask
         threshold = (mask >> 1) + (s3 < 0)
-        rounded = Signal(signed(33))
-        m.d.comb += rounded.eq((s3 >> right) + (remainder > threshold))
-        shifted = Signal(signed(34))
-        m.d.comb += shifted.eq(Mux(self.mode == 2, self._add_path(m, s0),
-                                   Mux(self.mode[0], self._float_path(m, s0), rounded))
-                               + self.zero_point)
-        with m.If(self.en):
-            m.d.sync += self.out.eq(Mux(shifted < self.clamp_min, self.clamp_min,
-                                        Mux(shifted > self.clamp_max, self.clamp_max, shifted)))
-        return m
+        return _gated(m, gate[3], signed(33), (s3 >> right) + (remainder > threshold),
+                      "rounded")
 
-    def _float_path(self, m, s0):
-        """Stages 1-3 of the onnxruntime mode and the integer rounding of stage 4:
-        ``rint(float32(float32(s0) * scale))`` as a signed value (before the zero point)."""
+    def _float_path(self, m, s0, gate):
+        """Stages 1-3 of the onnxruntime mode and the integer rounding of stage 4, stage
+        ``k`` under ``gate[k - 1]``: ``rint(float32(float32(s0) * scale))`` as a signed
+        value (before the zero point)."""
         # 1: int32 -> float32 as (24-bit significand, exponent), round to nearest even.
         neg = s0 < 0
-        mag = Signal(32)
-        m.d.comb += mag.eq(Mux(neg, -s0, s0))
-        top = Signal(5)            # the leading one's position (0 for a zero sum)
-        norm = Signal(32)
-        m.d.comb += [top.eq(_leading_one(m, mag)), norm.eq(mag << ~top)]   # ~top == 31 - top
+        mag = _gated(m, gate[0], 32, Mux(neg, -s0, s0), "mag")
+        top = _gated(m, gate[0], 5, _leading_one(m, gate[0], mag), "top")   # 0 for zero
+        norm = _gated(m, gate[0], 32, mag << ~top, "norm")                 # ~top == 31 - top
         f_mant, f_exp, f_neg = Signal(24), Signal(signed(7)), Signal()
-        mant, carry = _round_nearest_even(m, norm[8:], norm[7], norm[:7].any())
-        with m.If(self.en):
+        mant, carry = _round_nearest_even(m, gate[0], norm[8:], norm[7], norm[:7].any())
+        with m.If(gate[0]):
             m.d.sync += [f_mant.eq(mant), f_exp.eq(top - 23 + carry), f_neg.eq(neg)]
         # 2: significand product; the scale is positive and normal (the compiler checks).
         scale = self.multiplier.as_unsigned()
         p_prod, p_exp, p_neg = Signal(48), Signal(signed(11)), Signal()
-        with m.If(self.en):
+        with m.If(gate[1]):
             m.d.sync += [p_prod.eq(f_mant * Cat(scale[:23], 1)),
                          p_exp.eq(f_exp + scale[23:31] - (127 + 23)), p_neg.eq(f_neg)]
         # 3: the float32 product: round to 24 significant bits, nearest even.
         high = p_prod[47]
-        keep = Mux(high, p_prod[24:48], p_prod[23:47])
-        mant, carry = _round_nearest_even(m, keep, Mux(high, p_prod[23], p_prod[22]),
+        keep = _gated(m, gate[2], 24, Mux(high, p_prod[24:48], p_prod[23:47]), "keep")
+        mant, carry = _round_nearest_even(m, gate[2], keep, Mux(high, p_prod[23], p_prod[22]),
                                           Mux(high, p_prod[:23].any(), p_prod[:22].any()))
         q_mant, q_exp, q_neg = Signal(24), Signal(signed(11)), Signal()
-        with m.If(self.en):
+        with m.If(gate[2]):
             m.d.sync += [q_mant.eq(mant), q_exp.eq(p_exp + 23 + high + carry), q_neg.eq(p_neg)]
         # 4: to an integer, half to even (saturating far outside any int8 range).
         # Right shift, for q_exp < 0: 1..26 wherever it is used, so 5 bits; the shifts of
         # Const(1, 27) below then stay within 64 bits (with 6 bits they were 90 bits wide,
         # which Verilator evaluates word by word: a tenth of the C++ harness's time).
-        k = Signal(5)
-        m.d.comb += k.eq(Mux(q_exp < -25, 26, -q_exp))
-        whole = q_mant >> k
+        k = _gated(m, gate[3], 5, Mux(q_exp < -25, 26, -q_exp), "k")
+        whole = _gated(m, gate[3], 24, q_mant >> k, "whole")
         rest = q_mant & ((Const(1, 27) << k) - 1)[:24]
-        half = (Const(1, 27) << k) >> 1
+        half = _gated(m, gate[3], None, (Const(1, 27) << k) >> 1, "half")
         up = (rest > half) | ((rest == half) & whole[0])
-        # Plain expressions, no comb process (Icarus would leave one at X until it moves).
-        magnitude = Signal(34)
-        m.d.comb += magnitude.eq(Mux(q_mant == 0, 0,
-                                     Mux(q_exp >= 8, 1 << 32,
-                                         Mux(q_exp >= 0, q_mant << q_exp[:3], whole + up))))
+        magnitude = _gated(m, gate[3], 34,
+                           Mux(q_mant == 0, 0,
+                               Mux(q_exp >= 8, 1 << 32,
+                                   Mux(q_exp >= 0, q_mant << q_exp[:3], whole + up))),
+                           "magnitude")
         return Mux(q_neg, -magnitude.as_signed(), magnitude.as_signed())
 
-    def _add_path(self, m, s0):
-        """Stages 1-3 of the add mode and the integer rounding of stage 4 (before the zero
-        point): :func:`sim_models.golden.requantize_add`."""
+    def _add_path(self, m, s0, gate):
+        """Stages 1-3 of the add mode and the integer rounding of stage 4, stage ``k`` under
+        ``gate[k - 1]`` (before the zero point): :func:`sim_models.golden.requantize_add`."""
         # 1: unpack acc = b - 256*a (stored int8 values), move to the tensors' domain
         # (minus the zero point: 0 for int8, -128 for uint8 held as int8), inner sum.
         b_st = s0[:8].as_signed()
         a_st = -(s0[8:].as_signed() + s0[7])
-        a_in, b_in = Signal(signed(10)), Signal(signed(10))
-        m.d.comb += [a_in.eq(a_st - self.zero_point), b_in.eq(b_st - self.zero_point)]
+        a_in = _gated(m, gate[0], signed(10), a_st - self.zero_point, "a_in")
+        b_in = _gated(m, gate[0], signed(10), b_st - self.zero_point, "b_in")
         mb, sb = self.inner_multiplier[:24], self.inner_multiplier[24:30]
-        t1 = Signal(signed(ADD_BITS))
-        m.d.comb += t1.eq(_shl(b_in * mb, sb) + self.inner_term)
+        t1 = _gated(m, gate[0], signed(ADD_BITS),
+                    _shl(b_in * mb, sb, stage=(m, gate[0])) + self.inner_term, "t1")
         r_t1, r_a = Signal(signed(ADD_BITS)), Signal(signed(10))
-        with m.If(self.en):
+        with m.If(gate[0]):
             m.d.sync += [r_t1.eq(t1), r_a.eq(a_in)]
         # 2: the inner FMA rounded to 24 significant bits; the outer product.
         ma, sa = self.multiplier[:24], self.multiplier[24:30]
         r_s1, r_pa = Signal(signed(ADD_BITS)), Signal(signed(ADD_BITS))
-        with m.If(self.en):
-            m.d.sync += [r_s1.eq(_round_significant(m, r_t1)), r_pa.eq(_shl(r_a * ma, sa))]
+        with m.If(gate[1]):
+            m.d.sync += [r_s1.eq(_round_significant(m, gate[1], r_t1)),
+                         r_pa.eq(_shl(r_a * ma, sa, stage=(m, gate[1])))]
         # 3: the outer FMA, rounded the same.
-        t2 = Signal(signed(ADD_BITS))
-        m.d.comb += t2.eq(r_pa + r_s1)
+        t2 = _gated(m, gate[2], signed(ADD_BITS), r_pa + r_s1, "t2")
         r_s2 = Signal(signed(ADD_BITS))
-        with m.If(self.en):
-            m.d.sync += r_s2.eq(_round_significant(m, t2))
+        with m.If(gate[2]):
+            m.d.sync += r_s2.eq(_round_significant(m, gate[2], t2))
         # 4: times 2**-k, to an integer half to even; saturated to 33 bits (beyond int8).
         k = self.shift[:6]
-        low = Signal(ADD_BITS)
-        m.d.comb += low.eq(_low_mask(k, ADD_BITS))
-        whole = Signal(signed(ADD_BITS))
-        m.d.comb += whole.eq(r_s2 >> k)
+        low = _gated(m, gate[3], ADD_BITS, _low_mask(k, ADD_BITS), "low")
+        whole = _gated(m, gate[3], signed(ADD_BITS), r_s2 >> k, "whole")
         rest = r_s2.as_unsigned() & low
-        half = low ^ (low >> 1)
+        half = _gated(m, gate[3], ADD_BITS, low ^ (low >> 1), "half")
         up = (k != 0) & ((rest > half) | ((rest == half) & whole[0]))
-        q = Signal(signed(ADD_BITS + 1))
-        m.d.comb += q.eq(whole + up)
+        q = _gated(m, gate[3], signed(ADD_BITS + 1), whole + up, "q")
         return Mux(q > (1 << 32), 1 << 32, Mux(q < -(1 << 32), -(1 << 32), q))
 
 
-def _shl(x, amount, width=ADD_BITS):
+def _shl(x, amount, width=ADD_BITS, stage=None):
     """``x << amount`` in ``width``-bit two's complement (signed), one mux level per bit of
     ``amount``; each level only as wide as its value can be (``len(x)`` plus the shifts so
-    far, at most ``width``), so no intermediate is wider than its range."""
+    far, at most ``width``), so no intermediate is wider than its range.  With ``stage =
+    (m, gate)`` each level is a :func:`_gated` signal of that stage."""
     v = x.as_signed() if not x.shape().signed else x
     for i in range(len(amount)):
         step = 1 << i
@@ -211,6 +249,8 @@ def _shl(x, amount, width=ADD_BITS):
         shifted = (Cat(Const(0, step), v)[:n].as_signed() if step < width
                    else Const(0, signed(n)))
         v = Mux(amount[i], shifted, v)
+        if stage is not None:
+            v = _gated(*stage, signed(n), v, f"shl{i}")
     return v
 
 
@@ -221,56 +261,57 @@ def _low_mask(amount, width):
     return ones >> Mux(amount >= width, 0, width - amount)[:width.bit_length()]
 
 
-def _leading_one(m, x):
+def _leading_one(m, gate, x):
     """The position of ``x``'s leading one (0 for ``x == 0``), by halving: each step keeps
-    the upper half if it has a one, else the lower, and the halves narrow with the steps."""
+    the upper half if it has a one, else the lower, and the halves narrow with the steps
+    (each step's signals :func:`_gated` by ``gate``)."""
     rest, top = x, []
     step = 1 << (len(x) - 1).bit_length() - 1
     while step:
-        above = Signal()
-        m.d.comb += above.eq(rest[step:].any())
-        narrowed = Signal(step)
-        m.d.comb += narrowed.eq(Mux(above, rest[step:], rest[:step]))
+        above = _gated(m, gate, 1, rest[step:].any(), "above")
+        narrowed = _gated(m, gate, step, Mux(above, rest[step:], rest[:step]), "narrowed")
         rest, top, step = narrowed, [above] + top, step >> 1
     return Cat(*top)
 
 
-def _round_significant(m, x):
+def _round_significant(m, gate, x):
     """Signed ``x`` (:data:`ADD_BITS` bits) rounded to :data:`ADD_SIGNIFICANT` significant
-    bits, nearest, ties to even (on the magnitude)."""
+    bits, nearest, ties to even (on the magnitude); its signals :func:`_gated` by ``gate``."""
     neg = x < 0
-    mag = Signal(ADD_BITS)              # |x| <= 2**(ADD_BITS - 1)
-    m.d.comb += mag.eq(Mux(neg, -x, x))
-    top = _leading_one(m, mag)
+    mag = _gated(m, gate, ADD_BITS, Mux(neg, -x, x), "mag")     # |x| <= 2**(ADD_BITS - 1)
+    top = _gated(m, gate, 6, _leading_one(m, gate, mag), "top")
     # At most ADD_BITS - ADD_SIGNIFICANT bits are dropped: the masks need only that many.
     n_drop = ADD_BITS - ADD_SIGNIFICANT
-    drop = Signal(range(n_drop + 1))
-    m.d.comb += drop.eq(Mux(top >= ADD_SIGNIFICANT, top + 1 - ADD_SIGNIFICANT, 0))
-    low = Signal(n_drop)                # the dropped bits' mask
-    m.d.comb += low.eq(_low_mask(drop, n_drop))
-    unit = low + 1
-    rest, half = mag[:n_drop] & low, low ^ (low >> 1)
+    drop = _gated(m, gate, range(n_drop + 1),
+                  Mux(top >= ADD_SIGNIFICANT, top + 1 - ADD_SIGNIFICANT, 0), "drop")
+    low = _gated(m, gate, n_drop, _low_mask(drop, n_drop), "low")   # the dropped bits' mask
+    unit = _gated(m, gate, n_drop + 1, low + 1, "unit")
+    rest = mag[:n_drop] & low
+    half = _gated(m, gate, n_drop, low ^ (low >> 1), "half")
     up = (drop != 0) & ((rest > half) | ((rest == half) & (mag[:n_drop + 1] & unit).any()))
-    res = Signal(ADD_BITS)
-    m.d.comb += res.eq(Cat(mag[:n_drop] & ~low, mag[n_drop:]) + Mux(up, unit, 0))
+    res = _gated(m, gate, ADD_BITS, Cat(mag[:n_drop] & ~low, mag[n_drop:]) + Mux(up, unit, 0),
+                 "res")
     return Mux(neg, -res, res)
 
 
-def _round_nearest_even(m, keep, round_bit, sticky):
+def _round_nearest_even(m, gate, keep, round_bit, sticky):
     """``keep`` (24 bits) rounded up when the dropped part is over half, or exactly half with
     ``keep`` odd; a carry out renormalizes to 2**23 with the exponent one higher.  Returns
-    ``(significand, carry)``."""
-    kept = Signal(25)
-    m.d.comb += kept.eq(keep + (round_bit & (sticky | keep[0])))
+    ``(significand, carry)``; the sum is :func:`_gated` by ``gate``."""
+    kept = _gated(m, gate, 25, keep + (round_bit & (sticky | keep[0])), "kept")
     return Mux(kept[24], 1 << 23, kept[:24]), kept[24]
 
 
 class Requantizer(wiring.Component):
-    """``lanes`` int32 -> int8 in a 5-stage pipeline that advances when ``en`` is high.
+    """``lanes`` int32 -> int8 in a 5-stage pipeline: ``acc`` is taken while ``en`` is high
+    (a valid row) and comes out on ``out`` :data:`LATENCY` cycles later; rows may follow
+    each other every cycle or with gaps.
 
     Per-lane bias, multiplier and shift (per output channel; equal in every lane for per-tensor
     scaling), shared zero point and clamp range (the activation: none, ReLU, ReLU6); in the add
-    mode the shared inner-sum constants ``inner_*`` too.
+    mode the shared inner-sum constants ``inner_*`` too.  A stage only loads while it takes a
+    valid row, and only the configured mode's path (:func:`stage_gates`): ``out`` holds the
+    last row's value until the next row reaches it.
     """
 
     def __init__(self, lanes: int):
@@ -292,10 +333,16 @@ class Requantizer(wiring.Component):
         # The add mode's inner bias term depends only on shared parameters: once, not per lane.
         inner_term = Signal(signed(ADD_BITS))
         m.d.comb += inner_term.eq(_shl(self.inner_bias, self.inner_shift[:6]))
+        # valid[k]: stage k holds a valid row; the stages' load enables, once for all lanes.
+        valid = Signal(LATENCY - 1)
+        m.d.sync += valid.eq(Cat(self.en, valid[:-1]))
+        gates = Signal(GATES)
+        m.d.comb += gates.eq(stage_gates(valid, self.mode))
         for i in range(self.lanes):
             lane = m.submodules[f"lane{i}"] = _Lane()
             m.d.comb += [
-                lane.en.eq(self.en), lane.acc.eq(self.acc[i]), lane.bias.eq(self.bias[i]),
+                lane.en.eq(self.en), lane.gates.eq(gates),
+                lane.acc.eq(self.acc[i]), lane.bias.eq(self.bias[i]),
                 lane.multiplier.eq(self.multiplier[i]), lane.shift.eq(self.shift[i]),
                 lane.zero_point.eq(self.zero_point), lane.clamp_min.eq(self.clamp_min),
                 lane.clamp_max.eq(self.clamp_max), lane.mode.eq(self.mode),

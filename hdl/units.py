@@ -571,7 +571,7 @@ class StoreUnit(wiring.Component):
                          rq.bias[i].eq(lane_bias[i])]
         m.d.comb += [rq.zero_point.eq(zp), rq.clamp_min.eq(cmin), rq.clamp_max.eq(cmax),
                      rq.mode.eq(mode), rq.inner_multiplier.eq(inner_mult),
-                     rq.inner_bias.eq(inner_bias), rq.inner_shift.eq(inner_shift), rq.en.eq(1)]
+                     rq.inner_bias.eq(inner_bias), rq.inner_shift.eq(inner_shift)]
 
         word = self.insn.payload
         op = isa.opcode_bits(word)
@@ -634,7 +634,7 @@ class StoreUnit(wiring.Component):
             m.d.sync += issued.eq(issued + 1)
         read_valid = Signal()
         m.d.sync += read_valid.eq(issue)
-        m.d.comb += rq.acc.eq(self.acc.data)
+        m.d.comb += [rq.acc.eq(self.acc.data), rq.en.eq(read_valid)]
         raw_line = m.submodules.raw_delay = DelayLine(32 * C, REQUANT_LATENCY)
         valid_line = m.submodules.valid_delay = DelayLine(1, REQUANT_LATENCY)
         m.d.comb += [raw_line.i.eq(self.acc.data), valid_line.i.eq(read_valid)]

@@ -34,15 +34,20 @@ def test_requantizer_matches_golden_on_random_and_edge_values():
         assert np.array_equal(out, want), np.argwhere(out != want)[:5]
 
 
-def _drive(lanes, accs, cases):
+def _drive(lanes, accs, cases, gap_seed=None):
     """Stream ``accs`` through a requantizer once per case ``(multiplier, shift, zero point,
     clamp, bias, mode[, inner multiplier, bias, shift])`` (per-lane arrays); the outputs of
-    each case, in order."""
+    each case, in order.  With ``gap_seed``, 0-3 idle cycles (``en`` low, a random ``acc``
+    that must be ignored) before each row; each row is read ``LATENCY`` cycles after it
+    went in."""
     dut = Requantizer(lanes)
+    rng = np.random.default_rng(gap_seed)
+    gaps = (np.zeros(len(accs), int) if gap_seed is None
+            else rng.integers(0, 4, len(accs)) * (rng.random(len(accs)) < 0.4))
+    schedule = [row for t in range(len(accs)) for row in [None] * gaps[t] + [t]]
     got = []
 
     async def bench(ctx):
-        ctx.set(dut.en, 1)
         for m_, s_, zp, (lo, hi), b_, mode, *inner in cases:
             for port, value in zip((dut.inner_multiplier, dut.inner_bias, dut.inner_shift),
                                    inner[0] if inner else (0, 0, 0)):
@@ -55,12 +60,15 @@ def _drive(lanes, accs, cases):
                                 (dut.mode, mode)):
                 ctx.set(port, value)
             outs = []
-            for t in range(len(accs) + LATENCY):
-                if t < len(accs):
-                    for i in range(lanes):
-                        ctx.set(dut.acc[i], int(accs[t, i]))
+            for t in range(len(schedule) + LATENCY):
+                row = schedule[t] if t < len(schedule) else None
+                ctx.set(dut.en, row is not None)
+                for i in range(lanes):
+                    ctx.set(dut.acc[i], int(accs[row, i]) if row is not None
+                            else int(rng.integers(-(1 << 31), 1 << 31)))
                 await ctx.tick()
-                if t >= LATENCY - 1 and len(outs) < len(accs):
+                entered = t - (LATENCY - 1)
+                if 0 <= entered < len(schedule) and schedule[entered] is not None:
                     outs.append([ctx.get(dut.out[i]) for i in range(lanes)])
             got.append(np.array(outs))
 
@@ -69,6 +77,31 @@ def _drive(lanes, accs, cases):
     sim.add_testbench(bench)
     sim.run()
     return got
+
+
+def test_rows_with_gaps_in_every_mode():
+    """Rows with idle cycles between them (as the store unit sends them when the out FIFO is
+    full or the compute unit has the accumulator): each comes out ``LATENCY`` cycles after
+    it went in, in every mode, equal to the golden model; what ``acc`` holds while ``en`` is
+    low changes nothing (the stages and the modes' paths load only for a valid row)."""
+    lanes = 4
+    rng = np.random.default_rng(SEED + 13)
+    accs = rng.integers(golden.INT32_MIN, golden.INT32_MAX, (120, lanes), endpoint=True)
+    mult, shift = golden.quantize_multiplier(0.0123)
+    bias = rng.integers(-1000, 1000, lanes)
+    scales = np.array([0.0123, 0.5, 3e-6, 1.7], np.float32)
+    scale_bits = golden.wrap(golden.float32_bits(scales), 32)
+    inner = (int(rng.integers(0, 1 << 32)), int(rng.integers(-(1 << 31), 1 << 31)),
+             int(rng.integers(0, 256)))
+    add_mult, add_shift = rng.integers(0, 1 << 32, lanes), rng.integers(-128, 128, lanes)
+    cases = [(np.full(lanes, mult), np.full(lanes, shift), 3, (-128, 127), bias, 0),
+             (scale_bits, np.zeros(lanes, int), -5, (-100, 90), bias, 1),
+             (add_mult, add_shift, 7, (-128, 127), bias, 2, inner)]
+    wants = [golden.requantize(accs, mult, shift, zero_point=3, bias=bias),
+             golden.requantize_ort(accs, scales, -5, (-100, 90), bias),
+             golden.requantize_add(accs, add_mult, add_shift, inner, 7, (-128, 127), bias)]
+    for mode, (out, want) in enumerate(zip(_drive(lanes, accs, cases, gap_seed=SEED), wants)):
+        assert np.array_equal(out, want), (mode, np.argwhere(out != want)[:5])
 
 
 def _run_ort_mode(lanes, accs, scales, cases):

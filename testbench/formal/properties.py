@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, Elaboratable, Module, Mux, ResetSignal, Signal, signed
+from amaranth import Cat, Const, Elaboratable, Module, Mux, ResetSignal, Signal, signed
 from amaranth.hdl import Assert, Assume, Cover
 from amaranth.lib import fifo
 
@@ -18,7 +18,7 @@ from hdl.array import SystolicArray
 from hdl.config import NPUConfig
 from hdl.control import DeadlockDetector
 from hdl.pe import OutputStationaryPE, WeightStationaryPE
-from hdl.requant import LATENCY, _Lane
+from hdl.requant import LATENCY, _Lane, stage_gates
 from hdl.units import FetchUnit, TokenCounter
 
 from .axi import BREAKS, AxiRead, AxiWrite
@@ -163,7 +163,9 @@ class RequantizerGolden(_Wrapper):
         mult, shift = self.free(signed(32), name="mult"), self.free(signed(8), name="shift")
         zp, lo, hi = (self.free(signed(8), name=n) for n in ("zp", "lo", "hi"))
         self.no_reset(m)
-        m.d.comb += [lane.en.eq(1), lane.acc.eq(acc), lane.bias.eq(bias),
+        every_stage = Const((1 << (LATENCY - 1)) - 1, LATENCY - 1)
+        m.d.comb += [lane.en.eq(1), lane.gates.eq(stage_gates(every_stage, lane.mode)),
+                     lane.acc.eq(acc), lane.bias.eq(bias),
                      lane.multiplier.eq(mult), lane.shift.eq(shift), lane.zero_point.eq(zp),
                      lane.clamp_min.eq(lo), lane.clamp_max.eq(hi)]
         m.d.comb += [Assume(shift >= -63), Assume(shift <= 31)]
