@@ -8,7 +8,8 @@ wavefront carries valid data, so an idle array does not toggle.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -66,19 +67,30 @@ class WeightStationaryPE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        w = [Signal(signed(self.cfg.input_width), name=f"w{i}") for i in range(2)]
-        for bank, reg in enumerate(w):
-            with m.If(self.weight.we & (self.weight.bank == bank)):
-                m.d.sync += reg.eq(self.weight.data)
-        weight = Signal(signed(self.cfg.input_width))
+        W = self.cfg.input_width
+        # The flops are the same as one register per value would be; they are grouped into
+        # two registers (both weights; the east/south outputs) because a cycle-based
+        # simulator updates each register as a whole, and with 256 PEs or more the number
+        # of registers, not their width, is what it spends its time on.
+        weights = Signal(2 * W)                 # bank b in bits [b*W, (b+1)*W)
+        with m.If(self.weight.we):
+            m.d.sync += weights.word_select(self.weight.bank, W).eq(self.weight.data)
+        w = [Signal(signed(W), name=f"w{i}") for i in range(2)]
+        m.d.comb += [w[i].eq(weights.word_select(i, W)) for i in range(2)]
+        weight = Signal(signed(W))
         m.d.comb += weight.eq(Mux(self.west.bank, w[1], w[0]))
 
-        m.d.sync += [self.east.valid.eq(self.west.valid), self.east.bank.eq(self.west.bank)]
-        with m.If(self.west.valid):
-            m.d.sync += [
-                self.east.data.eq(self.west.data),
-                self.south.psum.eq(self.north.psum + self.west.data * weight),
-            ]
+        # The multiply-add, wrapping in the accumulator's width.
+        acc = self.cfg.acc_width
+        total = (self.north.psum + self.west.data * weight)[:acc]
+        # valid and bank move east every cycle; the operand and the sum only with a valid one.
+        out = Signal(data.StructLayout({"data": signed(W), "valid": 1, "bank": 1,
+                                        "psum": signed(acc)}))
+        valid = self.west.valid
+        m.d.sync += out.eq(Cat(Mux(valid, self.west.data, out.data), valid, self.west.bank,
+                               Mux(valid, total, out.psum.as_unsigned())))
+        m.d.comb += [self.east.data.eq(out.data), self.east.valid.eq(out.valid),
+                     self.east.bank.eq(out.bank), self.south.psum.eq(out.psum)]
         return m
 
 
