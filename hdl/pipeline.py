@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,23 +10,34 @@ __all__ = ["DelayLine", "SkewBuffer"]
 
 
 class DelayLine(wiring.Component):
-    """``o`` is ``i`` from ``depth`` cycles ago (``depth == 0`` is a plain wire)."""
+    """``o`` is ``i`` from ``depth`` cycles ago (``depth == 0`` is a plain wire).
 
-    def __init__(self, shape, depth: int):
+    The stages are one shift register (stage ``n``, ``n + 1`` cycles old, in bits
+    ``[n*w, (n+1)*w)``): the same flops as one register per stage, but one register for a
+    cycle-based simulator to update instead of ``depth``.
+
+    With ``enable``, an ``en`` input: the line shifts only while it is high and holds
+    otherwise (for a line whose contents matter only while something is in it).
+    """
+
+    def __init__(self, shape, depth: int, enable: bool = False):
         if depth < 0:
             raise ValueError(f"DelayLine depth must be >= 0, not {depth}")
         self.depth = depth
         self.shape = shape
-        super().__init__({"i": In(shape), "o": Out(shape)})
+        ports = {"i": In(shape), "o": Out(shape)}
+        super().__init__({**ports, "en": In(1)} if enable else ports)
 
     def elaborate(self, platform):
         m = Module()
-        stage = self.i
-        for n in range(self.depth):
-            nxt = Signal(self.shape, name=f"stage{n}")
-            m.d.sync += nxt.eq(stage)
-            stage = nxt
-        m.d.comb += self.o.eq(stage)
+        if self.depth == 0:
+            m.d.comb += self.o.eq(self.i)
+            return m
+        width = Shape.cast(self.shape).width
+        stages = Signal(self.depth * width)
+        with m.If(self.en if "en" in self.signature.members else 1):
+            m.d.sync += stages.eq(Cat(self.i, stages[:-width]))
+        m.d.comb += self.o.eq(stages[-width:])
         return m
 
 

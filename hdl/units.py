@@ -635,9 +635,12 @@ class StoreUnit(wiring.Component):
         read_valid = Signal()
         m.d.sync += read_valid.eq(issue)
         m.d.comb += [rq.acc.eq(self.acc.data), rq.en.eq(read_valid)]
-        raw_line = m.submodules.raw_delay = DelayLine(32 * C, REQUANT_LATENCY)
+        # The raw rows' delay only shifts while a row of a raw STORE is in it (every row in
+        # flight is counted by ``inflight``), so it keeps its timing and idles otherwise.
+        raw_line = m.submodules.raw_delay = DelayLine(32 * C, REQUANT_LATENCY, enable=True)
         valid_line = m.submodules.valid_delay = DelayLine(1, REQUANT_LATENCY)
-        m.d.comb += [raw_line.i.eq(self.acc.data), valid_line.i.eq(read_valid)]
+        m.d.comb += [raw_line.i.eq(self.acc.data), raw_line.en.eq(r_raw & (inflight != 0)),
+                     valid_line.i.eq(read_valid)]
         m.d.comb += [out.w_en.eq(valid_line.o),
                      out.w_data.eq(Mux(r_raw, raw_line.o, rq.out.as_value()))]
         m.d.sync += inflight.eq(inflight + issue - valid_line.o)
