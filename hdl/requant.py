@@ -28,7 +28,7 @@ sum, rounded the same; 4 times ``2**-k`` half to even, zero point, clamp):
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth import Cat, Const, Module, Mux, ResetSignal, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -73,13 +73,17 @@ def stage_gates(valid, mode):
 
 def _gated(m, gate, shape, value, name):
     """A comb signal equal to ``value`` while ``gate``; every use of it is under ``gate``
-    too, so its value otherwise (1) is never read.  A simulator then computes ``value``
-    only while ``gate`` is high (a plain multi-use wire is computed every cycle; a default
-    of 0 would let Verilator turn the condition into a mask, computed every cycle too)."""
+    too, so its value otherwise (1; 0 in reset) is never read.  A simulator then computes
+    ``value`` only while ``gate`` is high: a plain multi-use wire would be computed every
+    cycle, and a default of 0 lets Verilator's DFG pass turn the condition into a mask,
+    computed every cycle too.  The process reads the reset, so Icarus runs it from the start
+    and it is never X (``test_verilog``)."""
     shape = Value.cast(value).shape() if shape is None else shape
     sig = Signal(shape, name=name, init=1)
     with m.If(gate):
         m.d.comb += sig.eq(value)
+    with m.If(ResetSignal()):
+        m.d.comb += sig.eq(0)
     return sig
 
 
