@@ -8,8 +8,9 @@ Schedule (weight-stationary): the output is cut into blocks of ``Mb`` rows x ``c
 columns; each block accumulates over K-tiles of at most ``rows`` (a convolution's kernel
 taps packed into them, :func:`conv_k_tiles`).  Activations of an M-block stay in the
 scratchpad for every N-tile, and the layer's weight tiles for every M-block, when they fit
-(:func:`ws_plan`; else they are reloaded: weight tiles double-buffered); accumulator blocks
-are double-buffered, and the units synchronise with tokens so that
+(:func:`ws_plan`; else they are reloaded: weight tiles triple- or double-buffered); accumulator
+blocks are double-buffered, resident activation blocks and on-chip bands rotate over
+scratchpad regions instead of waiting on a SYNC, and the units synchronise with tokens so that
 loads, compute and stores of neighbouring steps overlap (the VTA scheme).
 Output-stationary: one ``rows`` x ``cols`` output tile at a time, K streamed in chunks that
 fit the scratchpad, operands double-buffered the same way.
