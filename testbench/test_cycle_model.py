@@ -36,23 +36,28 @@ CONFIGS = [NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=1024, acc_lines=256
            NPUConfig(rows=8, cols=8, dataflow="os", sp_lines=1024, acc_lines=256)]
 MAX_ERROR, MAX_MEAN_ERROR = 0.04, 0.012   # measured: worst 2.2%, mean 0.67% (23 cases)
 # The sweep's own points: its balanced memories (scripts/model_accuracy.balanced_config), int8
-# outputs, the layers of each class that came out worst in ``make model-accuracy`` (stride-2
-# and on-chip-band depthwise, activations sharing a scratchpad bank with the weights, small
-# K, batch-1 and few-row GEMMs) at 16x16 and 32x32, both dataflows.
+# outputs, per size and dataflow the layers of each class that came out worst in ``make
+# model-accuracy`` before and after MODEL_VERSION 8 (stride-2 depthwise, small layers where
+# start-up and drain dominate, activations sharing a scratchpad bank with the next weights,
+# small-K OS expands, load-bound 8x8 steps whose fetches share the 64-bit bus).
 SWEEP_LAYERS = {
+    ("ws", 8): [("mobilenet_v2", "block13.dw"), ("mlp", "fc3"),
+                ("bert_base_block", "scores_h0")],
     ("ws", 16): [("mobilenet_v2", "block13.dw"), ("mobilenet_v2", "block6.dw"),
-                 ("mobilenet_v2", "block14.dw"), ("resnet18", "layer4.0.downsample")],
-    ("ws", 32): [("mobilenet_v2", "block11.dw"), ("mobilenet_v2", "block14.dw"),
-                 ("mobilenet_v2", "block1.project"), ("mlp", "fc1")],
+                 ("resnet18", "layer4.0.downsample"), ("mlp", "fc3")],
+    ("ws", 32): [("mobilenet_v2", "block13.project"), ("resnet18", "layer4.0.downsample"),
+                 ("mlp", "fc3"), ("bert_base_block", "scores_h0")],
+    ("ws", 64): [("mlp", "fc1"), ("bert_base_block", "scores_h0")],
     ("os", 16): [("mobilenet_v2", "block7.expand"), ("bert_base_block", "scores_h0"),
                  ("mlp", "fc3"), ("resnet18", "layer3.0.downsample")],
     ("os", 32): [("mobilenet_v2", "block14.expand"), ("mobilenet_v2", "block2.expand"),
                  ("mlp", "fc3"), ("bert_base_block", "scores_h0")],
+    ("os", 64): [("bert_base_block", "context_h0"), ("mobilenet_v2", "block7.expand"),
+                 ("mlp", "fc3"), ("resnet50", "layer3.0.conv3")],
 }
-# The 5 % worst on every sampled layer; the sample is each class's worst, so its mean
-# is bounded at 3 % (measured up to 2.5 %); the 2 % mean is over every layer (make
-# model-accuracy).
-SWEEP_MAX_ERROR, SWEEP_MAX_MEAN_ERROR = 0.05, 0.03
+# Every layer of every workload is within 1.7 % (make model-accuracy, MODEL_VERSION 9); the
+# sample is held to 3 % worst and 1 % mean, inside the 5 % / 2 %.
+SWEEP_MAX_ERROR, SWEEP_MAX_MEAN_ERROR = 0.03, 0.01
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.dataflow}-{c.rows}x{c.cols}")
