@@ -307,6 +307,55 @@ async def every_store_mode(dut):
     _write_bins(bins)
 
 
+#: Requantizations per mode in :func:`every_mode_across_its_parameters`.
+PARAMETER_STORES = 60
+#: Where that program sits in the image (its 12 KB would cover the data at 0x1000).
+PARAMETER_CODE = 0x4000
+
+
+def _parameters_program(rng):
+    """Fresh int32 accumulators (``LOAD_ACC`` of random words) before each store, then a
+    random CONFIG (``fuzz``'s: any multiplier, shift, zero point, clamp and bias; the add
+    mode's inner constants anew before each add-mode store) and an int8 STORE, for
+    :data:`PARAMETER_STORES` stores in each rounding mode.  The requantizer's lanes only
+    switch for their own mode's rows, so each mode needs its own spread of parameters."""
+    R, C = CFG.rows, CFG.cols
+    enc, ops = isa.encode, []
+    modes = [m for m in range(3) for _ in range(PARAMETER_STORES)]
+    rng.shuffle(modes)
+    out = 0x3000
+    for i, mode in enumerate(modes):
+        ops.append(enc(Opcode.LOAD_ACC, acc_addr=0, nrows=R, ncols=C,
+                       dram_addr=0x1000 + (i * 4 * C) % (0x1000 - 4 * R * C),
+                       dram_stride=4 * C))
+        ops.append(enc(Opcode.SYNC))
+        config = fuzz._random_config(rng, CFG, all_lanes=True)
+        while config.op == Opcode.CONFIG and config.fields.get("rounding", mode) != mode \
+                or config.fields.get("add_inner"):
+            config = fuzz._random_config(rng, CFG, all_lanes=True)
+        if mode == 2:
+            ops.append(enc(Opcode.CONFIG, **fuzz._inner_config(rng).fields))
+        ops.append(enc(Opcode.CONFIG, **config.fields))
+        ops.append(enc(Opcode.STORE, acc_addr=0, nrows=R, ncols=C, raw=0, dram_addr=out,
+                       dram_stride=C))
+        out += R * C
+    return ops + [enc(Opcode.HALT)]
+
+
+@cocotb.test()
+async def every_mode_across_its_parameters(dut):
+    """Each rounding mode's path over many random requantizations of random int32
+    accumulators: DRAM against the functional model, counters against the cycle model."""
+    import random
+    rng = random.Random(11)
+    words = _parameters_program(rng)
+    image = _image([], bytes(rng.getrandbits(8) for _ in range(0x1000)))
+    code = isa.program_bytes(words)         # 12 KB: above the stores' output
+    image[PARAMETER_CODE:PARAMETER_CODE + len(code)] = code
+    await _run_directed(dut, "mode parameters", words, image, CycleNPU(CFG),
+                        program_addr=PARAMETER_CODE)
+
+
 #: int8 extremes the operands are drawn from (all-ones, both signed limits, 0, 1).
 EXTREMES = (0xFF, 0x80, 0x7F, 0x00, 0x01)
 
