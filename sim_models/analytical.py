@@ -920,29 +920,3 @@ def cycle_breakdown(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[tuple[st
             for layer, est in zip(layers, network_estimates(cfg, layers, out_bytes))]
     total = {k: sum(b[k] for _, b in rows) for k in BREAKDOWN}
     return rows + [("total", total)]
-    if layer.kind == "gemm":
-        M, K, N = layer.M, layer.K, layer.N
-        k_tiles = [min(R, K - k0) for k0 in range(0, K, R)]
-        cyc, ev = _ws_gemm(cfg, M, N, k_tiles, lambda n0, nt: list(range(len(k_tiles))),
-                           lambda m0, mb: 1, out_bytes, inputs_on_chip)
-    elif (band := _ws_band(cfg, layer, out_bytes)) is not None:
-        cyc, ev = band
-    else:
-        ho, wo = layer.out_hw
-        cin, wp = layer.c, layer.w + 2 * layer.pad
-        tiles = conv_k_tiles(R, layer.kh, layer.kw, cin)
-        k_tiles = [kt for _, kt in tiles]
-        if layer.depthwise:
-            def live_of(n0, nt):
-                return [i for i, (k0, kt) in enumerate(tiles)
-                        if conv_tile_channels_meet(k0, kt, cin, n0, nt)]
-        else:
-            def live_of(n0, nt):
-                return list(range(len(k_tiles)))
-        run = layer.kw * cin
-        cyc, ev = _ws_gemm(cfg, ho * wo, layer.n, k_tiles, live_of,
-                           _row_runs(wo), out_bytes,
-                           a_rows=lambda k0: (layer.stride * cin,
-                                              (k0 // run) * wp * cin + k0 % run))
-    ev.cycles = cyc + FIXED
-    return CoreEstimate(ev.cycles, layer.macs, ev)
