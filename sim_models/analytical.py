@@ -856,6 +856,15 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
     return CoreEstimate(ev.cycles, layer.macs, ev, breakdown)
 
 
+def _live_tiles(layer: Layer, tiles):
+    """``live_of(n0, nt)``: the indices of the K-tiles ``(k0, kt)`` that an N-tile computes
+    with -- all of them, or for a depthwise layer those holding one of its channels."""
+    if layer.depthwise:
+        return lambda n0, nt: [i for i, (k0, kt) in enumerate(tiles)
+                               if conv_tile_channels_meet(k0, kt, layer.c, n0, nt)]
+    return lambda n0, nt: list(range(len(tiles)))
+
+
 def _ws_conv(cfg: NPUConfig, layer: Layer, out_bytes: int):
     """A WS convolution without the on-chip band: im2col rows read from the padded NHWC
     input by strided LOADs, a window row's taps packed into K (``compiler._Im2colA``)."""
@@ -863,15 +872,8 @@ def _ws_conv(cfg: NPUConfig, layer: Layer, out_bytes: int):
     cin, wp = layer.c, layer.w + 2 * layer.pad
     tiles = conv_k_tiles(cfg.rows, layer.kh, layer.kw, cin)
     k_tiles = [kt for _, kt in tiles]
-    if layer.depthwise:
-        def live_of(n0, nt):
-            return [i for i, (k0, kt) in enumerate(tiles)
-                    if conv_tile_channels_meet(k0, kt, cin, n0, nt)]
-    else:
-        def live_of(n0, nt):
-            return list(range(len(k_tiles)))
     run = layer.kw * cin
-    return _ws_gemm(cfg, ho * wo, layer.n, k_tiles, live_of, _row_runs(wo),
+    return _ws_gemm(cfg, ho * wo, layer.n, k_tiles, _live_tiles(layer, tiles), _row_runs(wo),
                     out_bytes, a_rows=lambda k0: (layer.stride * cin,
                                                   (k0 // run) * wp * cin + k0 % run))
 
@@ -884,16 +886,9 @@ def _ws_conv_im2col(cfg: NPUConfig, layer: Layer, out_bytes: int):
     R, cin = cfg.rows, layer.c
     K = layer.kh * layer.kw * cin
     tiles = [(k0, min(R, K - k0)) for k0 in range(0, K, R)]
-    if layer.depthwise:
-        def live_of(n0, nt):
-            return [i for i, (k0, kt) in enumerate(tiles)
-                    if conv_tile_channels_meet(k0, kt, cin, n0, nt)]
-    else:
-        def live_of(n0, nt):
-            return list(range(len(tiles)))
     stride = im2col_row_bytes(K)
-    return _ws_gemm(cfg, ho * wo, layer.n, [kt for _, kt in tiles], live_of, lambda m0, mb: 1,
-                    out_bytes, a_rows=lambda k0: (stride, k0))
+    return _ws_gemm(cfg, ho * wo, layer.n, [kt for _, kt in tiles], _live_tiles(layer, tiles),
+                    lambda m0, mb: 1, out_bytes, a_rows=lambda k0: (stride, k0))
 
 
 def takes_im2col_input(cfg: NPUConfig, layer: Layer) -> bool:
