@@ -35,7 +35,7 @@ help:
 	@echo "make harness  the C++ Verilator harness: make sim's layers, or NETWORK=resnet50; WAVES=1 FROM= TO="
 	@echo "make run      MODEL=m.onnx [INPUT=x.npy] [SIM=functional|model|verilator|icarus]: one inference vs onnxruntime"
 	@echo "make onnx-networks  ResNet-18 and MobileNetV2 (224x224, seeded weights) through make run (functional, long)"
-	@echo "make model-accuracy  analytical vs exact model, every layer at the sweep's balanced memories, 8x8-64x64 (exact runs cached in build/model_accuracy/; MAX_CYCLES=)"
+	@echo "make model-accuracy  analytical vs exact model, every layer at the sweep's balanced memories, 8x8-64x64 (exact runs cached in build/model_accuracy/; MAX_CYCLES=, SIZES=, WORKLOADS=, DATAFLOWS=; BACKEND=verilator: the points on the RTL harness)"
 	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
 	@echo "make activity RTL switching activity per operand profile -> MAC-energy factors: build/activity.json"
@@ -155,7 +155,7 @@ bench-model: bootstrap
 # the sweep's balanced memories, 16x16/32x32/64x64 and 8x8 up to 5e5 cycles (MAX_CYCLES=0:
 # 8x8 uncapped too); exact runs cached in build/model_accuracy/ (fresh: ~35 min on one core).
 model-accuracy: bootstrap
-	$(PY) scripts/model_accuracy.py $(if $(MAX_CYCLES),--max-cycles $(MAX_CYCLES))
+	$(PY) scripts/model_accuracy.py $(if $(MAX_CYCLES),--max-cycles $(MAX_CYCLES)) $(if $(BACKEND),--backend $(BACKEND)) $(if $(SIZES),--sizes $(SIZES)) $(if $(WORKLOADS),--workloads $(WORKLOADS)) $(if $(DATAFLOWS),--dataflows $(DATAFLOWS))
 
 area: bootstrap
 	$(PY) scripts/area.py --sizes $(AREA_SIZES)

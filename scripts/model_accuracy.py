@@ -6,15 +6,21 @@ sample).
     python scripts/model_accuracy.py --every-layer            # 8x8 uncapped too (+50 min)
     python scripts/model_accuracy.py --sizes 16 --dataflows ws --workloads mobilenet_v2
     python scripts/model_accuracy.py --cached-only            # no exact runs: cache only
+    python scripts/model_accuracy.py --backend verilator --sizes 8 16   # points on the RTL
 
 Every distinct layer (by shape) of every chosen workload runs on the exact model (about
 30 k simulated cycles/s) once per core -- at 8x8 only those the analytical mode puts at
 most ``SIZE_CAPS[8]`` cycles (70 of 130; the others would take about an hour more:
 ``--every-layer``); its cycles are cached in ``build/model_accuracy/exact.json`` under a
 hash of the core and the compiled program (a compiler or cycle-model change gives a new
-program or a new ``--cycle-model-tag``, so a stale entry is never read).  Prints per layer the exact and analytical cycles and the
-error, and per size x dataflow and overall the worst and mean absolute error; writes
-``build/model_accuracy/result.json``.
+program or a new ``--cycle-model-tag``, so a stale entry is never read).  Prints per layer
+the exact and analytical cycles and the error, and per size x dataflow and overall the worst
+and mean absolute error; writes ``build/model_accuracy/result.json``.
+
+``--backend verilator`` re-runs the chosen points on the RTL instead (the C++ Verilator
+harness, one build per core; each layer's output checked against the golden model): the
+analytical mode's error against the RTL per layer, and where the exact model's cycles for the
+same program are cached, whether they equal the RTL's (exit status 1 if any differ).
 """
 
 from __future__ import annotations
@@ -109,23 +115,43 @@ class ExactCache:
 
 
 def exact_cycles(cfg: NPUConfig, layer, rng, cache: ExactCache | None, tag: str,
-                 cached_only: bool = False) -> tuple[int | None, float]:
-    """The exact model's cycles of the layer (from the cache when there), and the seconds
-    it took (0 from the cache; None cycles when ``cached_only`` and not cached)."""
+                 cached_only: bool = False, backend: str = "model") -> tuple[int | None, float]:
+    """The layer's cycles on ``backend`` -- the cycle-exact model (``model``) or the RTL in
+    the C++ Verilator harness (``verilator``: its output checked against the golden model)
+    -- from the cache when there, and the seconds it took (0 from the cache; None cycles
+    when ``cached_only`` and not cached).  Each back end has its own cache entries."""
     compiled = compile_int8(cfg, layer, rng)
-    key = program_hash(cfg, compiled, tag)
+    key = program_hash(cfg, compiled, tag if backend == "model" else f"{tag}|{backend}")
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit, 0.0
     if cached_only:
         return None, 0.0
     t0 = time.perf_counter()
-    exact = CycleNPU(cfg).run(compiled.program, compiled.program_addr)
+    if backend == "model":
+        exact = CycleNPU(cfg).run(compiled.program, compiled.program_addr)
+    else:
+        exact = _harness(cfg).run(compiled.dram, compiled.program_addr, len(compiled.program))
     if not exact.done:
-        raise RuntimeError(f"{layer.name} on {cfg.name}: exact model did not finish "
+        raise RuntimeError(f"{layer.name} on {cfg.name}: {backend} did not finish "
                            f"(error {exact.error})")
+    if backend != "model" and not np.array_equal(compiled.output(exact.dram),
+                                                 compiled.expected):
+        raise RuntimeError(f"{layer.name} on {cfg.name}: the RTL's output differs from the "
+                           "golden model's")
     if cache is not None:
         cache.put(key, exact.cycles)
     return exact.cycles, time.perf_counter() - t0
+
+
+_HARNESSES: dict = {}
+
+
+def _harness(cfg: NPUConfig):
+    """The C++ Verilator harness of ``cfg`` (built once per configuration, cached on disk)."""
+    if cfg not in _HARNESSES:
+        from testbench.harness import Harness
+        _HARNESSES[cfg] = Harness(cfg)
+    return _HARNESSES[cfg]
 
 
 def layers_of(name: str, dataflow: str):
@@ -134,8 +160,9 @@ def layers_of(name: str, dataflow: str):
 
 
 def run(sizes, dataflows, names, max_cycles: float, cache, tag: str, cached_only=False,
-        seed: int = 0) -> dict:
-    """Every distinct layer at every (size, dataflow): exact and analytical cycles."""
+        seed: int = 0, backend: str = "model") -> dict:
+    """Every distinct layer at every (size, dataflow): exact (on ``backend``) and analytical
+    cycles; with the RTL, also whether the exact model's cached cycles (if any) equal it."""
     out = {}
     for size in sizes:
         for df in dataflows:
@@ -153,16 +180,23 @@ def run(sizes, dataflows, names, max_cycles: float, cache, tag: str, cached_only
                         skipped += 1
                         continue
                     rng = np.random.default_rng(seed)
-                    exact, wall = exact_cycles(cfg, layer, rng, cache, tag, cached_only)
+                    exact, wall = exact_cycles(cfg, layer, rng, cache, tag, cached_only,
+                                               backend)
                     if exact is None:
                         missing += 1
                         continue
                     r = {"workload": name, "layer": layer.name, "core": cfg.name,
-                         "exact": exact, "analytical": est, "error": est / exact - 1,
-                         "wall_s": round(wall, 2)}
+                         "backend": backend, "exact": exact, "analytical": est,
+                         "error": est / exact - 1, "wall_s": round(wall, 2)}
+                    if backend != "model":
+                        model, _ = exact_cycles(cfg, layer, np.random.default_rng(seed),
+                                                cache, tag, cached_only=True)
+                        r["model_equal"] = None if model is None else model == exact
                     rows.append(r)
-                    print(f"{key} {name:16s} {layer.name:24s} exact {exact:>9d} analytical "
-                          f"{est:>9d} {100 * r['error']:+6.1f}%  ({wall:.0f} s)", flush=True)
+                    same = {None: "", True: "  model equal", False: "  MODEL DIFFERS"}
+                    print(f"{key} {name:16s} {layer.name:24s} {backend} {exact:>9d} analytical "
+                          f"{est:>9d} {100 * r['error']:+6.1f}%  ({wall:.0f} s)"
+                          + same[r.get("model_equal")], flush=True)
             errs = [abs(r["error"]) for r in rows]
             out[key] = {"layers": rows, "skipped": skipped, "missing": missing,
                         "worst": max(errs) if errs else None,
@@ -184,14 +218,21 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--cycle-model-tag", default="v1",
                     help="part of every cache key: change it when the exact model changes")
+    ap.add_argument("--backend", choices=("model", "verilator"), default="model",
+                    help="where the exact cycles come from: the cycle-exact model, or the RTL "
+                         "in the C++ Verilator harness (sweep points re-run on the RTL)")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "result.json")
     args = ap.parse_args(argv)
     cache = None if args.no_cache else ExactCache(OUT_DIR / "exact.json")
     t0 = time.perf_counter()
     result = run(args.sizes, args.dataflows, args.workloads,
                  0 if args.every_layer else args.max_cycles, cache,
-                 args.cycle_model_tag, args.cached_only)
+                 args.cycle_model_tag, args.cached_only, backend=args.backend)
     every = [abs(r["error"]) for v in result.values() for r in v["layers"]]
+    differ = [r["layer"] for v in result.values() for r in v["layers"]
+              if r.get("model_equal") is False]
+    if differ:
+        print(f"the RTL and the exact model differ on: {', '.join(differ)}")
     for key, v in result.items():
         if v["worst"] is not None:
             print(f"{key}: {len(v['layers'])} layers ({v['skipped']} skipped, {v['missing']} "
@@ -201,7 +242,7 @@ def main(argv=None) -> int:
               f"mean {100 * float(np.mean(every)):.2f}% ({time.perf_counter() - t0:.0f} s)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
-    return 0
+    return 1 if differ else 0
 
 
 if __name__ == "__main__":

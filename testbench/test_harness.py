@@ -249,3 +249,22 @@ def test_whole_network_mobilenet_v2_on_harness():
     wall = sum(r["wall_s"] for r in records)
     print(f"mobilenet_v2 (reduced): {len(records)} layers, {cycles} cycles, harness {wall:.2f} s, "
           f"model {sum(r['model_s'] for r in records):.1f} s")
+
+
+@pytest.mark.rtl
+def test_model_accuracy_reruns_points_on_the_rtl(tmp_path):
+    """``scripts/model_accuracy.py --backend verilator``: a layer's cycles on the RTL
+    harness (output checked against the golden model) equal the exact model's for the same
+    program, each back end under its own cache key."""
+    from scripts import model_accuracy as ma
+    layer = workloads.Layer(name="c", kind="conv", h=6, w=6, c=5, kh=3, kw=3, n=6, stride=1,
+                            pad=1)
+    cache = ma.ExactCache(tmp_path / "exact.json")
+    model, _ = ma.exact_cycles(WS, layer, np.random.default_rng(0), cache, "t")
+    rtl, _ = ma.exact_cycles(WS, layer, np.random.default_rng(0), cache, "t",
+                             backend="verilator")
+    assert rtl == model > 0
+    assert len(cache.data) == 2          # one entry per back end
+    again, wall = ma.exact_cycles(WS, layer, np.random.default_rng(0), cache, "t",
+                                  cached_only=True, backend="verilator")
+    assert (again, wall) == (rtl, 0.0)
