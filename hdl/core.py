@@ -119,7 +119,8 @@ class NPUCore(wiring.Component):
                 # Memory ports.
                 (load.sp, sp.w_load), (load.acc, acc.w_load), (compute.sp_a, sp.r_a),
                 (compute.sp_b, sp.r_b), (compute.acc_r, acc.r_compute),
-                (compute.acc_w, acc.w_compute), (store.acc, acc.r_store)):
+                (compute.acc_w, acc.w_compute), (store.acc, acc.r_store),
+                (store.sp, sp.w_store)):
             wiring.connect(m, source, sink)
         m.d.comb += store.writer_idle.eq(writer.idle)
 

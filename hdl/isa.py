@@ -74,7 +74,7 @@ class ErrorCode(enum.IntEnum):
     """Value of the status register's error field; the core stops on the first error."""
     NONE = 0
     ILLEGAL_OPCODE = 1   #: opcode not in :class:`Opcode`
-    BAD_OPERAND = 2      #: scratchpad/accumulator range, row width, or dataflow mismatch
+    BAD_OPERAND = 2      #: scratchpad/accumulator range, row width, dataflow mismatch
     DMA_RANGE = 3        #: a DMA access outside the DRAM window (DRAM_BASE, DRAM_SIZE)
     AXI_SLVERR = 4       #: the bus answered SLVERR
     AXI_DECERR = 5       #: the bus answered DECERR
@@ -131,7 +131,13 @@ FIELDS: dict[Opcode, dict[str, Field]] = {
     Opcode.STORE: _layout(("acc_addr", 16, "first accumulator line"),
                           ("nrows", 16, "rows to store"),
                           ("ncols", 12, "elements per row, at most cols"),
-                          ("raw", 1, "1: raw int32; 0: requantized int8"), *_DRAM),
+                          ("raw", 1, "1: raw int32; 0: requantized int8"),
+                          ("dram_addr", 32, "byte address of row 0; with to_sp: the "
+                                            "scratchpad line of row 0"),
+                          ("dram_stride", 32, "bytes from one row to the next; with to_sp: "
+                                              "lines"),
+                          ("to_sp", 1, "1: the int8 rows go to scratchpad lines (on chip, for "
+                                       "the next layer) instead of DRAM; not with raw")),
     Opcode.CONFIG: _layout(("lane", 8, "output channel (column) set; 255: all lanes"),
                            ("multiplier", 32, "TFLite: Q31 multiplier; onnxruntime: the "
                                               "float32 scale's bits"),
@@ -258,8 +264,14 @@ def operands_ok(cfg, op: Opcode, f, preloads=0):
         return (n != 0) & (f["a_addr"] + n <= cfg.sp_lines) & (f["b_addr"] + n <= cfg.sp_lines) \
             & (f["acc_addr"] + R <= cfg.acc_lines)
     if op == Opcode.STORE:
-        return (f["nrows"] != 0) & (f["ncols"] != 0) & (f["ncols"] <= C) & \
+        ok = (f["nrows"] != 0) & (f["ncols"] != 0) & (f["ncols"] <= C) & \
             (f["acc_addr"] + f["nrows"] <= cfg.acc_lines)
+        # to_sp: int8 only, and the last row's line, addr + (nrows - 1) * stride, inside the
+        # scratchpad (written without a subtraction, for the HDL's unsigned values).
+        line, stride = f.get("dram_addr", 0), f.get("dram_stride", 0)
+        sp_ok = (f.get("raw", 0) == 0) & \
+            (line + f["nrows"] * stride < cfg.sp_lines + stride)
+        return ok & ((f.get("to_sp", 0) == 0) | sp_ok)
     if op == Opcode.CONFIG:
         # A field missing from a dict of values is 0, as isa.encode writes it.
         return ((f["lane"] == CONFIG_ALL_LANES) | (f["lane"] < C)) & (f.get("rounding", 0) != 3)
@@ -294,7 +306,7 @@ def markdown() -> str:
              "(not its results written); push_next: its last result row written to the "
              "accumulator |",
              "| store | STORE | pop_prev (from compute) | push_prev: every write "
-             "acknowledged |",
+             "acknowledged (to_sp: every scratchpad line written) |",
              "| store | CONFIG | none: with pop_prev it waits for a compute token but "
              "leaves it | none |",
              "| fetch | HALT, SYNC | none | none |", ""]
@@ -327,7 +339,17 @@ _OPDOC = {
                     "With `accumulate` the result is added to the accumulator lines, or with "
                     "`acc_max` as well the larger of the two is kept (signed int32).",
     Opcode.STORE: "Read `nrows` accumulator lines, requantize to int8 (or keep int32 when "
-                  "`raw`), write `ncols` elements per row to DRAM.",
+                  "`raw`), write `ncols` elements per row to DRAM. With `to_sp`, row i goes "
+                  "to scratchpad line `dram_addr + i * dram_stride` instead (its low `ncols` "
+                  "bytes; the rest of the line zero), where a later COMPUTE or PRELOAD reads "
+                  "it as a LOAD's line: no DRAM traffic, and the DMA byte counters do not "
+                  "move. Refused (BAD_OPERAND) with `raw`, or when the last row's line is "
+                  "past the scratchpad. The store unit writes the scratchpad after the load "
+                  "unit: it waits while the load unit writes the same bank. Ordering is the "
+                  "tokens': the STORE's push_prev (s2c) comes once every line is written, so a "
+                  "COMPUTE/PRELOAD that pops it (pop_next) reads them; lines an earlier "
+                  "COMPUTE/PRELOAD still reads may only be overwritten by a STORE that popped "
+                  "(pop_prev, c2s) a token pushed after that read.",
     Opcode.CONFIG: "Set the bias, requantization multiplier (or float32 scale) and shift of "
                    "one lane (output channel) or all, and the zero point, clamp range and "
                    "rounding mode of all lanes.",
@@ -338,7 +360,8 @@ _ERRDOC = {
     ErrorCode.NONE: "no error",
     ErrorCode.ILLEGAL_OPCODE: "the fetched word's opcode is not defined",
     ErrorCode.BAD_OPERAND: "a scratchpad/accumulator range, row width or dataflow-specific "
-                           "instruction does not fit this core",
+                           "instruction does not fit this core (also a STORE to_sp that is "
+                           "raw or ends past the scratchpad)",
     ErrorCode.DMA_RANGE: "a DMA access falls outside [DRAM_BASE, DRAM_BASE + DRAM_SIZE)",
     ErrorCode.AXI_SLVERR: "an AXI read or write response was SLVERR",
     ErrorCode.AXI_DECERR: "an AXI read or write response was DECERR",

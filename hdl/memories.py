@@ -120,12 +120,14 @@ class _BankedMemory(wiring.Component):
 
 
 class Scratchpad(_BankedMemory):
-    """int8 operand lines: written by the load unit, read by the compute unit on two ports
-    (activations and weights/B stream at the same time, round-robin when they collide)."""
+    """int8 operand lines: written by the load unit and by the store unit (a STORE with
+    ``to_sp``; it waits while the load unit writes the same bank), read by the compute unit
+    on two ports (activations and weights/B stream at the same time, round-robin when they
+    collide)."""
 
     def __init__(self, cfg):
-        super().__init__(8 * cfg.sp_width, cfg.sp_lines, cfg.sp_banks, writers=("load",),
-                         readers=("a", "b"), fair_readers=True)
+        super().__init__(8 * cfg.sp_width, cfg.sp_lines, cfg.sp_banks,
+                         writers=("load", "store"), readers=("a", "b"), fair_readers=True)
 
 
 class Accumulator(_BankedMemory):

@@ -517,7 +517,8 @@ class ComputeUnit(wiring.Component):
 
 
 class StoreUnit(wiring.Component):
-    """CONFIG (post-processing parameters) and STORE (accumulator -> requantize -> DRAM).
+    """CONFIG (post-processing parameters) and STORE (accumulator -> requantize -> DRAM, or
+    with ``to_sp`` -> scratchpad lines).
 
     Attributes
     ----------
@@ -532,12 +533,16 @@ class StoreUnit(wiring.Component):
     wr_cmd : Out(stream)
         One row per command, in order, once it has passed the read, the requantizer's
         :data:`hdl.requant.LATENCY` stages and the out FIFO: int8 (``ncols`` bytes) or raw
-        int32 (``4 ncols`` bytes), ``addr`` advancing by the stride.
+        int32 (``4 ncols`` bytes), ``addr`` advancing by the stride.  Not for ``to_sp``.
+    sp : Out(write port)
+        ``to_sp``: the same rows, once out of the out FIFO, to scratchpad line ``dram_addr``
+        advancing by ``dram_stride`` (lines): the low ``ncols`` bytes of the int8 row, the
+        rest zero; written in a cycle the load unit does not write the same bank.
     writer_idle : In(1)
         The write DMA has every response back: a STORE completes only then.
     c2s : Out(token port)
     s2c_push : Out(1)
-        When a STORE completes, if ``push_prev``.
+        When a STORE completes (``to_sp``: its last line written), if ``push_prev``.
     idle, error, wait_token : Out
     """
 
@@ -549,6 +554,7 @@ class StoreUnit(wiring.Component):
             "insn": In(insn_stream()), "abort": In(1),
             "acc": Out(read_port_signature(32 * cfg.cols, cfg.acc_lines)),
             "wr_cmd": Out(stream.Signature(write_cmd_layout(4 * cfg.cols))),
+            "sp": Out(write_port_signature(8 * cfg.sp_width, cfg.sp_lines)),
             "writer_idle": In(1),
             "c2s": Out(wiring.Signature(_token_port())),
             "s2c_push": Out(1),
@@ -587,7 +593,7 @@ class StoreUnit(wiring.Component):
 
         busy = Signal()
         r_base, r_rows = Signal(16), Signal(16)
-        r_raw, r_push = Signal(), Signal()
+        r_raw, r_push, r_sp = Signal(), Signal(), Signal()
         r_ncols = Signal(12)
         r_addr, r_stride = Signal(32), Signal(32)
         issued, sent = Signal(16), Signal(16)
@@ -618,6 +624,7 @@ class StoreUnit(wiring.Component):
         with m.If(go & operands_ok & ~is_config):
             m.d.sync += [busy.eq(1), r_base.eq(acc_addr), r_rows.eq(nrows), r_ncols.eq(ncols),
                          r_raw.eq(_field(word, Opcode.STORE, "raw")),
+                         r_sp.eq(_field(word, Opcode.STORE, "to_sp")),
                          r_push.eq(_flag(word, "push_prev")),
                          r_addr.eq(_field(word, Opcode.STORE, "dram_addr")),
                          r_stride.eq(_field(word, Opcode.STORE, "dram_stride")),
@@ -645,12 +652,19 @@ class StoreUnit(wiring.Component):
                      out.w_data.eq(Mux(r_raw, raw_line.o, rq.out.as_value()))]
         m.d.sync += inflight.eq(inflight + issue - valid_line.o)
 
+        # Out FIFO -> the write DMA, or (to_sp) -> a scratchpad line: int8 lanes past ncols
+        # are zero, and so is the rest of the line.
+        lanes = [out.r_data[8 * i:8 * (i + 1)] for i in range(C)]
+        to_sp = self.sp.en & self.sp.ready
         m.d.comb += [
-            self.wr_cmd.valid.eq(out.r_rdy), out.r_en.eq(self.wr_cmd.ready),
+            self.wr_cmd.valid.eq(out.r_rdy & ~r_sp),
+            out.r_en.eq(Mux(r_sp, self.sp.ready, self.wr_cmd.ready)),
             self.wr_cmd.payload.data.eq(out.r_data), self.wr_cmd.payload.addr.eq(r_addr),
             self.wr_cmd.payload.nbytes.eq(Mux(r_raw, r_ncols << 2, r_ncols)),
+            self.sp.en.eq(out.r_rdy & r_sp), self.sp.addr.eq(r_addr),
+            self.sp.data.eq(Cat(*[Mux(i < r_ncols, lane, 0) for i, lane in enumerate(lanes)])),
         ]
-        with m.If(self.wr_cmd.valid & self.wr_cmd.ready):
+        with m.If((self.wr_cmd.valid & self.wr_cmd.ready) | to_sp):
             m.d.sync += [sent.eq(sent + 1), r_addr.eq(r_addr + r_stride)]
             with m.If(sent == r_rows - 1):
                 m.d.sync += draining.eq(1)

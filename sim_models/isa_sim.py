@@ -137,7 +137,11 @@ class FunctionalNPU:
             block = self.acc[i["acc_addr"]:i["acc_addr"] + n, :nc]
             for r in range(n):
                 addr = i["dram_addr"] + r * i["dram_stride"]
-                if i["raw"]:
+                if i["to_sp"]:          # int8 rows to scratchpad lines (not raw: checked)
+                    lo, hi = self.clamp
+                    self.sp[addr] = 0
+                    self.sp[addr, :nc] = self._requantize(block[r:r + 1], nc, lo, hi)[0]
+                elif i["raw"]:
                     self._write(addr, block[r], "<i4")
                 else:
                     lo, hi = self.clamp

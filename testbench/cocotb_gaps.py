@@ -22,6 +22,9 @@
   DRAM afterwards equals the functional model's, and the cycle count, every counter and
   every unit's handshakes in every cycle equal the cycle model's (which states which port
   has priority), so a changed priority is reported at the first cycle it matters.
+* ``store_to_scratchpad``: a STORE ``to_sp`` (every other line, one column short) while a
+  LOAD writes the same scratchpad bank, read back by a COMPUTE that pops its token; DRAM and
+  counters against the models, the bank's write arbiter seen refusing the store.
 * ``registers_both_ways``: every read-write register written all-ones and zero, read back.
 * ``extreme_operands``: every count and address at the top the operand rules allow (the whole
   scratchpad, COMPUTEs of ``acc_lines`` rows (WS) or K = ``sp_lines`` (OS), STOREs and a
@@ -305,6 +308,69 @@ async def every_store_mode(dut):
     await _run_directed(dut, "store modes", words, image, CycleNPU(CFG))
     bins = program_bins(type("P", (), {"words": words})())
     _write_bins(bins)
+
+
+def _store_to_sp_program():
+    """A result tile requantized into scratchpad lines (STORE ``to_sp``: every other line,
+    one column short) while a LOAD without tokens writes other lines of the same bank;
+    then a COMPUTE that pops the STORE's token reads those lines (and the ones between,
+    loaded before) and its result is stored raw to DRAM."""
+    R, C, W = CFG.rows, CFG.cols, CFG.sp_width
+    enc = isa.encode
+    x, y = 8, 8 + 2 * R + 4                   # the stored lines, the colliding LOAD's
+    assert y + 48 <= CFG.sp_lines // CFG.sp_banks
+    half = CFG.acc_lines // 2
+    words = [enc(Opcode.LOAD, sp_addr=x + 2 * R + 40, nrows=3 * R, ncols=W, dram_addr=0x1000,
+                 dram_stride=W),
+             enc(Opcode.LOAD, sp_addr=x, nrows=2 * R, ncols=W, dram_addr=0x1400,
+                 dram_stride=W),
+             enc(Opcode.SYNC)]
+    a, b = x + 2 * R + 40, x + 3 * R + 40      # A (or A^T) and the weights (or B)
+    if CFG.dataflow == "ws":
+        words += [enc(Opcode.PRELOAD, sp_addr=b, nrows=R),
+                  enc(Opcode.COMPUTE, a_addr=a, acc_addr=0, nrows=R, push_next=1)]
+    else:
+        words += [enc(Opcode.COMPUTE, a_addr=a, b_addr=b, acc_addr=0, nrows=R, push_next=1)]
+    words += [enc(Opcode.LOAD, sp_addr=y, nrows=32, ncols=W, dram_addr=0x1800, dram_stride=W),
+              enc(Opcode.CONFIG, lane=isa.CONFIG_ALL_LANES, multiplier=1 << 30, shift=-6,
+                  zero_point=-3, clamp_min=-100, clamp_max=120, bias=7, rounding=0),
+              enc(Opcode.STORE, acc_addr=0, nrows=R, ncols=max(1, C - 1), to_sp=1,
+                  dram_addr=x, dram_stride=2, pop_prev=1, push_prev=1)]
+    if CFG.dataflow == "ws":
+        words += [enc(Opcode.PRELOAD, sp_addr=b, nrows=R),
+                  enc(Opcode.COMPUTE, a_addr=x, acc_addr=half, nrows=2 * R, pop_next=1,
+                      push_next=1)]
+        out_rows = 2 * R
+    else:
+        words += [enc(Opcode.COMPUTE, a_addr=x, b_addr=b, acc_addr=half, nrows=2 * R,
+                      pop_next=1, push_next=1)]
+        out_rows = R
+    words += [enc(Opcode.STORE, acc_addr=half, nrows=out_rows, ncols=C, raw=1,
+                  dram_addr=0x3000, dram_stride=4 * C, pop_prev=1),
+              enc(Opcode.HALT)]
+    return words
+
+
+@cocotb.test()
+async def store_to_scratchpad(dut):
+    """STORE to_sp (the on-chip path for the next layer): the stored lines read back by a
+    COMPUTE that waits for its token, while a LOAD writes the same scratchpad bank (the
+    store waits for it: the bank's write arbiter decides); DRAM against the functional
+    model, counters and handshakes against the cycle model, which must see the two
+    writers meet."""
+    import random
+    rng = random.Random(5)
+    words = _store_to_sp_program()
+    model = CycleNPU(CFG)
+    refused = _count_refusals(model.sp_w)
+    status = await _run_directed(dut, "store to scratchpad", words,
+                                 _image(words, bytes(rng.getrandbits(8) for _ in range(0x1000))),
+                                 model)
+    assert status["counters"]["dma_bytes_written"] == 4 * CFG.cols * (
+        2 * CFG.rows if CFG.dataflow == "ws" else CFG.rows), "a to_sp STORE counted DRAM bytes"
+    assert refused[0] > 0, "the STORE never met the LOAD in a scratchpad bank"
+    dut._log.info("store to scratchpad: %d cycles, %d store writes waited for the load",
+                  status["counters"]["cycles"], refused[0])
 
 
 #: Requantizations per mode in :func:`every_mode_across_its_parameters`.

@@ -122,11 +122,12 @@ def streamer_pairing():
 
 
 def memory_pairing(cfg, which):
-    """Grants of the scratchpad's two readers (round robin) or of the accumulator's writers
-    and readers (compute first)."""
+    """Grants of the scratchpad's two readers (round robin) and writers (load first), or of
+    the accumulator's writers and readers (compute first)."""
     if which == "scratchpad":
         dut, depth, banks = Scratchpad(cfg), cfg.sp_lines, cfg.sp_banks
-        groups = {"read": (["r_a", "r_b"], m_mem.BankArbiter(depth, banks, fair=True))}
+        groups = {"write": (["w_load", "w_store"], m_mem.BankArbiter(depth, banks)),
+                  "read": (["r_a", "r_b"], m_mem.BankArbiter(depth, banks, fair=True))}
     else:
         dut, depth, banks = Accumulator(cfg), cfg.acc_lines, cfg.acc_banks
         groups = {"write": (["w_compute", "w_load"], m_mem.BankArbiter(depth, banks)),
@@ -298,8 +299,14 @@ def random_word(cfg, rng, ops):
             values[name] = int(rng.integers(0, 64))
         elif name == "accumulate" or name == "raw":
             values[name] = int(rng.integers(2))
+        elif name == "to_sp":
+            values[name] = int(rng.integers(2))
         elif not f.signed:
             values[name] = int(rng.integers(1 << min(f.width, 16)))
+    if values.get("to_sp"):     # a scratchpad line and a stride in lines, mostly in range
+        values["dram_addr"] = int(rng.integers(cfg.sp_lines + 2))
+        values["dram_stride"] = int(rng.integers(0, 4))
+        values["raw"] = int(_p(rng, 0.2))
     return isa.encode(op, **_flags(rng), **values)
 
 
@@ -465,12 +472,14 @@ def store_pairing(cfg):
     def stim(rng, _):
         return {"word": random_word(cfg, rng, [Opcode.STORE, Opcode.STORE, Opcode.CONFIG])
                 if _p(rng, 0.4) else None, "c2s": _p(rng, 0.7), "abort": _p(rng, 0.003),
-                "acc_ready": _p(rng, 0.7), "wr_ready": _p(rng, 0.6), "writer_idle": _p(rng, 0.5)}
+                "acc_ready": _p(rng, 0.7), "wr_ready": _p(rng, 0.6), "writer_idle": _p(rng, 0.5),
+                "sp_ready": _p(rng, 0.7)}
 
     def drive(ctx, s):
         _insn(ctx, dut, s["word"])
         for k, port in (("c2s", dut.c2s.avail), ("abort", dut.abort), ("acc_ready", dut.acc.ready),
-                        ("wr_ready", dut.wr_cmd.ready), ("writer_idle", dut.writer_idle)):
+                        ("wr_ready", dut.wr_cmd.ready), ("writer_idle", dut.writer_idle),
+                        ("sp_ready", dut.sp.ready)):
             ctx.set(port, s[k])
 
     def hdl(ctx, s):
@@ -479,6 +488,7 @@ def store_pairing(cfg):
                 "acc": when(ctx.get(dut.acc.en), ctx.get(dut.acc.addr)),
                 "wr_cmd": when(valid, (ctx.get(dut.wr_cmd.payload.addr),
                                        ctx.get(dut.wr_cmd.payload.nbytes))),
+                "sp": when(ctx.get(dut.sp.en), ctx.get(dut.sp.addr)),
                 "c2s_pop": bool(ctx.get(dut.c2s.pop)), "s2c_push": bool(ctx.get(dut.s2c_push)),
                 "idle": bool(ctx.get(dut.idle)), "error": ctx.get(dut.error),
                 "wait_token": bool(ctx.get(dut.wait_token))}
@@ -488,13 +498,14 @@ def store_pairing(cfg):
         return {"insn_ready": model.go(w, s["c2s"], a),
                 "acc": when(model.acc_en(a), model.acc_addr),
                 "wr_cmd": when(model.wr_cmd_valid, model.wr_cmd()),
+                "sp": when(model.sp_en, model.sp_addr),
                 "c2s_pop": model.c2s_pop(w, s["c2s"], a),
                 "s2c_push": model.s2c_push(s["writer_idle"]), "idle": model.idle,
                 "error": int(model.error), "wait_token": model.wait_token(w, s["c2s"])}
 
     return Pairing("StoreUnit", dut, stim, drive, hdl, mod,
                    lambda s: model.clock(s["word"], s["c2s"], s["abort"], s["acc_ready"],
-                                         s["wr_ready"], s["writer_idle"]))
+                                         s["wr_ready"], s["writer_idle"], s["sp_ready"]))
 
 
 def read_arbiter_pairing():

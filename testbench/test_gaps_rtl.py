@@ -31,7 +31,7 @@ def _tests() -> list[str]:
                                      for c in CORES for s in ("icarus", "verilator")])
 def test_gaps_rtl(sim, cfg):
     names = [n for n in _tests() if sim == "verilator" or n not in VERILATOR_ONLY]
-    assert len(names) == 9 - (sim != "verilator") and set(VERILATOR_ONLY) <= set(_tests())
+    assert len(names) == 10 - (sim != "verilator") and set(VERILATOR_ONLY) <= set(_tests())
     tests, failed = run_cocotb(sim, cfg, "testbench.cocotb_gaps", core=True, seed=1,
                                testcase=",".join(names))
     assert (tests, failed) == (len(names), 0), f"{failed} of {tests} failed"

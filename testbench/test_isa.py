@@ -67,6 +67,21 @@ RULES = [
     (WS, Opcode.STORE, dict(acc_addr=15, nrows=2, ncols=3), 0, False),
     (WS, Opcode.STORE, dict(acc_addr=0, nrows=1, ncols=4), 0, False),
     (WS, Opcode.STORE, dict(acc_addr=0, nrows=1, ncols=0), 0, False),
+    # to_sp: int8 rows to lines dram_addr + i * dram_stride, the last inside the scratchpad
+    (WS, Opcode.STORE, dict(acc_addr=0, nrows=3, ncols=3, to_sp=1, dram_addr=59,
+                            dram_stride=2), 0, True),
+    (WS, Opcode.STORE, dict(acc_addr=0, nrows=3, ncols=3, to_sp=1, dram_addr=60,
+                            dram_stride=2), 0, False),
+    (WS, Opcode.STORE, dict(acc_addr=0, nrows=1, ncols=3, to_sp=1, dram_addr=63,
+                            dram_stride=0xFFFF_FFFF), 0, True),    # one row: stride unused
+    (WS, Opcode.STORE, dict(acc_addr=0, nrows=2, ncols=3, to_sp=1, dram_addr=0,
+                            dram_stride=0xFFFF_FFFF), 0, False),   # no wrap-around
+    (WS, Opcode.STORE, dict(acc_addr=0, nrows=1, ncols=3, to_sp=1, dram_addr=64,
+                            dram_stride=0), 0, False),
+    (OS, Opcode.STORE, dict(acc_addr=0, nrows=1, ncols=1, to_sp=1, raw=1, dram_addr=0,
+                            dram_stride=0), 0, False),             # int32 rows: not to_sp
+    (OS, Opcode.STORE, dict(acc_addr=0, nrows=1, ncols=1, to_sp=0, raw=1, dram_addr=1 << 31,
+                            dram_stride=0), 0, True),
     (WS, Opcode.CONFIG, dict(lane=2, rounding=0), 0, True),
     (WS, Opcode.CONFIG, dict(lane=isa.CONFIG_ALL_LANES, rounding=2), 0, True),
     (WS, Opcode.CONFIG, dict(lane=3, rounding=1), 0, False),

@@ -63,5 +63,5 @@ def test_compute_unit_model_equals_rtl(cfg):
 
 @pytest.mark.parametrize("cfg", SMALL, ids=IDS)
 def test_store_unit_model_equals_rtl(cfg):
-    check(store_pairing(cfg), ["acc", "wr_cmd", "c2s_pop", "s2c_push", "error",
+    check(store_pairing(cfg), ["acc", "wr_cmd", "sp", "c2s_pop", "s2c_push", "error",
                                 "wait_token"])

@@ -64,6 +64,7 @@ class CycleNPU:
         self.arbiter = ReadArbiter()
         self.errors = ErrorLatch()
         self.sp = BankArbiter(cfg.sp_lines, cfg.sp_banks, fair=True)
+        self.sp_w = BankArbiter(cfg.sp_lines, cfg.sp_banks)     # load, then store (to_sp)
         self.acc = BankArbiter(cfg.acc_lines, cfg.acc_banks)
         self.reader, self.writer = RowReader(cfg.bus_bytes), RowWriter(cfg.bus_bytes)
         self.program, self.prog_addr = [], 0
@@ -206,6 +207,10 @@ class CycleNPU:
         c["sp_ports"], c["sp_ready"] = sp_ports, tuple(self.sp.ready(sp_ports))
         c["acc_r"], c["acc_w"] = acc_r, acc_w
         c["st_acc_ready"] = self.acc.ready([acc_r, (True, store.acc_addr)])[1]
+        # Scratchpad writes: the load unit's never wait; a STORE to_sp's waits for its bank.
+        l_sp_en = load.mem_en(c["l_rsp_valid"]) and not load.acc
+        c["st_sp_ready"] = self.sp_w.ready([(l_sp_en, l_target),
+                                            (store.sp_en, store.sp_addr)])[1]
         # Write DMA.
         c["wr_cmd"] = store.wr_cmd() if store.wr_cmd_valid else None
         c["wr_ready"] = writer.cmd_ready(mem.awready, mem.wready)
@@ -270,6 +275,7 @@ class CycleNPU:
         for (en, _), ready in zip(c["sp_ports"], c["sp_ready"]):
             ev["sp_line_reads"] += en and ready
         ev["acc_line_reads"] += store.acc_en(abort) and c["st_acc_ready"]
+        ev["sp_line_writes"] += store.sp_en and c["st_sp_ready"]
         # Core: the read arbiter, tokens pushed this cycle.
         self.arbiter.clock(c["f_valid"], c["l_valid"], c["r_cmd_ready"])
         c2l_push = compute.c2l_push()
@@ -293,7 +299,7 @@ class CycleNPU:
                                          abort, c["sp_ready"])
         self.sp.clock(c["sp_ports"])
         pop_c2s = store.clock(words[Q.STORE], t["c2s"].avail, abort, c["st_acc_ready"],
-                              c["wr_ready"], c["writer_idle"])
+                              c["wr_ready"], c["writer_idle"], c["st_sp_ready"])
         for name, push, pop in (("l2c", l2c_push, pop_l2c), ("c2l", c2l_push, pop_c2l),
                                 ("c2s", c2s_push, pop_c2s), ("s2c", s2c_push, pop_s2c)):
             t[name].clock(push, pop, clear=start)

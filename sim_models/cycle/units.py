@@ -408,13 +408,13 @@ class ComputeUnit:
 
 class StoreUnit:
     """:class:`hdl.units.StoreUnit`: CONFIG and STORE (accumulator -> requantizer -> out
-    FIFO -> write DMA)."""
+    FIFO -> write DMA, or with ``to_sp`` -> the scratchpad's second write port)."""
 
     OUT_FIFO = hdl_units.StoreUnit.OUT_FIFO
 
     def __init__(self, cfg: NPUConfig):
         self.cfg, self._ok = cfg, _OperandRule(cfg)
-        self.busy = self.raw = self.push = self.draining = False
+        self.busy = self.raw = self.push = self.draining = self.to_sp = False
         self.base = self.rows = self.ncols = self.addr = self.stride = 0
         self.issued = self.sent = 0
         self.out = Fifo(self.OUT_FIFO)
@@ -454,7 +454,17 @@ class StoreUnit:
 
     @property
     def wr_cmd_valid(self) -> bool:
-        return self.out.r_rdy
+        return self.out.r_rdy and not self.to_sp
+
+    @property
+    def sp_en(self) -> bool:
+        """The scratchpad write wanted this cycle (``to_sp``; granted unless the load unit
+        writes the same bank)."""
+        return self.out.r_rdy and self.to_sp
+
+    @property
+    def sp_addr(self) -> int:
+        return self.addr % self.cfg.sp_lines
 
     def wr_cmd(self) -> tuple[int, int]:
         return self.addr, (4 * self.ncols if self.raw else self.ncols)
@@ -468,11 +478,12 @@ class StoreUnit:
 
     # -- registers --------------------------------------------------------------------------
     def clock(self, word: int | None, c2s_avail: bool, abort: bool, acc_ready: bool,
-              wr_ready: bool, writer_idle: bool) -> bool:
+              wr_ready: bool, writer_idle: bool, sp_ready: bool) -> bool:
         """Returns the c2s pop of this cycle."""
         go = self.go(word, c2s_avail, abort)
         issue = self.acc_en(abort) and acc_ready
-        wr_fire = self.wr_cmd_valid and wr_ready
+        out_ready = sp_ready if self.to_sp else wr_ready
+        wr_fire = self.out.r_rdy and out_ready
         vl_out = self.valid_line.o(self.read_valid)
         finished = self.busy and self.draining and writer_idle
         quiet = self.inflight == 0 and not self.out.r_rdy
@@ -486,6 +497,7 @@ class StoreUnit:
                 self.busy, self.draining = True, False
                 self.base, self.rows, self.ncols = f["acc_addr"], f["nrows"], f["ncols"]
                 self.raw, self.push = bool(f["raw"]), flag(word, "push_prev")
+                self.to_sp = bool(f["to_sp"])
                 self.addr, self.stride = f["dram_addr"], f["dram_stride"]
                 self.issued = self.sent = 0
         if issue:
@@ -495,7 +507,7 @@ class StoreUnit:
                 self.draining = True
             self.sent += 1
             self.addr = (self.addr + self.stride) & ADDR_MASK
-        self.out.clock(vl_out, True, wr_ready)
+        self.out.clock(vl_out, True, out_ready)
         self.inflight += issue - vl_out
         self.valid_line.clock(self.read_valid)
         self.read_valid = issue
