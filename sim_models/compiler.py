@@ -31,6 +31,8 @@ from . import golden
 from .isa_sim import FunctionalNPU, RunResult
 
 __all__ = ["LayerError", "Requant", "RequantParams", "ROUNDINGS", "Layer", "compile_gemm", "compile_conv2d", "im2col",
+           "compile_gemm_chain", "chain_on_chip", "sp_out_lines", "link_words",
+           "leftover_tokens", "take_tokens",
            "conv2d_reference", "WsPlan", "ws_plan", "os_chunk", "conv_k_tiles",
            "im2col_input_pays", "im2col_row_bytes",
            "conv_tile_channels_meet"]
@@ -243,6 +245,27 @@ class _DenseA:
                   **flags)
 
 
+class _OnChipA:
+    """A (M x K int8) already in the scratchpad, written there by the previous layer's
+    STOREs with ``to_sp`` (:func:`compile_gemm_chain`): K-tile ``ki`` (``width`` columns)
+    of row ``m`` is line ``base + ki * M + m``.  Nothing is loaded."""
+
+    def __init__(self, base: int, M: int, K: int, width: int):
+        self.base, self.M, self.K, self.width = base, M, K, width
+
+    def k_tiles(self, R):
+        return [(k0, min(self.width, self.K - k0)) for k0 in range(0, self.K, self.width)]
+
+    def line(self, m0: int, ki: int) -> int:
+        return self.base + ki * self.M + m0
+
+
+def sp_out_lines(M: int, N: int, C: int) -> int:
+    """Scratchpad lines an M x N int8 output takes when its STOREs keep it on chip: one
+    line per row per N-tile of ``C`` columns (the next layer's K-tiles)."""
+    return M * -(-N // C)
+
+
 def im2col_row_bytes(K: int) -> int:
     """The DRAM row stride of host-built im2col rows of ``K`` values: ``K`` rounded up to
     :data:`ALIGN`, so every K-tile's row starts in a fresh bus word."""
@@ -334,11 +357,19 @@ def emit_config(prog, params: RequantParams, n0, nt, per_lane):
                   shift=int(shift[n0 + j]), bias=int(bias[n0 + j]), **common)
 
 
-def _emit_store(prog, params, per_lane, slot, m0, nrows, n0, nt, N, out_addr, esize):
+def _emit_store(prog, params, per_lane, slot, m0, nrows, n0, nt, N, out_addr, esize,
+                out_sp=None):
     """Store one finished output block (after its per-channel CONFIGs): pops the compute
-    unit's token, gives the accumulator block back with a token when written."""
+    unit's token, gives the accumulator block back with a token when written.
+    ``out_sp = (base, M, C)``: the block goes to scratchpad lines instead (``to_sp``, the
+    layout of :class:`_OnChipA`)."""
     if params is not None and per_lane:
         emit_config(prog, params, n0, nt, per_lane=True)
+    if out_sp is not None:
+        base, M, C = out_sp
+        prog.emit(Opcode.STORE, acc_addr=slot, nrows=nrows, ncols=nt, to_sp=1,
+                  dram_addr=base + n0 // C * M + m0, dram_stride=1, pop_prev=1, push_prev=1)
+        return
     prog.emit(Opcode.STORE, acc_addr=slot, nrows=nrows, ncols=nt, raw=int(params is None),
               dram_addr=out_addr + (m0 * N + n0) * esize, dram_stride=N * esize,
               pop_prev=1, push_prev=1)
@@ -376,7 +407,8 @@ class WsPlan:
 
 
 def ws_plan(cfg: NPUConfig, M: int, Kt: int, a_bytes: int, a_stream_bytes: int,
-            w_bytes: int, w_lines: int) -> WsPlan:
+            w_bytes: int, w_lines: int, sp_lines: int | None = None,
+            a_on_chip: bool = False) -> WsPlan:
     """Choose the WS plan for a GEMM of ``M`` rows and ``Kt`` K-tiles whose A (as loaded)
     holds ``a_bytes`` (``a_stream_bytes`` summed over the N-tiles' live K-tiles: every
     N-tile's when all are live, a depthwise layer's once) and whose live weight tiles hold
@@ -387,17 +419,29 @@ def ws_plan(cfg: NPUConfig, M: int, Kt: int, a_bytes: int, a_stream_bytes: int,
     among those whose block has at least ``2 * rows`` rows (or all of them: a step of fewer
     rows than the weight preload's ``rows`` cycles leaves the array idle), the one reading
     the fewest DRAM bytes wins, then the larger block.  Streamed weights get three slots
-    where they leave the block as large as two would (:class:`WsPlan`)."""
+    where they leave the block as large as two would (:class:`WsPlan`).
+
+    ``sp_lines``: the scratchpad lines the layer may use (lines ``0 .. sp_lines``; the
+    rest hold a neighbour's on-chip output).  ``a_on_chip``: A is already in the
+    scratchpad (:class:`_OnChipA`): it reads no bytes and needs no lines (``a_resident``,
+    one block of at most half the accumulator)."""
     R = cfg.rows
+    sp_lines = cfg.sp_lines if sp_lines is None else sp_lines
     m_max = min(M, cfg.acc_lines // 2)
     plans = []
+    if a_on_chip:
+        plans = [WsPlan(m_max, True, w_res, 1, 2) for w_res in (True, False)
+                 if sp_lines >= (w_lines if w_res else 2 * R)]
+        if not plans:
+            raise LayerError(f"{sp_lines} scratchpad lines hold no weight slots")
+        return min(plans, key=lambda p: p.dram_bytes(M, 0, 0, w_bytes))
     for w_res in (True, False):
         for a_res in (True, False):
             if a_res and Kt < 2:
                 continue
             best = None
             for slots in (2,) if w_res else (3, 2):
-                room = cfg.sp_lines - (w_lines if w_res else slots * R)
+                room = sp_lines - (w_lines if w_res else slots * R)
                 mb = min(m_max, room // (Kt if a_res else slots))
                 if mb >= 1 and (best is None or mb > best.Mb):
                     regions = 2 if a_res and Kt >= slots and room // (2 * Kt) >= mb else 1
@@ -405,7 +449,7 @@ def ws_plan(cfg: NPUConfig, M: int, Kt: int, a_bytes: int, a_stream_bytes: int,
             if best is not None:
                 plans.append(best)
     if not plans:
-        raise LayerError(f"scratchpad of {cfg.sp_lines} lines is too small")
+        raise LayerError(f"scratchpad of {sp_lines} lines is too small")
     big = [p for p in plans if p.Mb >= min(m_max, 2 * R)] or plans
     return min(big, key=lambda p: (p.dram_bytes(M, a_bytes, a_stream_bytes, w_bytes), -p.Mb))
 
@@ -449,25 +493,32 @@ def _weight_step(prog, w_line, kt, nt, w_addr, N, pop, load_a, load_w) -> tuple[
 
 
 def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_dense,
-                 acc_bias_addr=None):
+                 acc_bias_addr=None, sp_lines=None, out_sp=None):
     """Emit the weight-stationary schedule (see module doc).  Returns its plan and counts.
 
     A step is one weight tile: its loads (the A chunk unless resident and loaded, the
     weight tile unless resident and loaded), PRELOAD and COMPUTE.  A step that loads
     something is a *load step*: its last LOAD hands a token to PRELOAD, and its COMPUTE
-    gives the (double-buffered) slot back; the load steps' slots alternate."""
+    gives the (double-buffered) slot back; the load steps' slots alternate.
+
+    ``sp_lines``: use only lines ``0 .. sp_lines`` (the rest hold an on-chip output);
+    an :class:`_OnChipA` ``a_src`` is read where it lies; ``out_sp``: store the output on
+    chip (:func:`_emit_store`)."""
     R, C = cfg.rows, cfg.cols
+    sp_lines = cfg.sp_lines if sp_lines is None else sp_lines
+    on_chip = isinstance(a_src, _OnChipA)
     k_tiles, n_tiles, live_of = _ws_tiles(a_src, R, N, C, b_dense)
     w_lines = sum(kt for live in live_of for _, _, kt in live)
     w_bytes = sum(kt * nt for live, (_, nt) in zip(live_of, n_tiles) for _, _, kt in live)
     a_stream = M * sum(kt for live in live_of for _, _, kt in live)
-    plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines)
+    plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines, sp_lines,
+                   on_chip)
     Mb, resident = plan.Mb, plan.a_resident
     # Weights at the top of the scratchpad and activations from line 0: with two banks they
     # stream from different banks whenever the activations fit the lower half.
     slots = plan.slots
-    w_slot = [cfg.sp_lines - (slots - s) * R for s in range(slots)]
-    w_home, line = {}, cfg.sp_lines - w_lines     # resident weights: one home per tile
+    w_slot = [sp_lines - (slots - s) * R for s in range(slots)]
+    w_home, line = {}, sp_lines - w_lines     # resident weights: one home per tile
     for ni, live in enumerate(live_of):
         for ki, _, kt in live:
             w_home[ni, ki], line = line, line + kt
@@ -481,7 +532,7 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
         mb = min(Mb, M - m0)
         loaded = set()                   # resident A chunks of this M-block
         a_base = (m0 // Mb % plan.a_regions) * len(k_tiles) * Mb
-        if resident and m0 > 0 and plan.a_regions == 1:
+        if resident and m0 > 0 and plan.a_regions == 1 and not on_chip:
             # The new block's chunks overwrite the old block's: let its last uses finish.
             prog.emit(Opcode.SYNC)
         for ni, (n0, nt) in enumerate(n_tiles):
@@ -489,10 +540,11 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
             for j, (ki, k0, kt) in enumerate(live_of[ni]):
                 if j == 0 and acc_bias_addr is not None:
                     _load_acc_bias(prog, tile, slot, mb, nt, acc_bias_addr + 4 * n0)
-                load_a = not resident or ki not in loaded
+                load_a = not (resident and ki in loaded or on_chip)
                 load_w = not plan.w_resident or m0 == 0
                 loaded.add(ki)
-                a_line = a_base + ki * Mb if resident else (load_steps % slots) * Mb
+                a_line = a_src.line(m0, ki) if on_chip else \
+                    a_base + ki * Mb if resident else (load_steps % slots) * Mb
                 w_line = w_home[ni, ki] if plan.w_resident else w_slot[load_steps % slots]
                 pop = int(load_steps >= slots)
                 if load_a:
@@ -507,7 +559,8 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
                           pop_prev=a_pop, push_prev=fresh, push_next=int(last),
                           pop_next=int(j == 0 and tile >= 2))
                 step += 1
-            _emit_store(prog, params, per_lane, slot, m0, mb, n0, nt, N, out_addr, esize)
+            _emit_store(prog, params, per_lane, slot, m0, mb, n0, nt, N, out_addr, esize,
+                        out_sp)
             tile += 1
     prog.emit(Opcode.HALT)
     return {"steps": step, "tiles": tile, "Mb": Mb, "a_resident": resident,
@@ -778,6 +831,119 @@ def compile_gemm(cfg: NPUConfig, a, b, requant: Requant | None = None,
                             bias_addr)
     return finish_layer(cfg, name, image, prog, out_addr, (M, N), params, acc,
                    M * K * N, {**meta, "M": M, "K": K, "N": N})
+
+
+def leftover_tokens(ins):
+    """Tokens a layer's decoded instructions leave unconsumed: (compute -> load,
+    store -> compute)."""
+    c2l = sum(i["push_prev"] for i in ins if i["op"] == Opcode.COMPUTE) - \
+        sum(i["pop_next"] for i in ins if i["op"] in (Opcode.LOAD, Opcode.LOAD_ACC))
+    s2c = sum(i["push_prev"] for i in ins if i["op"] == Opcode.STORE) - \
+        sum(i["pop_next"] for i in ins if i["op"] == Opcode.COMPUTE)
+    return c2l, s2c
+
+
+def take_tokens(ins, c2l, s2c):
+    """Make the first ``c2l`` loads and ``s2c`` computes of ``ins`` (decoded) that pop
+    nothing pop a token; returns the tokens a short layer could not take (carried to the
+    next one)."""
+    for i in ins:
+        if c2l and i["op"] in (Opcode.LOAD, Opcode.LOAD_ACC) and not i["pop_next"]:
+            i["pop_next"], c2l = 1, c2l - 1
+        elif s2c and i["op"] == Opcode.COMPUTE and not i["pop_next"]:
+            i["pop_next"], s2c = 1, s2c - 1
+    return c2l, s2c
+
+
+def link_words(programs: list[list[int]]) -> list[int]:
+    """Programs run one after another as one: each one's HALT dropped, a SYNC between two
+    (the next one's loads, computes and on-chip reads wait until everything before is
+    done), the tokens one leaves taken by the next one's first instructions
+    (:func:`take_tokens`), one HALT at the end."""
+    out, left = [], (0, 0)
+    for k, words in enumerate(programs):
+        ins = [isa.decode(w) for w in words]
+        ins = [i for i in ins if i["op"] != Opcode.HALT]
+        mine = leftover_tokens(ins)
+        if k:
+            out.append(isa.encode(Opcode.SYNC))
+            carry = take_tokens(ins, *left)
+            mine = (mine[0] + carry[0], mine[1] + carry[1])
+        left = mine
+        out += [isa.encode(i["op"], **{n: v for n, v in i.items() if n != "op"}) for i in ins]
+    return out + [isa.encode(Opcode.HALT)]
+
+
+def chain_on_chip(cfg: NPUConfig, M: int, widths: list[int]) -> bool:
+    """Whether :func:`compile_gemm_chain` keeps the intermediate outputs (``M`` rows of
+    each of ``widths`` columns) on chip: a weight-stationary core whose N-tiles fit its
+    K-tiles (``cols <= rows``), the intermediates' two alternating regions taking at most
+    half the scratchpad."""
+    if cfg.dataflow != "ws" or cfg.cols > cfg.rows or not widths:
+        return False
+    lines = [sp_out_lines(M, n, cfg.cols) for n in widths]
+    return max(lines[0::2]) + max(lines[1::2], default=0) <= cfg.sp_lines // 2
+
+
+def compile_gemm_chain(cfg: NPUConfig, a, weights: list, requants: list,
+                       name: str = "gemm_chain", on_chip: bool | None = None) -> Layer:
+    """A chain of GEMMs as one program: ``x0 = A``, ``x[k+1] = requants[k](x[k] @ B[k])``
+    (every requant but the last int8, the last may be None for raw int32 out).
+
+    Weight-stationary.  Each intermediate is kept in the scratchpad (STORE ``to_sp``, read
+    by the next layer where it lies, :class:`_OnChipA`) when ``on_chip`` (default: when
+    :func:`chain_on_chip` allows); else it goes to DRAM and is loaded back.  Intermediates
+    alternate between two regions at the top of the scratchpad; each layer's A chunks and
+    weights use the lines below them."""
+    if cfg.dataflow != "ws":
+        raise LayerError(f"{name}: GEMM chains are weight-stationary (OS loads A^T, which "
+                         f"a row-major STORE does not write)")
+    if not weights or len(requants) != len(weights):
+        raise LayerError(f"{name}: {len(weights)} weight matrices, {len(requants)} requants")
+    x = check_int8("A", a, 2)
+    bs = [check_int8(f"B{k}", b, 2) for k, b in enumerate(weights)]
+    M = x.shape[0]
+    for k, b in enumerate(bs):
+        if b.shape[0] != (x.shape[1] if k == 0 else bs[k - 1].shape[1]):
+            raise LayerError(f"{name}: B{k} is {b.shape}, its input has "
+                             f"{x.shape[1] if k == 0 else bs[k - 1].shape[1]} columns")
+    params = [(r or Requant()).params(b.shape[1]) for r, b in zip(requants, bs)]
+    if any(p is None for p in params[:-1]):
+        raise LayerError(f"{name}: every layer but the last needs an int8 requant")
+    widths = [b.shape[1] for b in bs[:-1]]
+    fits = chain_on_chip(cfg, M, widths)
+    on_chip = fits if on_chip is None else on_chip
+    if on_chip and not fits:
+        raise LayerError(f"{name}: the intermediates do not fit on chip here")
+    lines = [sp_out_lines(M, n, cfg.cols) for n in widths] if on_chip else []
+    size = [max(lines[0::2], default=0), max(lines[1::2], default=0)]
+    base = [cfg.sp_lines - size[0], cfg.sp_lines - size[0] - size[1]]
+    usable = cfg.sp_lines - sum(size)
+    image, programs, metas = DramImage(), [], []
+    a_src = _DenseA(image.put(x, np.int8), x.shape[1])
+    xs, macs = [x], 0
+    for k, (b, p) in enumerate(zip(bs, params)):
+        K, N = b.shape
+        last = k == len(bs) - 1
+        esize = 1 if p is not None else 4
+        acc = golden.gemm(xs[-1], b)
+        macs += M * K * N
+        b_addr = image.put(b, np.int8)
+        out_sp = None if last or not on_chip else (base[k % 2], M, cfg.cols)
+        out_addr = 0 if out_sp else image.alloc(M * N * esize)
+        prog = ProgramBuilder()
+        metas.append(_schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, p, None,
+                                  sp_lines=usable, out_sp=out_sp))
+        programs.append(prog.words)
+        if not last:
+            xs.append(p.requantize(acc).astype(np.int64))
+            a_src = _OnChipA(base[k % 2], M, N, cfg.cols) if on_chip else _DenseA(out_addr, N)
+    prog = ProgramBuilder()
+    prog.words = link_words(programs)
+    return finish_layer(cfg, name, image, prog, out_addr, (M, bs[-1].shape[1]), params[-1],
+                        acc, macs, {"M": M, "K": x.shape[1], "N": bs[-1].shape[1],
+                                    "on_chip": on_chip, "layers": metas,
+                                    "sp_lines_kept": sum(size)})
 
 
 def im2col(x, KH, KW, stride, padding):

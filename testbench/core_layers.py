@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hdl.config import NPUConfig
-from sim_models.compiler import Requant, compile_conv2d, compile_gemm
+from sim_models.compiler import Requant, compile_conv2d, compile_gemm, compile_gemm_chain
 
 __all__ = ["regression_layers", "demo_layers"]
 
@@ -48,6 +48,13 @@ def regression_layers(cfg: NPUConfig, seed: int) -> list:
         compile_conv2d(cfg, i8(8, 8, 3), i8(7, 7, 3, 4), 2, 3, name="conv7x7_s2_im2col_input",
                        requant=Requant(scale=0.001, activation="relu"), im2col_input=True),
     ]
+    if cfg.dataflow == "ws":
+        # Three GEMMs whose int8 intermediates stay in the scratchpad (STORE to_sp): the
+        # first per-channel, the last raw int32.
+        layers.append(compile_gemm_chain(
+            cfg, i8(45, 19), [i8(19, 22), i8(22, 9), i8(9, 7)],
+            [Requant(scale=rng.uniform(1e-3, 4e-3, 22), zero_point=3, activation="relu"),
+             Requant(scale=0.004, zero_point=-2), None], name="gemm_chain_on_chip"))
     return layers
 
 

@@ -363,3 +363,53 @@ def test_im2col_input_pays_where_few_channels_leave_rows_idle():
     assert im2col_input_pays(16, 3, 3, 3)          # 2 instead of 3
     assert not im2col_input_pays(16, 3, 3, 64)     # whole tiles either way
     assert not im2col_input_pays(64, 1, 1, 256)
+
+
+CHAIN_CORES = [NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=512, acc_lines=32),
+               NPUConfig(rows=6, cols=4, dataflow="ws", sp_lines=512, acc_lines=16)]
+
+
+@pytest.mark.parametrize("cfg", CHAIN_CORES, ids=lambda c: f"{c.rows}x{c.cols}")
+def test_gemm_chain_keeps_intermediates_on_chip(cfg):
+    """Three GEMMs as one program: on chip (STORE to_sp, the next layer's A read where it
+    lies, several M-blocks) and through DRAM give the golden result on the functional model,
+    finish on the cycle model, and on chip neither writes nor re-reads the intermediates."""
+    from sim_models.compiler import compile_gemm_chain
+    from sim_models.cycle import CycleNPU
+    rng = np.random.default_rng(SEED + 7)
+    i8 = lambda *s: rng.integers(-128, 128, s)  # noqa: E731
+    a, bs = i8(40, 9), [i8(9, 10), i8(10, 7), i8(7, 5)]
+    rq = [Requant(scale=rng.uniform(2e-3, 8e-3, 10), zero_point=-4, activation="relu"),
+          Requant(scale=0.01, zero_point=2), None]
+    runs = {}
+    for on_chip in (True, False):
+        layer = compile_gemm_chain(cfg, a, bs, rq, on_chip=on_chip)
+        assert layer.meta["on_chip"] == on_chip
+        assert all(m["Mb"] < 40 for m in layer.meta["layers"])    # several M-blocks
+        result, out = layer.run_functional()
+        assert result.done and np.array_equal(out, layer.expected)
+        stores = [isa.decode(w) for w in layer.program if w & 0xF == Opcode.STORE]
+        assert any(s["to_sp"] for s in stores) == on_chip
+        runs[on_chip] = CycleNPU(cfg).run(layer.program, layer.program_addr).counters
+    # the intermediates are 40 x 10 and 40 x 7 bytes, each written once and read once
+    saved = 2 * (40 * 10 + 40 * 7)
+    assert runs[False]["dma_bytes_read"] - runs[True]["dma_bytes_read"] >= 40 * (10 + 7)
+    assert runs[False]["dma_bytes_written"] - runs[True]["dma_bytes_written"] >= saved // 2
+
+
+def test_gemm_chain_refuses_what_it_cannot_map():
+    from sim_models.compiler import LayerError, compile_gemm_chain
+    ws, os_ = CHAIN_CORES[0], NPUConfig(rows=4, cols=4, dataflow="os", sp_lines=512,
+                                        acc_lines=32)
+    a, b = np.ones((8, 4), np.int64), np.ones((4, 4), np.int64)
+    with pytest.raises(LayerError, match="weight-stationary"):
+        compile_gemm_chain(os_, a, [b, b], [Requant(scale=0.01), None])
+    with pytest.raises(LayerError, match="int8 requant"):
+        compile_gemm_chain(ws, a, [b, b], [None, None])
+    with pytest.raises(LayerError, match="B1"):
+        compile_gemm_chain(ws, a, [b, np.ones((5, 4), np.int64)], [Requant(scale=0.01), None])
+    wide = NPUConfig(rows=4, cols=8, dataflow="ws", sp_lines=512, acc_lines=32)
+    with pytest.raises(LayerError, match="do not fit on chip"):
+        compile_gemm_chain(wide, a, [b, b], [Requant(scale=0.01), None], on_chip=True)
+    layer = compile_gemm_chain(wide, a, [b, b], [Requant(scale=0.01), None])
+    assert not layer.meta["on_chip"]      # cols > rows: an N-tile is not a K-tile

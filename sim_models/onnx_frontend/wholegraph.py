@@ -34,6 +34,8 @@ from hdl import isa
 from hdl.isa import Opcode
 
 from ..compiler import ALIGN, Layer
+from ..compiler import leftover_tokens as _leftover
+from ..compiler import take_tokens as _take_tokens
 
 __all__ = ["Placement", "link_graph", "read_placed", "split_by_layer", "link_slices"]
 
@@ -63,26 +65,6 @@ def _words(program):
 
 def _encode(d):
     return isa.encode(d["op"], **{k: v for k, v in d.items() if k != "op"})
-
-
-def _leftover(ins):
-    """Tokens a layer's program leaves unconsumed: (compute -> load, store -> compute)."""
-    c2l = sum(i["push_prev"] for i in ins if i["op"] == Opcode.COMPUTE) - \
-        sum(i["pop_next"] for i in ins if i["op"] in (Opcode.LOAD, Opcode.LOAD_ACC))
-    s2c = sum(i["push_prev"] for i in ins if i["op"] == Opcode.STORE) - \
-        sum(i["pop_next"] for i in ins if i["op"] == Opcode.COMPUTE)
-    return c2l, s2c
-
-
-def _take_tokens(ins, c2l, s2c):
-    """Make the first ``c2l`` loads and ``s2c`` computes that pop nothing pop a token;
-    returns the tokens a short layer could not take (carried to the next one)."""
-    for i in ins:
-        if c2l and i["op"] in (Opcode.LOAD, Opcode.LOAD_ACC) and not i["pop_next"]:
-            i["pop_next"], c2l = 1, c2l - 1
-        elif s2c and i["op"] == Opcode.COMPUTE and not i["pop_next"]:
-            i["pop_next"], s2c = 1, s2c - 1
-    return c2l, s2c
 
 
 def _control(op) -> dict:
