@@ -93,8 +93,10 @@ class _Lane(wiring.Component):
     ``en`` loads stage 0 (the row entering); ``gates`` (:func:`stage_gates`) load stages
     1-4 of the configured mode's path only, and each path's logic is computed under its
     stage's gate (:func:`_gated`), so a simulator evaluates none of it while no row is in
-    that stage.  A stage that does not load keeps a value nobody reads: every row sees
-    exactly the logic it saw with every stage loading every cycle."""
+    that stage.  The paths end in one zero-point add and one clamp, on the configured
+    mode's stage-4 result, under any path's stage-4 gate.  A stage that does not load keeps
+    a value nobody reads: every row sees exactly the logic it saw with every stage loading
+    every cycle."""
 
     def __init__(self):
         super().__init__({
@@ -117,14 +119,22 @@ class _Lane(wiring.Component):
         with m.If(self.en):
             m.d.sync += s0.eq(self.acc + self.bias)
         paths = {"tflite": self._tflite_path, "float": self._float_path, "add": self._add_path}
+        results = {}                                 # stage 4's value before the zero point
         for name in PATHS:
             gate = [self.gates[name][k] for k in range(LATENCY - 1)]   # stages 1..4
-            result = paths[name](m, s0, gate)        # stage 4's value before the zero point
-            shifted = _gated(m, gate[3], signed(34), result + self.zero_point, f"{name}_out")
-            with m.If(gate[3]):
-                m.d.sync += self.out.eq(Mux(shifted < self.clamp_min, self.clamp_min,
-                                            Mux(shifted > self.clamp_max, self.clamp_max,
-                                                shifted)))
+            results[name] = paths[name](m, s0, gate)
+        # Stage 4 ends the same in every mode: one zero-point add and one clamp for the
+        # three paths, on the configured mode's result (the selection of stage_gates), under
+        # any path's stage-4 gate.  The sum keeps 34 bits, as each path's did: those bits of
+        # a sign-extended result plus the zero point are the path's own.
+        last = Signal(name="last")
+        m.d.comb += last.eq(Cat(*(self.gates[name][LATENCY - 2] for name in PATHS)).any())
+        result = Mux(self.mode[0], results["float"],
+                     Mux(self.mode == 2, results["add"], results["tflite"]))
+        shifted = _gated(m, last, signed(34), result + self.zero_point, "shifted")
+        with m.If(last):
+            m.d.sync += self.out.eq(Mux(shifted < self.clamp_min, self.clamp_min,
+                                        Mux(shifted > self.clamp_max, self.clamp_max, shifted)))
         return m
 
     def _tflite_path(self, m, s0, gate):
