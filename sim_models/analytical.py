@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from hdl import isa
 from hdl.config import NPUConfig
 
-from .compiler import (BandPlan, band_k_tiles, band_plan, conv_k_tiles, conv_tile_channels_meet,
-                       im2col_input_pays, im2col_row_bytes, os_chunk, ws_plan)
+from .compiler import (BandPlan, band_k_tiles, band_plan, chain_on_chip, chain_regions,
+                       conv_k_tiles, conv_tile_channels_meet, im2col_input_pays,
+                       im2col_row_bytes, os_chunk, ws_plan)
 from .energy import Events
-from .workloads import Layer
+from .workloads import Layer, WorkloadError
 
 __all__ = ["core_estimate", "CoreEstimate", "BREAKDOWN", "cycle_breakdown", "network_estimates",
+           "Chained", "chains", "chained_bytes",
            "takes_im2col_input", "SCALESIM_DATAFLOWS", "scalesim_spatiotemporal", "scalesim_layer_cycles",
            "scalesim_cycles"]
 
@@ -92,6 +94,18 @@ _IDLE = BREAKDOWN[3:]
 _L, _P, _S, _Y, _T, _B, _D, _F, _E = range(len(_IDLE))     # indices into _IDLE
 
 
+@dataclass(frozen=True)
+class Chained:
+    """A layer's part in a chain whose intermediates stay on chip (STORE ``to_sp``;
+    ``compiler.compile_gemm_chain`` / ``compile_conv_chain``): ``a_on_chip``, its A is the
+    previous layer's output, read where it lies (K-tiles of ``cols`` columns); ``out_on_chip``,
+    its int8 output stays for the next layer; ``sp_lo``, the first scratchpad line the layer
+    may use (the chain's regions lie below, ``compiler.chain_regions``)."""
+    a_on_chip: bool = False
+    out_on_chip: bool = False
+    sp_lo: int = 0
+
+
 @dataclass
 class CoreEstimate:
     """A layer on the core, estimated from its shape: cycles, the events energy prices and
@@ -152,13 +166,17 @@ def _mean_row_beats(ncols: int, stride: int, base: int, bus_bytes: int) -> float
 
 
 def _store(cfg: NPUConfig, ev: Events, rows: int, nt: int, esize: int, stride: int,
-           base: int) -> int:
+           base: int, to_sp: bool = False) -> int:
     """A tile's STORE of ``rows`` rows of ``nt * esize`` bytes, ``stride`` bytes apart from
     byte ``base``: its events, and its cycles: a row at a time through the requantizer and
     the write DMA, one cycle per beat (a row's beats counted from its offset in the bus
     word, as for loads), and 9/8 of a cycle for a one-beat row (measured on the exact
-    model's write channel: 575 cycles for 512 one-beat rows)."""
+    model's write channel: 575 cycles for 512 one-beat rows).  ``to_sp``: the rows go to
+    scratchpad lines (STORE ``to_sp``), a line a cycle, no DRAM bytes."""
     ev.acc_read_bytes += 4 * rows * cfg.cols
+    if to_sp:
+        ev.sp_write_bytes += rows * cfg.sp_width
+        return rows
     ev.dram_bytes += rows * nt * esize
     beats = _mean_row_beats(nt * esize, stride, base, cfg.bus_bytes)
     return math.ceil(rows * max(beats, STORE_ROW_EIGHTHS / 8))
@@ -535,7 +553,7 @@ def _ws_step(counts: _WsCounts, a_load, w_load, kt: int, lines: int, first: bool
 
 
 def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=False,
-             a_rows=None):
+             a_rows=None, chain=None):
     """The compiler's WS schedule (``compiler._schedule_ws``), instruction by instruction
     on :class:`_Timeline`, and its events.
 
@@ -547,8 +565,11 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     TPU-style unified buffer): only weights and instructions cross the bus.
     ``a_rows(k0)``: the byte stride of A's rows and the offset of a tile's first row (for
     the beats an unaligned row costs); default dense rows of ``sum(k_tiles)`` bytes.
-    ``a_segments(m0, mb)``: the LOADs an A chunk of rows ``m0 .. m0 + mb`` takes."""
+    ``a_segments(m0, mb)``: the LOADs an A chunk of rows ``m0 .. m0 + mb`` takes.
+    ``chain``: the layer's part in a chain kept on chip (:class:`Chained`)."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
+    chain = chain or Chained()
+    lo = chain.sp_lo
     K = sum(k_tiles)
     k_first = [0, *itertools.accumulate(k_tiles)][:-1]
     a_rows = a_rows or (lambda k0: (K, k0))
@@ -557,7 +578,8 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     w_lines = sum(k_tiles[ki] for live in lives for ki in live)
     w_bytes = sum(k_tiles[ki] * nt for live, (_, nt) in zip(lives, n_tiles) for ki in live)
     a_stream = M * sum(k_tiles[ki] for live in lives for ki in live)
-    plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines)
+    plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines, lo,
+                   chain.a_on_chip)
     Mb, resident = plan.Mb, plan.a_resident
     homes = _w_homes(cfg, lives, k_tiles)
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
@@ -575,7 +597,8 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
         ev, steps, fresh0 = Events(), [], counts.load_steps
         for j, ki in enumerate(lives[ni]):
             kt = k_tiles[ki]
-            load_a = (not resident or ki not in loaded) and not on_chip
+            load_a = (not resident or ki not in loaded) and not on_chip and \
+                not chain.a_on_chip
             loaded.add(ki)
             w_cyc = a_load = 0
             if load_w:                                    # one LOAD of weights
@@ -590,7 +613,8 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                 ev.sp_write_bytes += mb * sp_w
             _count_step(ev, kt, mb, R, C, sp_w, step_bits, row_bits, ki != lives[ni][0])
             slot = counts.load_steps % plan.slots
-            a_line = a_base + ki * Mb if resident else slot * Mb
+            a_line = ki * M if chain.a_on_chip else \
+                lo + (a_base + ki * Mb if resident else slot * Mb)
             w_line = homes[ni, ki] if plan.w_resident else \
                 cfg.sp_lines - (plan.slots - slot) * R
             clash = not on_chip and _bank_clash(cfg, a_line, mb, w_line)
@@ -598,7 +622,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
             steps.append(_ws_step(counts, a_load, w_cyc, kt, mb, j == 0, last, clash,
                                   ib * (_step_insns(a_load, w_cyc) + last)))
         before = ev.dram_bytes
-        store = _store(cfg, ev, mb, nt, esize, N * esize, n0 * esize)
+        store = _store(cfg, ev, mb, nt, esize, N * esize, n0 * esize, chain.out_on_chip)
         if on_chip:       # results go to the on-chip buffer: two cycles a row, no DRAM
             ev.dram_bytes, store = before, 2 * mb
         counts.tiles += 1
@@ -633,7 +657,8 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
         return _rle(x for x, _ in tiles), ev, counts.key()
 
     return _ws_blocks(cfg, [(min(Mb, M - m0), not plan.w_resident or m0 == 0,
-                             resident and m0 > 0 and plan.a_regions == 1,
+                             resident and m0 > 0 and plan.a_regions == 1
+                             and not chain.a_on_chip,
                              m0 // Mb % plan.a_regions,
                              a_segments(m0, min(Mb, M - m0))) for m0 in range(0, M, Mb)], block,
                       plan.slots)
@@ -662,13 +687,15 @@ def _ws_blocks(cfg: NPUConfig, keys, block, slots: int):
     return tl.end, ev, tl
 
 
-def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
+def _ws_band(cfg: NPUConfig, layer: Layer, esize: int, chain=None):
     """The compiler's WS schedule with on-chip im2col (``compiler._schedule_ws_band``),
     costed like :func:`_ws_gemm`, or None where the compiler does not use it.  A block
     computes ``(ob - 1) * Wp + Wo`` lines per step (the padded columns in between too); a
     channel chunk's band is one LOAD at the block's first step that uses it; the block's
-    output rows are one STORE each; a SYNC before every band but the first."""
+    output rows are one STORE each; a SYNC before every band but the first.  ``chain`` as
+    for :func:`_ws_gemm` (the output kept on chip)."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
+    chain = chain or Chained()
     ho, wo = layer.out_hw
     hp, wp, cin = layer.h + 2 * layer.pad, layer.w + 2 * layer.pad, layer.c
     tiles = band_k_tiles(R, layer.kh, layer.kw, cin)
@@ -679,7 +706,7 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
     w_lines = sum(tiles[ki][3] for live in lives for ki in live)
     w_bytes = sum(tiles[ki][3] * nt for live, (_, nt) in zip(lives, n_tiles) for ki in live)
     plan = band_plan(cfg, ho, wp, wo, cin, layer.kh, layer.kw, layer.stride, w_lines,
-                     hp * wp * cin, w_bytes)
+                     hp * wp * cin, w_bytes, chain.sp_lo)
     if plan is None:
         return None
     homes = _w_homes(cfg, lives, [kt for *_, kt in tiles])
@@ -714,15 +741,16 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int):
                 _count_step(ev, kt, lines, R, C, sp_w, step_bits, row_bits,
                             ki != lives[ni][0])
                 slot = counts.load_steps % plan.slots
-                a_line = (region * -(-cin // R) + c0 // R) * band_lines + ky * wp + kx
+                a_line = chain.sp_lo + (region * -(-cin // R) + c0 // R) * band_lines + \
+                    ky * wp + kx
                 w_line = homes[ni, ki] if plan.w_resident else \
                     cfg.sp_lines - (plan.slots - slot) * R
                 last = j == len(lives[ni]) - 1
                 steps.append(_ws_step(counts, a_load, w_cyc, kt, lines, j == 0, last,
                                       _bank_clash(cfg, a_line, lines, w_line),
                                       ib * (_step_insns(a_load, w_cyc) + rows * last)))
-            store = [_store(cfg, ev, wo, nt, esize, layer.n * esize, n0 * esize)
-                     for _ in range(rows)]
+            store = [_store(cfg, ev, wo, nt, esize, layer.n * esize, n0 * esize,
+                            chain.out_on_chip) for _ in range(rows)]
             ev.dram_bytes += rows * isa.INSN_BYTES
             counts.tiles += 1
             stores = [(_STORE, cyc, r == 0, r == rows - 1) for r, cyc in enumerate(store)]
@@ -806,7 +834,8 @@ def _os_tile(cfg: NPUConfig, counts: _WsCounts, M, N, m0, mt, n0, nt, chunks, Kc
 
 
 def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
-                  inputs_on_chip: bool = False, im2col_input: bool = False) -> CoreEstimate:
+                  inputs_on_chip: bool = False, im2col_input: bool = False,
+                  chain: Chained | None = None) -> CoreEstimate:
     """Fast analytical mode: cycles and events of ``layer`` on the core ``cfg`` from its
     shape alone (no tensors, no program), following the compiler's tiling.  Validated
     against the cycle-exact model in ``testbench/test_cycle_model.py``; the error bound is
@@ -819,7 +848,14 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
 
     ``im2col_input`` (convolutions): the host wrote the input as im2col rows
     (``compile_conv2d(im2col_input=True)``, a network's first layer); output-stationary
-    convolutions always take them so."""
+    convolutions always take them so.
+
+    ``chain`` (weight-stationary): the layer's part in a chain kept on chip
+    (:func:`chains`); a layer reading its A on chip is a GEMM or a 1x1 convolution."""
+    chain = chain or Chained()
+    if chain != Chained() and (cfg.dataflow != "ws" or im2col_input or inputs_on_chip):
+        raise ValueError(f"{layer.name!r}: on-chip chains are weight-stationary, without "
+                         f"host im2col rows or a separate weight path")
     if inputs_on_chip and (cfg.dataflow != "ws" or layer.kind != "gemm"):
         raise ValueError("inputs_on_chip models weight-stationary GEMM layers only, got "
                          f"{cfg.dataflow} {layer.kind} layer {layer.name!r}")
@@ -835,18 +871,20 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
             cyc, ev, busy = cyc + count * c, ev + e * count, busy + count * tl.busy
             idle = {k: v + count * tl.idle_cycles()[k] for k, v in idle.items()}
     else:
-        if layer.kind == "gemm":
-            M, K, N = layer.M, layer.K, layer.N
-            k_tiles = [min(R, K - k0) for k0 in range(0, K, R)]
+        if layer.kind == "gemm" or chain.a_on_chip:
+            M, K, N = (layer.M, layer.K, layer.N) if layer.kind == "gemm" else \
+                (layer.h * layer.w, layer.c, layer.n)
+            width = cfg.cols if chain.a_on_chip else R     # on chip: K-tiles are N-tiles
+            k_tiles = [min(width, K - k0) for k0 in range(0, K, width)]
             cyc, ev, tl = _ws_gemm(cfg, M, N, k_tiles,
                                    lambda n0, nt: list(range(len(k_tiles))),
-                                   lambda m0, mb: 1, out_bytes, inputs_on_chip)
+                                   lambda m0, mb: 1, out_bytes, inputs_on_chip, chain=chain)
         elif im2col_input:
             cyc, ev, tl = _ws_conv_im2col(cfg, layer, out_bytes)
-        elif (band := _ws_band(cfg, layer, out_bytes)) is not None:
+        elif (band := _ws_band(cfg, layer, out_bytes, chain)) is not None:
             cyc, ev, tl, padding = band
         else:
-            cyc, ev, tl = _ws_conv(cfg, layer, out_bytes)
+            cyc, ev, tl = _ws_conv(cfg, layer, out_bytes, chain)
         busy, idle = tl.busy, tl.idle_cycles()
     ev.cycles = cyc + FIXED
     idle["fill"] += FIXED                 # fetch start-up and the end of the last store
@@ -865,7 +903,7 @@ def _live_tiles(layer: Layer, tiles):
     return lambda n0, nt: list(range(len(tiles)))
 
 
-def _ws_conv(cfg: NPUConfig, layer: Layer, out_bytes: int):
+def _ws_conv(cfg: NPUConfig, layer: Layer, out_bytes: int, chain=None):
     """A WS convolution without the on-chip band: im2col rows read from the padded NHWC
     input by strided LOADs, a window row's taps packed into K (``compiler._Im2colA``)."""
     ho, wo = layer.out_hw
@@ -875,7 +913,8 @@ def _ws_conv(cfg: NPUConfig, layer: Layer, out_bytes: int):
     run = layer.kw * cin
     return _ws_gemm(cfg, ho * wo, layer.n, k_tiles, _live_tiles(layer, tiles), _row_runs(wo),
                     out_bytes, a_rows=lambda k0: (layer.stride * cin,
-                                                  (k0 // run) * wp * cin + k0 % run))
+                                                  (k0 // run) * wp * cin + k0 % run),
+                    chain=chain)
 
 
 def _ws_conv_im2col(cfg: NPUConfig, layer: Layer, out_bytes: int):
@@ -898,12 +937,86 @@ def takes_im2col_input(cfg: NPUConfig, layer: Layer) -> bool:
         im2col_input_pays(cfg.rows, layer.kh, layer.kw, layer.c)
 
 
+def _reads_previous(prev: Layer, layer: Layer) -> bool:
+    """Whether ``layer``'s A is ``prev``'s output as the compiler can chain it on chip:
+    ``layer.a_from`` names ``prev`` and ``layer`` is a GEMM over its rows or a 1x1, stride 1,
+    unpadded convolution over its pixels.  A table naming a producer whose output is not
+    that A is refused."""
+    if not layer.a_from or layer.a_from != prev.name:
+        if layer.a_from and layer.a_from != prev.name:
+            raise WorkloadError(f"{layer.name}: a_from {layer.a_from!r} is not the layer "
+                                f"before it ({prev.name!r})")
+        return False
+    out_rows, out_cols = (prev.M, prev.N) if prev.kind == "gemm" else \
+        (prev.out_hw[0] * prev.out_hw[1], prev.n)
+    if layer.kind == "gemm":
+        ok = (layer.M, layer.K) == (out_rows, out_cols)
+    else:
+        ok = (layer.kh, layer.kw, layer.stride, layer.pad, layer.depthwise) == \
+            (1, 1, 1, 0, False) and prev.kind == "conv" and \
+            (layer.h, layer.w, layer.c) == (*prev.out_hw, prev.n)
+    if not ok:
+        raise WorkloadError(f"{layer.name}: a_from {prev.name!r}, but its A is not that "
+                            f"layer's {out_rows} x {out_cols} output read row by row")
+    return True
+
+
+@functools.lru_cache(maxsize=4096)
+def _estimate(cfg: NPUConfig, layer: Layer, out_bytes: int, im2col_input: bool,
+              chain: Chained) -> CoreEstimate:
+    """:func:`core_estimate`, remembered (:func:`chains` costs a run both ways)."""
+    return core_estimate(cfg, layer, out_bytes, im2col_input=im2col_input, chain=chain)
+
+
+def chains(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[Chained]:
+    """Each layer's part in an on-chip chain, as the compiler maps them: a run of layers
+    each reading the one before (:func:`_reads_previous`) keeps its intermediates in the
+    scratchpad when :func:`compiler.chain_on_chip` allows (a weight-stationary core with
+    ``cols <= rows``, the two alternating regions in half the scratchpad), every layer of
+    the run then using the lines above them, and when that reads and writes fewer DRAM
+    bytes over the run than without (the regions leave its layers less room: fewer
+    resident weights, shorter bands).  A first layer taking host im2col rows starts no
+    chain."""
+    out = [Chained() for _ in layers]
+    if cfg.dataflow != "ws":
+        return out
+    k = 0
+    while k < len(layers):
+        j = k
+        while j + 1 < len(layers) and _reads_previous(layers[j], layers[j + 1]):
+            j += 1
+        run, k = range(k, j + 1), j + 1
+        if len(run) < 2 or (run[0] == 0 and takes_im2col_input(cfg, layers[0])):
+            continue
+        first = layers[run[0]]
+        m = first.M if first.kind == "gemm" else first.out_hw[0] * first.out_hw[1]
+        widths = [layers[i].N if layers[i].kind == "gemm" else layers[i].n for i in run[:-1]]
+        if not chain_on_chip(cfg, m, widths):
+            continue
+        lo = chain_regions(cfg, m, widths)[-1]
+        linked = [Chained(i != run[0], i != run[-1], lo) for i in run]
+        with_, without = ([_estimate(cfg, layers[i], out_bytes, False, c).events.dram_bytes
+                           for i, c in zip(run, cs)] for cs in (linked, [Chained()] * len(run)))
+        if sum(with_) < sum(without):
+            out[run[0]:run[-1] + 1] = linked
+    return out
+
+
+def chained_bytes(layers, out_bytes: int = 1) -> int:
+    """DRAM bytes a network need not move when every intermediate its table links to the
+    next layer (``Layer.a_from``) stays on chip: each one's write and read.  The per-layer
+    compulsory bytes minus these are the network-level floor (on any core: a core whose
+    scratchpad holds fewer of them moves more)."""
+    return sum(2 * prev.compulsory_bytes(out_bytes)[2]
+               for prev, layer in zip(layers, layers[1:]) if _reads_previous(prev, layer))
+
+
 def network_estimates(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[CoreEstimate]:
     """:func:`core_estimate` of each layer of a network, in order: the first layer reads
-    the host's input, as im2col rows where :func:`takes_im2col_input`."""
-    return [core_estimate(cfg, layer, out_bytes,
-                          im2col_input=i == 0 and takes_im2col_input(cfg, layer))
-            for i, layer in enumerate(layers)]
+    the host's input, as im2col rows where :func:`takes_im2col_input`; layers chained on
+    chip (:func:`chains`) as the compiler maps them."""
+    return [_estimate(cfg, layer, out_bytes, i == 0 and takes_im2col_input(cfg, layer), link)
+            for i, (layer, link) in enumerate(zip(layers, chains(cfg, layers, out_bytes)))]
 
 
 def cycle_breakdown(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[tuple[str, dict]]:

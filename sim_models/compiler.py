@@ -31,7 +31,10 @@ from . import golden
 from .isa_sim import FunctionalNPU, RunResult
 
 __all__ = ["LayerError", "Requant", "RequantParams", "ROUNDINGS", "Layer", "compile_gemm", "compile_conv2d", "im2col",
-           "compile_gemm_chain", "chain_on_chip", "sp_out_lines", "link_words",
+           "compile_gemm_chain", "compile_conv_chain", "chain_on_chip", "chain_regions",
+           "chain_pays",
+           "sp_out_lines",
+           "link_words",
            "leftover_tokens", "take_tokens",
            "conv2d_reference", "WsPlan", "ws_plan", "os_chunk", "conv_k_tiles",
            "im2col_input_pays", "im2col_row_bytes",
@@ -407,8 +410,7 @@ class WsPlan:
 
 
 def ws_plan(cfg: NPUConfig, M: int, Kt: int, a_bytes: int, a_stream_bytes: int,
-            w_bytes: int, w_lines: int, sp_lines: int | None = None,
-            a_on_chip: bool = False) -> WsPlan:
+            w_bytes: int, w_lines: int, sp_lo: int = 0, a_on_chip: bool = False) -> WsPlan:
     """Choose the WS plan for a GEMM of ``M`` rows and ``Kt`` K-tiles whose A (as loaded)
     holds ``a_bytes`` (``a_stream_bytes`` summed over the N-tiles' live K-tiles: every
     N-tile's when all are live, a depthwise layer's once) and whose live weight tiles hold
@@ -421,17 +423,19 @@ def ws_plan(cfg: NPUConfig, M: int, Kt: int, a_bytes: int, a_stream_bytes: int,
     the fewest DRAM bytes wins, then the larger block.  Streamed weights get three slots
     where they leave the block as large as two would (:class:`WsPlan`).
 
-    ``sp_lines``: the scratchpad lines the layer may use (lines ``0 .. sp_lines``; the
-    rest hold a neighbour's on-chip output).  ``a_on_chip``: A is already in the
-    scratchpad (:class:`_OnChipA`): it reads no bytes and needs no lines (``a_resident``,
-    one block of at most half the accumulator)."""
+    ``sp_lo``: the lines below it hold on-chip outputs (a chain's, :func:`compile_gemm_chain`);
+    the layer uses the lines from there up.  ``a_on_chip``: A is already in the scratchpad
+    (:class:`_OnChipA`): it reads no bytes and needs no lines (``a_resident``, blocks of at
+    most half the accumulator; streamed weights in three slots where they fit)."""
     R = cfg.rows
-    sp_lines = cfg.sp_lines if sp_lines is None else sp_lines
+    sp_lines = cfg.sp_lines - sp_lo
     m_max = min(M, cfg.acc_lines // 2)
     plans = []
     if a_on_chip:
-        plans = [WsPlan(m_max, True, w_res, 1, 2) for w_res in (True, False)
-                 if sp_lines >= (w_lines if w_res else 2 * R)]
+        if sp_lines >= w_lines:
+            plans.append(WsPlan(m_max, True, True, 1, 2))
+        if sp_lines >= 2 * R:
+            plans.append(WsPlan(m_max, True, False, 1, 3 if sp_lines >= 3 * R else 2))
         if not plans:
             raise LayerError(f"{sp_lines} scratchpad lines hold no weight slots")
         return min(plans, key=lambda p: p.dram_bytes(M, 0, 0, w_bytes))
@@ -493,7 +497,7 @@ def _weight_step(prog, w_line, kt, nt, w_addr, N, pop, load_a, load_w) -> tuple[
 
 
 def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_dense,
-                 acc_bias_addr=None, sp_lines=None, out_sp=None):
+                 acc_bias_addr=None, sp_lo=0, out_sp=None):
     """Emit the weight-stationary schedule (see module doc).  Returns its plan and counts.
 
     A step is one weight tile: its loads (the A chunk unless resident and loaded, the
@@ -501,18 +505,17 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     something is a *load step*: its last LOAD hands a token to PRELOAD, and its COMPUTE
     gives the (double-buffered) slot back; the load steps' slots alternate.
 
-    ``sp_lines``: use only lines ``0 .. sp_lines`` (the rest hold an on-chip output);
-    an :class:`_OnChipA` ``a_src`` is read where it lies; ``out_sp``: store the output on
-    chip (:func:`_emit_store`)."""
+    ``sp_lo``: use the lines from ``sp_lo`` up (those below hold on-chip outputs); an
+    :class:`_OnChipA` ``a_src`` is read where it lies; ``out_sp``: store the output on chip
+    (:func:`_emit_store`)."""
     R, C = cfg.rows, cfg.cols
-    sp_lines = cfg.sp_lines if sp_lines is None else sp_lines
+    sp_lines = cfg.sp_lines
     on_chip = isinstance(a_src, _OnChipA)
     k_tiles, n_tiles, live_of = _ws_tiles(a_src, R, N, C, b_dense)
     w_lines = sum(kt for live in live_of for _, _, kt in live)
     w_bytes = sum(kt * nt for live, (_, nt) in zip(live_of, n_tiles) for _, _, kt in live)
     a_stream = M * sum(kt for live in live_of for _, _, kt in live)
-    plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines, sp_lines,
-                   on_chip)
+    plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines, sp_lo, on_chip)
     Mb, resident = plan.Mb, plan.a_resident
     # Weights at the top of the scratchpad and activations from line 0: with two banks they
     # stream from different banks whenever the activations fit the lower half.
@@ -531,7 +534,7 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     for m0 in range(0, M, Mb):
         mb = min(Mb, M - m0)
         loaded = set()                   # resident A chunks of this M-block
-        a_base = (m0 // Mb % plan.a_regions) * len(k_tiles) * Mb
+        a_base = sp_lo + (m0 // Mb % plan.a_regions) * len(k_tiles) * Mb
         if resident and m0 > 0 and plan.a_regions == 1 and not on_chip:
             # The new block's chunks overwrite the old block's: let its last uses finish.
             prog.emit(Opcode.SYNC)
@@ -544,7 +547,7 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
                 load_w = not plan.w_resident or m0 == 0
                 loaded.add(ki)
                 a_line = a_src.line(m0, ki) if on_chip else \
-                    a_base + ki * Mb if resident else (load_steps % slots) * Mb
+                    a_base + ki * Mb if resident else sp_lo + (load_steps % slots) * Mb
                 w_line = w_home[ni, ki] if plan.w_resident else w_slot[load_steps % slots]
                 pop = int(load_steps >= slots)
                 if load_a:
@@ -599,15 +602,18 @@ def band_k_tiles(R: int, KH: int, KW: int, Cin: int) -> list[tuple[int, int, int
 
 
 def band_plan(cfg: NPUConfig, Ho: int, Wp: int, Wo: int, Cin: int, KH: int, KW: int,
-              stride: int, w_lines: int, in_bytes: int, w_bytes: int) -> BandPlan | None:
+              stride: int, w_lines: int, in_bytes: int, w_bytes: int,
+              sp_lo: int = 0) -> BandPlan | None:
     """The on-chip im2col plan for a WS convolution, or None where it does not apply: a
     strided or 1x1 kernel (windows do not overlap the same way), fewer input channels than
     make whole tiles (packed taps, :func:`conv_k_tiles`, then use the rows better), or no
     room for one output row.  With and without resident weights, the largest band that fits
     the accumulator half and the scratchpad is costed in DRAM bytes (the band's input rows,
     ``KH - 1`` of them read twice at each band edge, and the weights once or per band);
-    blocks of fewer than ``2 * rows`` lines are avoided as in :func:`ws_plan`."""
+    blocks of fewer than ``2 * rows`` lines are avoided as in :func:`ws_plan`.
+    ``sp_lo``: the lines below it are not the layer's, as for :func:`ws_plan`."""
     R = cfg.rows
+    sp_lines = cfg.sp_lines - sp_lo
     if stride != 1 or KH * KW == 1:
         return None
     chunks = -(-Cin // R)
@@ -619,7 +625,7 @@ def band_plan(cfg: NPUConfig, Ho: int, Wp: int, Wo: int, Cin: int, KH: int, KW: 
     ob_acc = (half - Wo) // Wp + 1
     plans = []
     for w_res, slots in ((True, 2), (False, 3), (False, 2)):
-        room = cfg.sp_lines - (w_lines if w_res else slots * R)
+        room = sp_lines - (w_lines if w_res else slots * R)
         ob = min(Ho, ob_acc, room // (chunks * Wp) - KH + 1)
         if ob >= 1:
             blocks = -(-Ho // ob)
@@ -645,12 +651,13 @@ def _band_live(k_tiles, n_tiles, b_dense):
 
 
 def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, params,
-                      b_dense):
+                      b_dense, sp_lo=0, out_sp=None):
     """Emit the WS schedule with on-chip im2col (:class:`BandPlan`), or return None where
     it does not apply.  Steps, tokens and resident weights as in :func:`_schedule_ws`; a
     channel chunk's band is one LOAD (its input rows are contiguous pixels), and a block's
     output rows are stored one STORE each (the first pops the compute unit's token, the
-    last gives the accumulator block back)."""
+    last gives the accumulator block back).  ``sp_lo``, ``out_sp``: as for
+    :func:`_schedule_ws` (an output row's pixels are consecutive rows of the GEMM)."""
     Hp, Wp, Cin, KH, KW, stride, Ho, Wo = geometry
     R, C = cfg.rows, cfg.cols
     tiles = band_k_tiles(R, KH, KW, Cin)
@@ -659,11 +666,12 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
     live_of = _band_live(k_tiles, n_tiles, b_dense)
     w_lines = sum(kt for live in live_of for _, _, kt in live)
     w_bytes = sum(kt * nt for live, (_, nt) in zip(live_of, n_tiles) for _, _, kt in live)
-    plan = band_plan(cfg, Ho, Wp, Wo, Cin, KH, KW, stride, w_lines, Hp * Wp * Cin, w_bytes)
+    plan = band_plan(cfg, Ho, Wp, Wo, Cin, KH, KW, stride, w_lines, Hp * Wp * Cin, w_bytes,
+                     sp_lo)
     if plan is None:
         return None
     band = (plan.ob + KH - 1) * Wp
-    chunk_base = {c0: i * band for i, c0 in enumerate(range(0, Cin, R))}
+    chunk_base = {c0: sp_lo + i * band for i, c0 in enumerate(range(0, Cin, R))}
     slots = plan.slots
     w_slot = [cfg.sp_lines - (slots - s) * R for s in range(slots)]
     w_home, line = {}, cfg.sp_lines - w_lines
@@ -706,11 +714,17 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
             if params is not None and per_lane:
                 emit_config(prog, params, n0, nt, per_lane=True)
             for r in range(rows):
+                flags = dict(pop_prev=int(r == 0), push_prev=int(r == rows - 1))
+                if out_sp is not None:          # one line per pixel (_OnChipA's layout)
+                    base_sp, M, _ = out_sp
+                    prog.emit(Opcode.STORE, acc_addr=slot + r * Wp, nrows=Wo, ncols=nt,
+                              to_sp=1, dram_addr=base_sp + n0 // C * M + (y0 + r) * Wo,
+                              dram_stride=1, **flags)
+                    continue
                 prog.emit(Opcode.STORE, acc_addr=slot + r * Wp, nrows=Wo, ncols=nt,
                           raw=int(params is None),
                           dram_addr=out_addr + ((y0 + r) * Wo * N + n0) * esize,
-                          dram_stride=N * esize, pop_prev=int(r == 0),
-                          push_prev=int(r == rows - 1))
+                          dram_stride=N * esize, **flags)
             tile += 1
     prog.emit(Opcode.HALT)
     return {"steps": step, "tiles": tile, "band_rows": plan.ob, "w_resident": plan.w_resident,
@@ -874,15 +888,44 @@ def link_words(programs: list[list[int]]) -> list[int]:
     return out + [isa.encode(Opcode.HALT)]
 
 
+def chain_regions(cfg: NPUConfig, M: int, widths: list[int]) -> list[int]:
+    """The first lines of the two scratchpad regions a chain's intermediates (``M`` rows of
+    each of ``widths`` columns) alternate between, from line 0, and where the lines the
+    chain's layers use start (the last entry)."""
+    lines = [sp_out_lines(M, n, cfg.cols) for n in widths]
+    size = [max(lines[0::2], default=0), max(lines[1::2], default=0)]
+    return [0, size[0], size[0] + size[1]]
+
+
 def chain_on_chip(cfg: NPUConfig, M: int, widths: list[int]) -> bool:
-    """Whether :func:`compile_gemm_chain` keeps the intermediate outputs (``M`` rows of
-    each of ``widths`` columns) on chip: a weight-stationary core whose N-tiles fit its
-    K-tiles (``cols <= rows``), the intermediates' two alternating regions taking at most
-    half the scratchpad."""
+    """Whether a chain's intermediate outputs (``M`` rows of each of ``widths`` columns) may
+    stay on chip: a weight-stationary core whose N-tiles fit its K-tiles (``cols <= rows``),
+    the two alternating regions (:func:`chain_regions`) taking at most half the
+    scratchpad."""
     if cfg.dataflow != "ws" or cfg.cols > cfg.rows or not widths:
         return False
-    lines = [sp_out_lines(M, n, cfg.cols) for n in widths]
-    return max(lines[0::2]) + max(lines[1::2], default=0) <= cfg.sp_lines // 2
+    return chain_regions(cfg, M, widths)[-1] <= cfg.sp_lines // 2
+
+
+def chain_pays(cfg: NPUConfig, shapes: list[tuple]) -> bool:
+    """Whether a chain of layers (``("gemm", M, K, N)`` or ``("conv", H, W, C, KH, KW, N,
+    stride, pad, depthwise)`` each, every one after the first reading the one before) keeps
+    its intermediates on chip: they fit (:func:`chain_on_chip`) and the analytical mode
+    finds the chain moving fewer DRAM bytes than the same layers through DRAM
+    (``analytical.chains``, which the sweep uses too: one rule)."""
+    from .analytical import chains
+    from .workloads import Layer as Shape
+    layers = []
+    for k, (kind, *dims) in enumerate(shapes):
+        link = {"a_from": f"l{k - 1}"} if k else {}
+        if kind == "gemm":
+            M, K, N = dims
+            layers.append(Shape(f"l{k}", "gemm", M=M, K=K, N=N, **link))
+        else:
+            h, w, c, kh, kw, n, stride, pad, dw = dims
+            layers.append(Shape(f"l{k}", "conv", h=h, w=w, c=c, kh=kh, kw=kw, n=n,
+                                stride=stride, pad=pad, depthwise=dw, **link))
+    return all(c.out_on_chip for c in chains(cfg, layers)[:-1])
 
 
 def compile_gemm_chain(cfg: NPUConfig, a, weights: list, requants: list,
@@ -892,9 +935,10 @@ def compile_gemm_chain(cfg: NPUConfig, a, weights: list, requants: list,
 
     Weight-stationary.  Each intermediate is kept in the scratchpad (STORE ``to_sp``, read
     by the next layer where it lies, :class:`_OnChipA`) when ``on_chip`` (default: when
-    :func:`chain_on_chip` allows); else it goes to DRAM and is loaded back.  Intermediates
-    alternate between two regions at the top of the scratchpad; each layer's A chunks and
-    weights use the lines below them."""
+    :func:`chain_pays`); else it goes to DRAM and is loaded back.  Intermediates
+    alternate between two regions at the bottom of the scratchpad
+    (:func:`chain_regions`); each layer's A chunks and weights use the lines above them
+    (weights at the top, another bank than the regions where they fit the lower half)."""
     if cfg.dataflow != "ws":
         raise LayerError(f"{name}: GEMM chains are weight-stationary (OS loads A^T, which "
                          f"a row-major STORE does not write)")
@@ -912,13 +956,11 @@ def compile_gemm_chain(cfg: NPUConfig, a, weights: list, requants: list,
         raise LayerError(f"{name}: every layer but the last needs an int8 requant")
     widths = [b.shape[1] for b in bs[:-1]]
     fits = chain_on_chip(cfg, M, widths)
-    on_chip = fits if on_chip is None else on_chip
+    if on_chip is None:
+        on_chip = fits and chain_pays(cfg, [("gemm", M, *b.shape) for b in bs])
     if on_chip and not fits:
         raise LayerError(f"{name}: the intermediates do not fit on chip here")
-    lines = [sp_out_lines(M, n, cfg.cols) for n in widths] if on_chip else []
-    size = [max(lines[0::2], default=0), max(lines[1::2], default=0)]
-    base = [cfg.sp_lines - size[0], cfg.sp_lines - size[0] - size[1]]
-    usable = cfg.sp_lines - sum(size)
+    *base, sp_lo = chain_regions(cfg, M, widths) if on_chip else [0, 0, 0]
     image, programs, metas = DramImage(), [], []
     a_src = _DenseA(image.put(x, np.int8), x.shape[1])
     xs, macs = [x], 0
@@ -933,7 +975,7 @@ def compile_gemm_chain(cfg: NPUConfig, a, weights: list, requants: list,
         out_addr = 0 if out_sp else image.alloc(M * N * esize)
         prog = ProgramBuilder()
         metas.append(_schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, p, None,
-                                  sp_lines=usable, out_sp=out_sp))
+                                  sp_lo=sp_lo, out_sp=out_sp))
         programs.append(prog.words)
         if not last:
             xs.append(p.requantize(acc).astype(np.int64))
@@ -943,7 +985,7 @@ def compile_gemm_chain(cfg: NPUConfig, a, weights: list, requants: list,
     return finish_layer(cfg, name, image, prog, out_addr, (M, bs[-1].shape[1]), params[-1],
                         acc, macs, {"M": M, "K": x.shape[1], "N": bs[-1].shape[1],
                                     "on_chip": on_chip, "layers": metas,
-                                    "sp_lines_kept": sum(size)})
+                                    "sp_lines_kept": sp_lo})
 
 
 def im2col(x, KH, KW, stride, padding):
@@ -978,18 +1020,10 @@ def conv2d_reference(x, w, stride=1, padding=0, depthwise=False):
     return out
 
 
-def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
-                   depthwise: bool = False, requant: Requant | None = None,
-                   name: str = "conv2d", im2col_input: bool = False) -> Layer:
-    """NHWC int8 convolution.  ``x``: (H, W, Cin).  ``w``: (KH, KW, Cin, Cout), or
-    (KH, KW, C) when ``depthwise``.  Lowered to a GEMM over im2col rows: WS reads them
-    straight from the padded input with strided loads (or builds them on chip); OS needs
-    them transposed, so the image holds im2col(x)^T.
-
-    ``im2col_input`` (WS): the host lays the input out as im2col rows
-    (:func:`im2col_row_bytes` apart) instead of the padded NHWC tensor, and the layer loads
-    them as a dense A -- for a network's first layer, whose input the host writes anyway,
-    where :func:`im2col_input_pays`.  The image then holds no NHWC input to write into."""
+def _conv_operands(x, w, stride, padding, depthwise, name):
+    """A convolution's checked operands as a GEMM: ``(x, b, cols, (Ho, Wo))`` with ``b``
+    the K x N weights (K ordered ky, kx, c; depthwise: only c == n non-zero) and ``cols``
+    im2col(x)."""
     x = check_int8("input", x, 3)
     w = check_int8("weights", w, 3 if depthwise else 4)
     H, W, Cin = x.shape
@@ -1002,7 +1036,6 @@ def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
     if KH > H + 2 * padding or KW > W + 2 * padding:
         raise LayerError(f"{name}: kernel {KH}x{KW} is larger than the padded input")
     Cout = Cin if depthwise else w.shape[3]
-    # B (K x N), K ordered (ky, kx, c); depthwise: only c == n is non-zero.
     if depthwise:
         b = np.zeros((KH, KW, Cin, Cout), np.int64)
         for c in range(Cin):
@@ -1010,8 +1043,48 @@ def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
     else:
         b = w
     b = b.reshape(KH * KW * Cin, Cout)
-    cols, (Ho, Wo) = im2col(x, KH, KW, stride, padding)
-    M, K, N = Ho * Wo, KH * KW * Cin, Cout
+    cols, out_hw = im2col(x, KH, KW, stride, padding)
+    return x, w, b, cols, out_hw
+
+
+def _ws_conv_schedule(cfg, prog, image, x, b, KH, KW, stride, padding, esize, params,
+                      depthwise, out_addr, sp_lo=0, out_sp=None):
+    """A WS convolution reading its padded NHWC input from DRAM: on-chip im2col where
+    :func:`band_plan` applies, else strided loads (:class:`_Im2colA`); ``sp_lo`` and
+    ``out_sp`` as for :func:`_schedule_ws`.  Returns the schedule's meta."""
+    H, W, Cin = x.shape
+    Ho, Wo = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1
+    K, N = b.shape
+    xp = np.pad(x, ((padding, padding), (padding, padding), (0, 0)))
+    x_addr = image.put(xp, np.int8)
+    b_addr = image.put(b, np.int8)
+    out_addr = image.alloc(Ho * Wo * N * esize) if out_addr is None else out_addr
+    geometry = (H + 2 * padding, W + 2 * padding, Cin, KH, KW, stride, Ho, Wo)
+    b_dense = b if depthwise else None
+    meta = _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize,
+                             params, b_dense, sp_lo, out_sp)
+    if meta is None:
+        src = _Im2colA(x_addr, *geometry)
+        meta = _schedule_ws(cfg, prog, src, Ho * Wo, K, N, b_addr, out_addr, esize, params,
+                            b_dense, sp_lo=sp_lo, out_sp=out_sp)
+    return {**meta, "out_addr": out_addr}
+
+
+def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
+                   depthwise: bool = False, requant: Requant | None = None,
+                   name: str = "conv2d", im2col_input: bool = False) -> Layer:
+    """NHWC int8 convolution.  ``x``: (H, W, Cin).  ``w``: (KH, KW, Cin, Cout), or
+    (KH, KW, C) when ``depthwise``.  Lowered to a GEMM over im2col rows: WS reads them
+    straight from the padded input with strided loads (or builds them on chip); OS needs
+    them transposed, so the image holds im2col(x)^T.
+
+    ``im2col_input`` (WS): the host lays the input out as im2col rows
+    (:func:`im2col_row_bytes` apart) instead of the padded NHWC tensor, and the layer loads
+    them as a dense A -- for a network's first layer, whose input the host writes anyway,
+    where :func:`im2col_input_pays`.  The image then holds no NHWC input to write into."""
+    x, w, b, cols, (Ho, Wo) = _conv_operands(x, w, stride, padding, depthwise, name)
+    KH, KW, Cin = w.shape[0], w.shape[1], x.shape[2]
+    M, (K, N) = Ho * Wo, b.shape
     requant = requant or Requant()
     params = requant.params(N)
     esize = 1 if params is not None else 4
@@ -1027,26 +1100,71 @@ def compile_conv2d(cfg: NPUConfig, x, w, stride: int = 1, padding: int = 0,
                                out_addr, esize, params, b if depthwise else None),
                 "im2col_input": True}
     elif cfg.dataflow == "ws":
-        xp = np.pad(x, ((padding, padding), (padding, padding), (0, 0)))
-        x_addr = image.put(xp, np.int8)
-        b_addr = image.put(b, np.int8)
-        out_addr = image.alloc(M * N * esize)
-        geometry = (H + 2 * padding, W + 2 * padding, Cin, KH, KW, stride, Ho, Wo)
-        meta = _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize,
-                                 params, b if depthwise else None)
-        if meta is None:
-            src = _Im2colA(x_addr, *geometry)
-            meta = _schedule_ws(cfg, prog, src, M, K, N, b_addr, out_addr, esize, params,
-                                b if depthwise else None)
+        meta = _ws_conv_schedule(cfg, prog, image, x, b, KH, KW, stride, padding, esize,
+                                 params, depthwise, None)
+        out_addr = meta.pop("out_addr")
     else:
         at_addr = image.put(cols.T, np.int8)
         b_addr = image.put(b, np.int8)
         out_addr = image.alloc(M * N * esize)
         meta = _schedule_os(cfg, prog, at_addr, M, K, N, b_addr, out_addr, esize, params)
     acc = conv2d_reference(x, w, stride, padding, depthwise).reshape(M, N)
-    macs = M * KH * KW * (1 if depthwise else Cin) * Cout
-    return finish_layer(cfg, name, image, prog, out_addr, (Ho, Wo, Cout), params, acc, macs,
+    macs = M * KH * KW * (1 if depthwise else Cin) * N
+    return finish_layer(cfg, name, image, prog, out_addr, (Ho, Wo, N), params, acc, macs,
                    {**meta, "M": M, "K": K, "N": N})
+
+
+def compile_conv_chain(cfg: NPUConfig, x, w, w_next, stride: int = 1, padding: int = 0,
+                       depthwise: bool = False, requants=(None, None),
+                       name: str = "conv_chain", on_chip: bool | None = None) -> Layer:
+    """A convolution and the 1x1 convolution that reads its output (ResNet's bottleneck
+    conv2 -> conv3, MobileNetV2's depthwise -> project) as one weight-stationary program:
+    ``requants[1](requants[0](conv(x, w)) (*) w_next)``, ``w_next`` (Cout x N2) the 1x1
+    kernel.  The first's int8 output is kept in the scratchpad (STORE ``to_sp``, one line
+    per pixel per N-tile; the 1x1 convolution's A read where it lies, :class:`_OnChipA`)
+    when ``on_chip`` (default: when :func:`chain_pays`), else it goes to DRAM and is
+    loaded back."""
+    if cfg.dataflow != "ws":
+        raise LayerError(f"{name}: convolution chains are weight-stationary")
+    x, w, b, _, (Ho, Wo) = _conv_operands(x, w, stride, padding, depthwise, name)
+    M, N = Ho * Wo, b.shape[1]
+    w2 = check_int8("next weights", w_next, 2)
+    if w2.shape[0] != N:
+        raise LayerError(f"{name}: the 1x1 kernel takes {w2.shape[0]} channels, the "
+                         f"convolution gives {N}")
+    params = [(r or Requant()).params(n) for r, n in zip(requants, (N, w2.shape[1]))]
+    if params[0] is None:
+        raise LayerError(f"{name}: the first convolution needs an int8 requant")
+    fits = chain_on_chip(cfg, M, [N])
+    if on_chip is None:
+        H, W, C = x.shape
+        on_chip = fits and chain_pays(cfg, [
+            ("conv", H, W, C, w.shape[0], w.shape[1], N, stride, padding, depthwise),
+            ("conv", Ho, Wo, N, 1, 1, w2.shape[1], 1, 0, False)])
+    if on_chip and not fits:
+        raise LayerError(f"{name}: the intermediate does not fit on chip here")
+    region = chain_regions(cfg, M, [N])[-1] if on_chip else 0
+    out_sp = (0, M, cfg.cols) if on_chip else None
+    image, progs = DramImage(), [ProgramBuilder(), ProgramBuilder()]
+    meta1 = _ws_conv_schedule(cfg, progs[0], image, x, b, w.shape[0], w.shape[1], stride,
+                              padding, 1, params[0], depthwise, 0 if on_chip else None,
+                              region, out_sp)
+    mid = params[0].requantize(conv2d_reference(x, w, stride, padding, depthwise)
+                               .reshape(M, N)).astype(np.int64)
+    esize = 1 if params[1] is not None else 4
+    b_addr = image.put(w2, np.int8)
+    out_addr = image.alloc(M * w2.shape[1] * esize)
+    a_src = _OnChipA(0, M, N, cfg.cols) if on_chip else _DenseA(meta1["out_addr"], N)
+    meta2 = _schedule_ws(cfg, progs[1], a_src, M, N, w2.shape[1], b_addr, out_addr, esize,
+                         params[1], None, sp_lo=region)
+    prog = ProgramBuilder()
+    prog.words = link_words([p.words for p in progs])
+    macs = M * w.shape[0] * w.shape[1] * (1 if depthwise else x.shape[2]) * N + \
+        M * N * w2.shape[1]
+    return finish_layer(cfg, name, image, prog, out_addr, (Ho, Wo, w2.shape[1]), params[1],
+                        golden.gemm(mid, w2), macs,
+                        {"M": M, "K": N, "N": w2.shape[1], "on_chip": on_chip,
+                         "layers": [meta1, meta2], "sp_lines_kept": region})
 
 
 def compile_random(cfg: NPUConfig, layer, rng: np.random.Generator,

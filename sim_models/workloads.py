@@ -32,7 +32,11 @@ class WorkloadError(ValueError):
 @dataclass(frozen=True)
 class Layer:
     """One layer.  ``conv``: NHWC input h x w x c (unpadded), kh x kw kernel, n filters (c for
-    depthwise), stride, symmetric padding.  ``gemm``: (M x K) @ (K x N)."""
+    depthwise), stride, symmetric padding.  ``gemm``: (M x K) @ (K x N).  ``a_from``: the
+    layer just before it, when its int8 output is this layer's A as it stands (a GEMM's
+    rows, a 1x1 convolution's pixels), nothing runs on the host between them and nothing
+    else reads it -- a compiler may keep it on chip (``analytical.chains``); empty
+    otherwise."""
     name: str
     kind: str
     h: int = 0
@@ -47,6 +51,7 @@ class Layer:
     M: int = 0
     K: int = 0
     N: int = 0
+    a_from: str = ""
 
     def __post_init__(self):
         if self.kind not in ("conv", "gemm"):
@@ -91,9 +96,9 @@ class Layer:
         return self.h * self.w * self.c, weights, ho * wo * self.n * out_bytes
 
 
-def _conv(name, h, c, n, k, stride=1, pad=None, depthwise=False, w=None):
+def _conv(name, h, c, n, k, stride=1, pad=None, depthwise=False, w=None, a_from=""):
     return Layer(name, "conv", h=h, w=w or h, c=c, kh=k, kw=k, n=n, stride=stride,
-                 pad=(k // 2) if pad is None else pad, depthwise=depthwise)
+                 pad=(k // 2) if pad is None else pad, depthwise=depthwise, a_from=a_from)
 
 
 def _resnet18():
@@ -124,7 +129,8 @@ def _resnet50():
             layers.append(_conv(f"{pre}.conv1", h, c, width, 1, 1, 0))
             layers.append(_conv(f"{pre}.conv2", h, width, width, 3, stride))
             h2 = (h + 2 - 3) // stride + 1
-            layers.append(_conv(f"{pre}.conv3", h2, width, out, 1, 1, 0))
+            layers.append(_conv(f"{pre}.conv3", h2, width, out, 1, 1, 0,
+                                a_from=f"{pre}.conv2"))
             if block == 0:
                 layers.append(_conv(f"{pre}.downsample", h, c, out, 1, stride, 0))
             h, c = h2, out
@@ -147,7 +153,8 @@ def _mobilenet_v2():
                 layers.append(_conv(f"{pre}.expand", h, c, hidden, 1, 1, 0))
             layers.append(_conv(f"{pre}.dw", h, hidden, hidden, 3, stride, depthwise=True))
             h = (h + 2 - 3) // stride + 1
-            layers.append(_conv(f"{pre}.project", h, hidden, out, 1, 1, 0))
+            layers.append(_conv(f"{pre}.project", h, hidden, out, 1, 1, 0,
+                                a_from=f"{pre}.dw"))
             c = out
             index += 1
     layers.append(_conv("conv_head", h, c, 1280, 1, 1, 0))
@@ -169,8 +176,8 @@ def _bert_base_block(tokens=128, hidden=768, heads=12, ff=3072):
 
 def _mlp(batch=64):
     return [Layer("fc1", "gemm", M=batch, K=784, N=512),
-            Layer("fc2", "gemm", M=batch, K=512, N=256),
-            Layer("fc3", "gemm", M=batch, K=256, N=10)]
+            Layer("fc2", "gemm", M=batch, K=512, N=256, a_from="fc1"),
+            Layer("fc3", "gemm", M=batch, K=256, N=10, a_from="fc2")]
 
 
 WORKLOADS = {"resnet18": _resnet18, "resnet50": _resnet50, "mobilenet_v2": _mobilenet_v2,
@@ -206,7 +213,8 @@ def load(name_or_path) -> list[Layer]:
     layers = []
     for row in csv.DictReader(path.read_text().splitlines()):
         try:
-            values = {k: (v if k in ("name", "kind") else int(v)) for k, v in row.items()}
+            values = {k: (v if k in ("name", "kind", "a_from") else int(v))
+                      for k, v in row.items()}
         except (TypeError, ValueError) as err:
             raise WorkloadError(f"{path}: bad row {row}: {err}") from None
         values["depthwise"] = bool(values["depthwise"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from hdl.config import NPUConfig
-from sim_models.compiler import Requant, compile_conv2d, compile_gemm, compile_gemm_chain
+from sim_models.compiler import (Requant, compile_conv2d, compile_conv_chain, compile_gemm,
+                                 compile_gemm_chain)
 
 __all__ = ["regression_layers", "demo_layers"]
 
@@ -54,7 +55,19 @@ def regression_layers(cfg: NPUConfig, seed: int) -> list:
         layers.append(compile_gemm_chain(
             cfg, i8(45, 19), [i8(19, 22), i8(22, 9), i8(9, 7)],
             [Requant(scale=rng.uniform(1e-3, 4e-3, 22), zero_point=3, activation="relu"),
-             Requant(scale=0.004, zero_point=-2), None], name="gemm_chain_on_chip"))
+             Requant(scale=0.004, zero_point=-2), None], name="gemm_chain_on_chip",
+            on_chip=True))
+        # A bottleneck's 3x3 (on-chip im2col) and a depthwise stride-2 conv, each storing
+        # into the scratchpad for the 1x1 conv after it.
+        layers.append(compile_conv_chain(
+            cfg, i8(7, 7, 8), i8(3, 3, 8, 6), i8(6, 9), 1, 1, name="conv3x3_to_1x1_on_chip",
+            requants=(Requant(scale=rng.uniform(1e-3, 3e-3, 6), activation="relu"),
+                      Requant(scale=0.01, zero_point=4)), on_chip=True))
+        layers.append(compile_conv_chain(
+            cfg, i8(9, 9, 5), i8(3, 3, 5), i8(5, 7), 2, 1, depthwise=True,
+            name="depthwise_s2_to_1x1_on_chip",
+            requants=(Requant(scale=0.01, zero_point=-3, activation="relu6"), None),
+            on_chip=True))
     return layers
 
 
