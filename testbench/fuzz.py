@@ -127,9 +127,12 @@ def _effects(cfg: NPUConfig, o: Op):
         return reads + ([out] if f["accumulate"] else []), [out]
     if o.op == Opcode.STORE:
         nbytes = f["ncols"] * (4 if f["raw"] else 1)
-        return ([("acc", f["acc_addr"], f["acc_addr"] + f["nrows"])],
-                [("dram", a, b) for a, b in _rows(f["dram_addr"], f["dram_stride"], f["nrows"],
-                                                  nbytes)])
+        reads = [("acc", f["acc_addr"], f["acc_addr"] + f["nrows"])]
+        if f.get("to_sp"):          # one scratchpad line per row
+            return reads, [("sp", a, b) for a, b in _rows(f["dram_addr"], f["dram_stride"],
+                                                         f["nrows"], 1)]
+        return reads, [("dram", a, b) for a, b in _rows(f["dram_addr"], f["dram_stride"],
+                                                        f["nrows"], nbytes)]
     return [], []
 
 
@@ -261,6 +264,10 @@ def _tokenize(cfg: NPUConfig, ops: list) -> list:
                     hits.append(k)
                     sync |= (v, unit) not in CHANNELS or (v, unit) == ("C", "L") and \
                         spaces != {"sp"}
+            # A hazard no later instruction of v can push a token for (a PRELOAD's lines a
+            # STORE to_sp overwrites, with no COMPUTE after it yet) takes a SYNC.
+            sync |= bool(hits) and not any(k >= max(hits) and _can_push(op, v, unit)
+                                           for k, op, _ in history[v])
             if o.extra_dep and o.op != Opcode.CONFIG and (v, unit) in CHANNELS:
                 hits += [k for k, op, _ in history[v][-1:] if _can_push(op, v, unit)]
             if hits:
@@ -313,6 +320,15 @@ def _dram_rows(rng, nrows: int, nbytes: int) -> tuple[int, int]:
         if DATA.start <= addr and addr + span <= DATA.stop:
             return addr, stride
     return DATA.start, nbytes
+
+
+def _sp_line(a: int, cfg: NPUConfig, span: int) -> int:
+    """A first scratchpad line for ``span`` lines derived from a drawn DRAM address ``a``:
+    half the time ending just across a bank boundary."""
+    per = cfg.sp_lines // cfg.sp_banks
+    if cfg.sp_banks > 1 and a % 2:
+        return max(0, min(cfg.sp_lines - span, per - span // 2 - 1))
+    return a % (cfg.sp_lines - span + 1)
 
 
 def _init_range(rng, lines: set, n_max: int):
@@ -369,6 +385,15 @@ def _random_op(rng, cfg: NPUConfig, st: _State):
             return None
         raw, nc = rng.randint(0, 1), rng.randint(1, C)
         a, s = _dram_rows(rng, r[1], nc * (4 if raw else 1))
+        if not raw and a % 3 == 0:
+            # STORE to_sp on a third of the int8 stores, its lines and stride in lines taken
+            # from the same draws (every seed's program otherwise unchanged): often across a
+            # bank boundary, the stride 0 (one line), 1 or 2.
+            stride = s % 3
+            span = stride * (r[1] - 1) + 1
+            line = _sp_line(a, cfg, span)
+            return Op(Opcode.STORE, dict(acc_addr=r[0], nrows=r[1], ncols=nc, raw=0, to_sp=1,
+                                         dram_addr=line, dram_stride=stride))
         return Op(Opcode.STORE, dict(acc_addr=r[0], nrows=r[1], ncols=nc, raw=raw,
                                      dram_addr=a, dram_stride=s))
     return _random_config(rng, cfg, all_lanes=rng.random() < 0.4)

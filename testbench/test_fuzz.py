@@ -38,6 +38,9 @@ def test_programs_are_legal_and_models_agree(cfg):
     ops = collections.Counter(isa.opcode_bits(w) for p in progs for w in p.words)
     want = {op for op in Opcode if cfg.dataflow == "ws" or op != Opcode.PRELOAD}
     assert want <= set(ops), f"opcodes never generated: {want - set(ops)}"
+    to_sp = sum(isa.decode(w)["to_sp"] for p in progs for w in p.words
+                if isa.opcode_bits(w) == Opcode.STORE)
+    assert to_sp >= 50, f"only {to_sp} STOREs to the scratchpad"
 
 
 
