@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from hdl import isa
 from hdl.config import NPUConfig
 
-from .compiler import (BandPlan, band_k_tiles, band_plan, chain_on_chip, chain_regions,
-                       conv_k_tiles, conv_tile_channels_meet, im2col_input_pays,
-                       im2col_row_bytes, os_chunk, ws_plan)
+from .compiler import (BandPlan, LayerError, band_k_tiles, band_plan, chain_on_chip,
+                       chain_regions, conv_k_tiles, conv_tile_channels_meet,
+                       im2col_input_pays, im2col_row_bytes, os_chunk, ws_plan)
 from .energy import Events
 from .workloads import Layer, WorkloadError
 
@@ -972,10 +972,10 @@ def chains(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[Chained]:
     """Each layer's part in an on-chip chain, as the compiler maps them: a run of layers
     each reading the one before (:func:`_reads_previous`) keeps its intermediates in the
     scratchpad when :func:`compiler.chain_on_chip` allows (a weight-stationary core with
-    ``cols <= rows``, the two alternating regions in half the scratchpad), every layer of
-    the run then using the lines above them, and when that reads and writes fewer DRAM
-    bytes over the run than without (the regions leave its layers less room: fewer
-    resident weights, shorter bands).  A first layer taking host im2col rows starts no
+    ``cols <= rows``, the two alternating regions in at most ``compiler.CHAIN_SHARE`` of
+    the scratchpad), every layer of the run then using the lines above them, and when that
+    reads and writes fewer DRAM bytes over the run than without (the regions leave its
+    layers less room: fewer resident weights, shorter bands; none at all: not chained).  A first layer taking host im2col rows starts no
     chain."""
     out = [Chained() for _ in layers]
     if cfg.dataflow != "ws":
@@ -995,9 +995,13 @@ def chains(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[Chained]:
             continue
         lo = chain_regions(cfg, m, widths)[-1]
         linked = [Chained(i != run[0], i != run[-1], lo) for i in run]
-        with_, without = ([_estimate(cfg, layers[i], out_bytes, False, c).events.dram_bytes
-                           for i, c in zip(run, cs)] for cs in (linked, [Chained()] * len(run)))
-        if sum(with_) < sum(without):
+        try:
+            with_ = sum(_estimate(cfg, layers[i], out_bytes, False, c).events.dram_bytes
+                        for i, c in zip(run, linked))
+        except LayerError:          # a layer has no room left beside the regions
+            continue
+        if with_ < sum(_estimate(cfg, layers[i], out_bytes, False, Chained()).events.dram_bytes
+                       for i in run):
             out[run[0]:run[-1] + 1] = linked
     return out
 

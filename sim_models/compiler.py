@@ -897,14 +897,19 @@ def chain_regions(cfg: NPUConfig, M: int, widths: list[int]) -> list[int]:
     return [0, size[0], size[0] + size[1]]
 
 
+#: The share of the scratchpad a chain's regions may take (the layers keep the rest; whether
+#: that pays is :func:`chain_pays`'s question).
+CHAIN_SHARE = 7 / 8
+
+
 def chain_on_chip(cfg: NPUConfig, M: int, widths: list[int]) -> bool:
     """Whether a chain's intermediate outputs (``M`` rows of each of ``widths`` columns) may
     stay on chip: a weight-stationary core whose N-tiles fit its K-tiles (``cols <= rows``),
-    the two alternating regions (:func:`chain_regions`) taking at most half the
-    scratchpad."""
+    the two alternating regions (:func:`chain_regions`) taking at most
+    :data:`CHAIN_SHARE` of the scratchpad."""
     if cfg.dataflow != "ws" or cfg.cols > cfg.rows or not widths:
         return False
-    return chain_regions(cfg, M, widths)[-1] <= cfg.sp_lines // 2
+    return chain_regions(cfg, M, widths)[-1] <= int(cfg.sp_lines * CHAIN_SHARE)
 
 
 def chain_pays(cfg: NPUConfig, shapes: list[tuple]) -> bool:
