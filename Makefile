@@ -35,7 +35,7 @@ help:
 	@echo "make harness  the C++ Verilator harness: make sim's layers, or NETWORK=resnet50; WAVES=1 FROM= TO="
 	@echo "make run      MODEL=m.onnx [INPUT=x.npy] [SIM=functional|model|verilator|icarus]: one inference vs onnxruntime"
 	@echo "make onnx-networks  ResNet-18 and MobileNetV2 (224x224, seeded weights) through make run (functional, long)"
-	@echo "make model-accuracy  analytical vs exact model, every layer at the sweep's balanced memories, 8x8-64x64 (exact runs cached in build/model_accuracy/; MAX_CYCLES=, SIZES=, WORKLOADS=, DATAFLOWS=; BACKEND=verilator: the points on the RTL harness)"
+	@echo "make model-accuracy  analytical vs exact cycles, every layer at the sweep's sizes and balanced memories (exact model up to MODEL_CAP=2e5 cycles, RTL harness above up to MAX_CYCLES=2e7; cached in build/model_accuracy/; SIZES=, WORKLOADS=, DATAFLOWS=; BACKEND=model|verilator forces one)"
 	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
 	@echo "make activity RTL switching activity per operand profile -> MAC-energy factors: build/activity.json"
@@ -151,11 +151,12 @@ onnx-networks: bootstrap
 bench-model: bootstrap
 	$(PY) scripts/model_bench.py
 
-# The analytical mode against the exact model on every distinct layer of every workload at
-# the sweep's balanced memories, 16x16/32x32/64x64 and 8x8 up to 5e5 cycles (MAX_CYCLES=0:
-# 8x8 uncapped too); exact runs cached in build/model_accuracy/ (fresh: ~35 min on one core).
+# The analytical mode against the exact cycles on every distinct layer of every workload at
+# the sweep's sizes (square and non-square) and balanced memories: the exact model up to
+# MODEL_CAP (2e5) cycles a layer, the RTL harness above up to MAX_CYCLES (2e7; 0: no cap);
+# runs cached in build/model_accuracy/ (fresh: about 3 hours on one core, see README).
 model-accuracy: bootstrap
-	$(PY) scripts/model_accuracy.py $(if $(MAX_CYCLES),--max-cycles $(MAX_CYCLES)) $(if $(BACKEND),--backend $(BACKEND)) $(if $(SIZES),--sizes $(SIZES)) $(if $(WORKLOADS),--workloads $(WORKLOADS)) $(if $(DATAFLOWS),--dataflows $(DATAFLOWS))
+	$(PY) scripts/model_accuracy.py $(if $(MAX_CYCLES),--max-cycles $(MAX_CYCLES)) $(if $(MODEL_CAP),--model-cap $(MODEL_CAP)) $(if $(BACKEND),--backend $(BACKEND)) $(if $(SIZES),--sizes $(SIZES)) $(if $(WORKLOADS),--workloads $(WORKLOADS)) $(if $(DATAFLOWS),--dataflows $(DATAFLOWS))
 
 area: bootstrap
 	$(PY) scripts/area.py --sizes $(AREA_SIZES)

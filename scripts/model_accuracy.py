@@ -1,26 +1,27 @@
-"""The analytical mode against the cycle-exact model, layer by layer, at the sweep's sizes
-and balanced memories (a measurement, not a test: ``testbench/test_cycle_model.py`` checks a
-sample).
+"""The analytical mode against the exact cycles, layer by layer, at the sweep's sizes
+(``sweep.DEFAULT_SIZES``, square and non-square) and balanced memories (a measurement, not
+a test: ``testbench/test_cycle_model.py`` checks a sample).
 
-    python scripts/model_accuracy.py                          # every size (8x8 capped)
-    python scripts/model_accuracy.py --every-layer            # 8x8 uncapped too (+50 min)
-    python scripts/model_accuracy.py --sizes 16 --dataflows ws --workloads mobilenet_v2
-    python scripts/model_accuracy.py --cached-only            # no exact runs: cache only
+    python scripts/model_accuracy.py                          # every size, both back ends
+    python scripts/model_accuracy.py --sizes 8x32 16 --dataflows ws --workloads mobilenet_v2
+    python scripts/model_accuracy.py --cached-only            # nothing run: cache only
+    python scripts/model_accuracy.py --max-cycles 0           # no layer left out (hours)
     python scripts/model_accuracy.py --backend verilator --sizes 8 16   # points on the RTL
 
-Every distinct layer (by shape) of every chosen workload runs on the exact model (about
-30 k simulated cycles/s) once per core -- at 8x8 only those the analytical mode puts at
-most ``SIZE_CAPS[8]`` cycles (70 of 130; the others would take about an hour more:
-``--every-layer``); its cycles are cached in ``build/model_accuracy/exact.json`` under a
-hash of the core and the compiled program (a compiler or cycle-model change gives a new
-program or a new ``--cycle-model-tag``, so a stale entry is never read).  Prints per layer
-the exact and analytical cycles and the error, and per size x dataflow and overall the worst
-and mean absolute error; writes ``build/model_accuracy/result.json``.
-
-``--backend verilator`` re-runs the chosen points on the RTL instead (the C++ Verilator
-harness, one build per core; each layer's output checked against the golden model): the
-analytical mode's error against the RTL per layer, and where the exact model's cycles for the
-same program are cached, whether they equal the RTL's (exit status 1 if any differ).
+Every distinct layer (by shape) of every chosen workload is measured once per core.  With
+``--backend auto`` (the default) a layer's exact cycles come from the cache of either back
+end, else from the cycle-exact model when the analytical mode puts it at most
+``MODEL_CAP`` cycles (the model runs about 27 k cycles/s), else from the RTL in the C++
+Verilator harness (0.4-1.6 M cycles/s; its output checked against the golden model, and
+where the exact model's cycles for the same program are cached, compared with them) up to
+``RTL_CAP`` cycles; larger layers are left out and listed (``--max-cycles``).  Exact runs
+are cached in ``build/model_accuracy/exact.json`` under a hash of the core, the compiled
+program and the back end (a compiler or cycle-model change gives a new program or a new
+``--cycle-model-tag``, so a stale entry is never read).  Prints per layer the back end, the
+exact and analytical cycles and the error, and per size x dataflow and overall the worst and
+mean absolute error and the layers left out; writes ``build/model_accuracy/result.json``.
+``--backend model`` / ``verilator`` force one back end (exit status 1 if any RTL cycle
+count differs from the exact model's).
 """
 
 from __future__ import annotations
@@ -41,31 +42,67 @@ sys.path.insert(0, str(REPO))
 from hdl import isa  # noqa: E402
 from hdl.config import NPUConfig  # noqa: E402
 from sim_models import workloads  # noqa: E402
-from sim_models.analytical import core_estimate  # noqa: E402
+from sim_models.analytical import core_estimate, takes_im2col_input  # noqa: E402
 from sim_models.compiler import Requant, compile_conv2d, compile_gemm  # noqa: E402
 from sim_models.cycle_model import CycleNPU  # noqa: E402
+from scripts.cli import parse_size  # noqa: E402
+from scripts.sweep import DEFAULT_SIZES, memory_grid  # noqa: E402
 from testbench import BUILD  # noqa: E402
 
 OUT_DIR = BUILD / "model_accuracy"
-SIZES = (16, 32, 64, 8)
-SIZE_CAPS = {8: 5e5}     # default --max-cycles per size (0: none)
-# The balanced memories ``make sweep`` chose (MODEL_VERSION 5) for the square arrays: a bus
-# of one scratchpad line (at most 512 bits), 16384 scratchpad and 256 accumulator lines,
-# except these (size, dataflow, workload): scratchpad lines.
+#: The sweep's array sizes, (rows, cols): one source of truth, ``sweep.DEFAULT_SIZES``.
+SIZES = tuple(parse_size(s) for s in DEFAULT_SIZES)
+#: Which back end measures a layer not yet cached (``--backend auto``), by the analytical
+#: mode's cycles for it: the cycle-exact model (about 27 k cycles/s, so 2e5 cycles ~ 8 s)
+#: up to MODEL_CAP; above it the RTL in the C++ harness (0.4-1.6 M cycles/s on 4-256 PEs,
+#: one 15-200 s build per core) up to RTL_CAP (2e7 cycles: 10-50 s); above that the layer
+#: is left out and counted.  Arrays of more than RTL_MAX_PES PEs are measured on the exact
+#: model alone up to RTL_CAP: their harness builds take 4-8 minutes and every one of their
+#: layers is under 5e5 cycles.
+MODEL_CAP, RTL_CAP, RTL_MAX_PES = 2e5, 2e7, 512
+# The balanced memories ``make sweep`` chose (MODEL_VERSION 8, --fresh at 0496f7e, DDR3):
+# the widest bus of the size's memory grid (``sweep.memory_grid``: one scratchpad line, at
+# most 512 bits, 64 bits under 256 PEs), 16384 scratchpad and 256 accumulator lines,
+# except these (rows, cols, dataflow, workload): (scratchpad lines, accumulator lines).
 SP_LINES, ACC_LINES = 16384, 256
-SP_EXCEPTIONS = {(8, "os", "mlp"): 4096, (8, "os", "mobilenet_v2"): 4096,
-                 (16, "os", "mlp"): 4096, (16, "os", "mobilenet_v2"): 4096,
-                 (16, "ws", "mlp"): 4096, (32, "os", "mlp"): 4096,
-                 (32, "os", "mobilenet_v2"): 4096, (32, "ws", "mlp"): 4096,
-                 (32, "ws", "mobilenet_v2"): 4096, (64, "os", "mlp"): 4096,
-                 (64, "os", "mobilenet_v2"): 1024, (64, "ws", "mlp"): 1024}
+MEM_EXCEPTIONS = {
+    (2, 2, "os", "mlp"): (4096, 256), (2, 2, "os", "mobilenet_v2"): (4096, 256),
+    (2, 2, "ws", "bert_base_block"): (1024, 256),
+    (4, 4, "os", "mlp"): (4096, 256), (4, 4, "os", "mobilenet_v2"): (4096, 256),
+    (8, 8, "os", "mlp"): (4096, 256), (8, 8, "os", "mobilenet_v2"): (4096, 256),
+    (16, 16, "os", "mlp"): (4096, 256), (16, 16, "os", "mobilenet_v2"): (4096, 256),
+    (16, 16, "ws", "mlp"): (4096, 256),
+    (32, 32, "os", "mlp"): (4096, 256), (32, 32, "os", "mobilenet_v2"): (4096, 256),
+    (32, 32, "ws", "mlp"): (4096, 256), (32, 32, "ws", "mobilenet_v2"): (4096, 256),
+    (64, 64, "os", "mlp"): (4096, 256), (64, 64, "os", "mobilenet_v2"): (1024, 256),
+    (64, 64, "ws", "mlp"): (1024, 256),
+    (4, 16, "os", "mlp"): (4096, 256), (4, 16, "os", "mobilenet_v2"): (4096, 256),
+    (16, 4, "os", "mlp"): (4096, 256), (16, 4, "os", "mobilenet_v2"): (4096, 256),
+    (16, 4, "ws", "mlp"): (4096, 256),
+    (8, 32, "os", "mlp"): (4096, 256), (8, 32, "os", "mobilenet_v2"): (1024, 256),
+    (32, 8, "os", "mlp"): (4096, 256), (32, 8, "os", "mobilenet_v2"): (4096, 256),
+    (32, 8, "ws", "mlp"): (4096, 256), (32, 8, "ws", "mobilenet_v2"): (4096, 1024),
+    (32, 8, "ws", "resnet18"): (4096, 1024), (32, 8, "ws", "resnet50"): (16384, 1024),
+    (16, 64, "os", "mlp"): (4096, 256), (16, 64, "os", "mobilenet_v2"): (1024, 256),
+    (16, 64, "os", "resnet18"): (1024, 256), (16, 64, "os", "resnet50"): (1024, 256),
+    (16, 64, "ws", "mlp"): (4096, 256),
+    (64, 16, "os", "mlp"): (4096, 256), (64, 16, "os", "mobilenet_v2"): (4096, 256),
+    (64, 16, "ws", "mlp"): (1024, 256), (64, 16, "ws", "mobilenet_v2"): (16384, 1024),
+    (64, 16, "ws", "resnet18"): (4096, 1024), (64, 16, "ws", "resnet50"): (4096, 1024),
+}
 
 
-def balanced_config(size: int, dataflow: str, workload: str) -> NPUConfig:
-    """The sweep's balanced memory for a square ``size`` array, dataflow and workload."""
-    return NPUConfig(rows=size, cols=size, dataflow=dataflow, bus_bits=min(512, 8 * size),
-                     sp_lines=SP_EXCEPTIONS.get((size, dataflow, workload), SP_LINES),
-                     acc_lines=ACC_LINES)
+def balanced_config(rows: int, cols: int, dataflow: str, workload: str) -> NPUConfig:
+    """The sweep's balanced memory for a ``rows`` x ``cols`` array, dataflow and workload."""
+    bus = max(m["bus_bits"] for m in memory_grid(rows, cols))
+    sp, acc = MEM_EXCEPTIONS.get((rows, cols, dataflow, workload), (SP_LINES, ACC_LINES))
+    return NPUConfig(rows=rows, cols=cols, dataflow=dataflow, bus_bits=bus, sp_lines=sp,
+                     acc_lines=acc)
+
+
+def parse_size_arg(text: str) -> tuple[int, int]:
+    """``"16"`` -> ``(16, 16)``, ``"8x32"`` -> ``(8, 32)`` (for ``--sizes``)."""
+    return (int(text), int(text)) if text.isdigit() else parse_size(text)
 
 
 def layer_key(layer) -> tuple:
@@ -74,9 +111,11 @@ def layer_key(layer) -> tuple:
             layer.pad, layer.depthwise, layer.M, layer.K, layer.N)
 
 
-def compile_int8(cfg: NPUConfig, layer, rng):
+def compile_int8(cfg: NPUConfig, layer, rng, im2col_input: bool = False):
     """The layer with random int8 tensors and requantized int8 outputs, as the sweep's
-    points store them (``core_estimate(..., out_bytes=1)``)."""
+    points store them (``core_estimate(..., out_bytes=1)``); ``im2col_input``: a network's
+    first convolution on the host's im2col rows, as ``analytical.network_estimates``
+    costs it where ``takes_im2col_input``."""
     i8 = lambda *shape: rng.integers(-128, 128, shape)  # noqa: E731
     rq = Requant(scale=0.001)
     if layer.kind == "gemm":
@@ -84,7 +123,8 @@ def compile_int8(cfg: NPUConfig, layer, rng):
     w = i8(layer.kh, layer.kw, layer.c) if layer.depthwise else \
         i8(layer.kh, layer.kw, layer.c, layer.n)
     return compile_conv2d(cfg, i8(layer.h, layer.w, layer.c), w, layer.stride, layer.pad,
-                          depthwise=layer.depthwise, requant=rq, name=layer.name)
+                          depthwise=layer.depthwise, requant=rq, name=layer.name,
+                          im2col_input=im2col_input)
 
 
 def program_hash(cfg: NPUConfig, compiled, tag: str) -> str:
@@ -120,7 +160,13 @@ def exact_cycles(cfg: NPUConfig, layer, rng, cache: ExactCache | None, tag: str,
     the C++ Verilator harness (``verilator``: its output checked against the golden model)
     -- from the cache when there, and the seconds it took (0 from the cache; None cycles
     when ``cached_only`` and not cached).  Each back end has its own cache entries."""
-    compiled = compile_int8(cfg, layer, rng)
+    return _exact_of(cfg, layer, compile_int8(cfg, layer, rng), cache, tag, cached_only,
+                     backend)
+
+
+def _exact_of(cfg: NPUConfig, layer, compiled, cache: ExactCache | None, tag: str,
+              cached_only: bool, backend: str) -> tuple[int | None, float]:
+    """:func:`exact_cycles` of an already compiled program."""
     key = program_hash(cfg, compiled, tag if backend == "model" else f"{tag}|{backend}")
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit, 0.0
@@ -128,9 +174,11 @@ def exact_cycles(cfg: NPUConfig, layer, rng, cache: ExactCache | None, tag: str,
         return None, 0.0
     t0 = time.perf_counter()
     if backend == "model":
-        exact = CycleNPU(cfg).run(compiled.program, compiled.program_addr)
+        exact = CycleNPU(cfg).run(compiled.program, compiled.program_addr,
+                                  max_cycles=10 * int(RTL_CAP))
     else:
-        exact = _harness(cfg).run(compiled.dram, compiled.program_addr, len(compiled.program))
+        exact = _harness(cfg).run(compiled.dram, compiled.program_addr, len(compiled.program),
+                                  max_cycles=10 * int(RTL_CAP))
     if not exact.done:
         raise RuntimeError(f"{layer.name} on {cfg.name}: {backend} did not finish "
                            f"(error {exact.error})")
@@ -141,6 +189,47 @@ def exact_cycles(cfg: NPUConfig, layer, rng, cache: ExactCache | None, tag: str,
     if cache is not None:
         cache.put(key, exact.cycles)
     return exact.cycles, time.perf_counter() - t0
+
+
+def choose_backend(cfg: NPUConfig, estimate: float, model_cap: float = MODEL_CAP,
+                   rtl_cap: float = RTL_CAP) -> str | None:
+    """Where ``--backend auto`` measures a layer the analytical mode puts at ``estimate``
+    cycles (see :data:`MODEL_CAP`): ``"model"``, ``"verilator"`` or None (left out)."""
+    if rtl_cap and estimate > rtl_cap:
+        return None
+    if estimate <= model_cap or cfg.rows * cfg.cols > RTL_MAX_PES:
+        return "model"
+    return "verilator"
+
+
+def measure(cfg: NPUConfig, layer, seed: int, cache: ExactCache | None, tag: str,
+            estimate: float, backend: str, cap: float, cached_only: bool = False,
+            model_cap: float = MODEL_CAP, im2col_input: bool = False) -> dict | None:
+    """One layer's exact cycles: ``backend`` ``model`` or ``verilator`` runs it there
+    (left out above ``cap`` cycles, 0: none); ``auto`` takes either back end's cached
+    cycles, else runs it where :func:`choose_backend` says (``cap``: its RTL cap; a layer
+    above it is left out even when cached).  None when left out or (``cached_only``) not
+    cached; else ``{"backend", "exact", "wall_s", "model_equal"}`` (``model_equal``:
+    whether the exact model's cached cycles for the same program equal the RTL's, None
+    when not cached or measured on the model)."""
+    where = choose_backend(cfg, estimate, model_cap, cap) if backend == "auto" else \
+        None if cap and estimate > cap else backend
+    if where is None:
+        return None
+    compiled = compile_int8(cfg, layer, np.random.default_rng(seed), im2col_input)
+    if backend == "auto":
+        for other in ("model", "verilator"):
+            if _exact_of(cfg, layer, compiled, cache, tag, True, other)[0] is not None:
+                where = other
+                break
+    exact, wall = _exact_of(cfg, layer, compiled, cache, tag, cached_only, where)
+    if exact is None:
+        return None
+    equal = None
+    if where != "model":
+        model, _ = _exact_of(cfg, layer, compiled, cache, tag, True, "model")
+        equal = None if model is None else model == exact
+    return {"backend": where, "exact": exact, "wall_s": round(wall, 2), "model_equal": equal}
 
 
 _HARNESSES: dict = {}
@@ -154,95 +243,123 @@ def _harness(cfg: NPUConfig):
     return _HARNESSES[cfg]
 
 
-def layers_of(name: str, dataflow: str):
-    """The workload's layers a dataflow runs (OS cores have no depthwise schedule)."""
-    return [l for l in workloads.load(name) if dataflow == "ws" or not l.depthwise]
+def layers_of(name: str, cfg: NPUConfig) -> list[tuple]:
+    """The workload's layers a core runs (OS cores have no depthwise schedule), each with
+    whether it reads the host's im2col rows, as the sweep costs them
+    (``analytical.network_estimates``: the first layer where ``takes_im2col_input``)."""
+    return [(l, i == 0 and takes_im2col_input(cfg, l))
+            for i, l in enumerate(workloads.load(name))
+            if cfg.dataflow == "ws" or not l.depthwise]
 
 
-def run(sizes, dataflows, names, max_cycles: float, cache, tag: str, cached_only=False,
-        seed: int = 0, backend: str = "model") -> dict:
-    """Every distinct layer at every (size, dataflow): exact (on ``backend``) and analytical
-    cycles; with the RTL, also whether the exact model's cached cycles (if any) equal it."""
+def run(sizes, dataflows, names, cap: float | None, cache, tag: str, cached_only=False,
+        seed: int = 0, backend: str = "auto", model_cap: float = MODEL_CAP) -> dict:
+    """Every distinct layer at every (size, dataflow): exact cycles (from :func:`measure`:
+    ``cap`` None is :data:`RTL_CAP` with ``auto``, else no cap) and analytical cycles."""
+    if cap is None:
+        cap = RTL_CAP if backend == "auto" else 0
     out = {}
-    for size in sizes:
+    for rows, cols in sizes:
         for df in dataflows:
-            key = f"{df}-{size}x{size}"
-            rows, skipped, missing, seen = [], 0, 0, set()
-            for name in names:
-                cfg = balanced_config(size, df, name)
-                for layer in layers_of(name, df):
-                    if (cfg, layer_key(layer)) in seen:
-                        continue
-                    seen.add((cfg, layer_key(layer)))
-                    est = core_estimate(cfg, layer).cycles
-                    cap = max_cycles if max_cycles is not None else SIZE_CAPS.get(size, 0)
-                    if cap and est > cap:
-                        skipped += 1
-                        continue
-                    rng = np.random.default_rng(seed)
-                    exact, wall = exact_cycles(cfg, layer, rng, cache, tag, cached_only,
-                                               backend)
-                    if exact is None:
-                        missing += 1
-                        continue
-                    r = {"workload": name, "layer": layer.name, "core": cfg.name,
-                         "backend": backend, "exact": exact, "analytical": est,
-                         "error": est / exact - 1, "wall_s": round(wall, 2)}
-                    if backend != "model":
-                        model, _ = exact_cycles(cfg, layer, np.random.default_rng(seed),
-                                                cache, tag, cached_only=True)
-                        r["model_equal"] = None if model is None else model == exact
-                    rows.append(r)
-                    same = {None: "", True: "  model equal", False: "  MODEL DIFFERS"}
-                    print(f"{key} {name:16s} {layer.name:24s} {backend} {exact:>9d} analytical "
-                          f"{est:>9d} {100 * r['error']:+6.1f}%  ({wall:.0f} s)"
-                          + same[r.get("model_equal")], flush=True)
-            errs = [abs(r["error"]) for r in rows]
-            out[key] = {"layers": rows, "skipped": skipped, "missing": missing,
-                        "worst": max(errs) if errs else None,
-                        "mean": float(np.mean(errs)) if errs else None}
+            key = f"{df}-{rows}x{cols}"
+            out[key] = _run_core(rows, cols, df, names, cap, cache, tag, cached_only, seed,
+                                 backend, model_cap, key)
     return out
+
+
+def _run_core(rows, cols, df, names, cap, cache, tag, cached_only, seed, backend, model_cap,
+              key) -> dict:
+    """:func:`run` at one size and dataflow: its layers, left-out and uncached counts, the
+    worst and mean absolute error, and the layers left out (workload, layer, estimate)."""
+    layers, left, missing, seen = [], [], 0, set()
+    for name in names:
+        cfg = balanced_config(rows, cols, df, name)
+        for layer, im2col in layers_of(name, cfg):
+            if (cfg, layer_key(layer), im2col) in seen:
+                continue
+            seen.add((cfg, layer_key(layer), im2col))
+            est = core_estimate(cfg, layer, im2col_input=im2col).cycles
+            m = measure(cfg, layer, seed, cache, tag, est, backend, cap, cached_only,
+                        model_cap, im2col)
+            if m is None:
+                runs = choose_backend(cfg, est, model_cap, cap) if backend == "auto" \
+                    else not cap or est <= cap
+                if cached_only and runs:
+                    missing += 1
+                else:
+                    left.append((name, layer.name + " (im2col)" * im2col, est))
+                continue
+            r = {"workload": name, "layer": layer.name + " (im2col)" * im2col,
+                 "core": cfg.name, **m,
+                 "analytical": est, "error": est / m["exact"] - 1}
+            layers.append(r)
+            same = {None: "", True: "  model equal", False: "  MODEL DIFFERS"}
+            print(f"{key} {name:16s} {r['layer']:24s} {m['backend']:9s} {m['exact']:>9d} "
+                  f"analytical {est:>9d} {100 * r['error']:+6.1f}%  ({m['wall_s']:.0f} s)"
+                  + same[m["model_equal"]], flush=True)
+    errs = [abs(r["error"]) for r in layers]
+    return {"layers": layers, "skipped": len(left), "left_out": left, "missing": missing,
+            "backends": sorted({r["backend"] for r in layers}),
+            "worst": max(errs) if errs else None,
+            "mean": float(np.mean(errs)) if errs else None}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
+    ap.add_argument("--sizes", nargs="+", type=parse_size_arg, default=list(SIZES),
+                    help="ROWSxCOLS or N (NxN); default the sweep's sizes")
     ap.add_argument("--dataflows", nargs="+", default=["ws", "os"])
     ap.add_argument("--workloads", nargs="+", default=list(workloads.WORKLOADS))
     ap.add_argument("--max-cycles", type=float, default=None,
-                    help="skip layers the analytical mode puts above this (0: none skipped; "
-                         f"default per size {SIZE_CAPS}, else none)")
+                    help="leave out layers the analytical mode puts above this (0: none); "
+                         f"default {RTL_CAP:.0e} with --backend auto, else none")
+    ap.add_argument("--model-cap", type=float, default=MODEL_CAP,
+                    help="--backend auto: the exact model up to this many cycles, the RTL "
+                         f"above (default {MODEL_CAP:.0e})")
     ap.add_argument("--every-layer", action="store_true", help="same as --max-cycles 0")
     ap.add_argument("--cached-only", action="store_true",
-                    help="run nothing on the exact model: layers not in the cache are missing")
+                    help="run nothing: layers not in the cache are missing")
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--cycle-model-tag", default="v1",
                     help="part of every cache key: change it when the exact model changes")
-    ap.add_argument("--backend", choices=("model", "verilator"), default="model",
-                    help="where the exact cycles come from: the cycle-exact model, or the RTL "
-                         "in the C++ Verilator harness (sweep points re-run on the RTL)")
+    ap.add_argument("--backend", choices=("auto", "model", "verilator"), default="auto",
+                    help="where the exact cycles come from: auto (either back end's cache, "
+                         "else the exact model up to --model-cap and the RTL above), the "
+                         "cycle-exact model, or the RTL in the C++ Verilator harness")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "result.json")
     args = ap.parse_args(argv)
     cache = None if args.no_cache else ExactCache(OUT_DIR / "exact.json")
     t0 = time.perf_counter()
     result = run(args.sizes, args.dataflows, args.workloads,
                  0 if args.every_layer else args.max_cycles, cache,
-                 args.cycle_model_tag, args.cached_only, backend=args.backend)
+                 args.cycle_model_tag, args.cached_only, backend=args.backend,
+                 model_cap=args.model_cap)
+    report(result, time.perf_counter() - t0)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    return 1 if any(r["model_equal"] is False for v in result.values() for r in v["layers"]) \
+        else 0
+
+
+def report(result: dict, seconds: float) -> None:
+    """Print per size x dataflow and overall: layers, back ends, worst and mean error, the
+    layers left out, and any layer whose RTL cycles differ from the exact model's."""
     every = [abs(r["error"]) for v in result.values() for r in v["layers"]]
-    differ = [r["layer"] for v in result.values() for r in v["layers"]
-              if r.get("model_equal") is False]
+    differ = [f"{v_key} {r['layer']}" for v_key, v in result.items() for r in v["layers"]
+              if r["model_equal"] is False]
     if differ:
         print(f"the RTL and the exact model differ on: {', '.join(differ)}")
     for key, v in result.items():
+        both = sum(r["model_equal"] is True for r in v["layers"])
         if v["worst"] is not None:
-            print(f"{key}: {len(v['layers'])} layers ({v['skipped']} skipped, {v['missing']} "
-                  f"not cached); worst {100 * v['worst']:.1f}%, mean {100 * v['mean']:.2f}%")
+            print(f"{key}: {len(v['layers'])} layers on {'+'.join(v['backends'])} "
+                  f"({v['skipped']} left out, {v['missing']} not cached, {both} RTL = model); "
+                  f"worst {100 * v['worst']:.1f}%, mean {100 * v['mean']:.2f}%")
+        if 0 < len(v["left_out"]) <= 12:
+            print("  left out: " + ", ".join(f"{w}/{n} ({e:.1e})" for w, n, e in v["left_out"]))
     if every:
         print(f"overall: {len(every)} layers, worst {100 * max(every):.1f}%, "
-              f"mean {100 * float(np.mean(every)):.2f}% ({time.perf_counter() - t0:.0f} s)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    return 1 if differ else 0
+              f"mean {100 * float(np.mean(every)):.2f}% ({seconds:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -41,23 +41,35 @@ MAX_ERROR, MAX_MEAN_ERROR = 0.04, 0.012   # measured: worst 2.2%, mean 0.67% (23
 # start-up and drain dominate, activations sharing a scratchpad bank with the next weights,
 # small-K OS expands, load-bound 8x8 steps whose fetches share the 64-bit bus).
 SWEEP_LAYERS = {
-    ("ws", 8): [("mobilenet_v2", "block13.dw"), ("mlp", "fc3"),
-                ("bert_base_block", "scores_h0")],
-    ("ws", 16): [("mobilenet_v2", "block13.dw"), ("mobilenet_v2", "block6.dw"),
-                 ("resnet18", "layer4.0.downsample"), ("mlp", "fc3")],
-    ("ws", 32): [("mobilenet_v2", "block13.project"), ("resnet18", "layer4.0.downsample"),
-                 ("mlp", "fc3"), ("bert_base_block", "scores_h0")],
-    ("ws", 64): [("mlp", "fc1"), ("bert_base_block", "scores_h0")],
-    ("os", 16): [("mobilenet_v2", "block7.expand"), ("bert_base_block", "scores_h0"),
-                 ("mlp", "fc3"), ("resnet18", "layer3.0.downsample")],
-    ("os", 32): [("mobilenet_v2", "block14.expand"), ("mobilenet_v2", "block2.expand"),
-                 ("mlp", "fc3"), ("bert_base_block", "scores_h0")],
-    ("os", 64): [("bert_base_block", "context_h0"), ("mobilenet_v2", "block7.expand"),
-                 ("mlp", "fc3"), ("resnet50", "layer3.0.conv3")],
+    ("ws", (8, 8)): [("mobilenet_v2", "block13.dw"), ("mlp", "fc3"),
+                     ("bert_base_block", "scores_h0")],
+    ("ws", (16, 16)): [("mobilenet_v2", "block13.dw"), ("mobilenet_v2", "block6.dw"),
+                       ("resnet18", "layer4.0.downsample"), ("mlp", "fc3")],
+    ("ws", (32, 32)): [("mobilenet_v2", "block13.project"),
+                       ("resnet18", "layer4.0.downsample"), ("mlp", "fc3"),
+                       ("bert_base_block", "scores_h0")],
+    ("ws", (64, 64)): [("mlp", "fc1"), ("bert_base_block", "scores_h0")],
+    ("os", (16, 16)): [("mobilenet_v2", "block7.expand"), ("bert_base_block", "scores_h0"),
+                       ("mlp", "fc3"), ("resnet18", "layer3.0.downsample")],
+    ("os", (32, 32)): [("mobilenet_v2", "block14.expand"), ("mobilenet_v2", "block2.expand"),
+                       ("mlp", "fc3"), ("bert_base_block", "scores_h0")],
+    ("os", (64, 64)): [("bert_base_block", "context_h0"), ("mobilenet_v2", "block7.expand"),
+                       ("mlp", "fc3"), ("resnet50", "layer3.0.conv3")],
+    # 4x4 (its only layer under 1e5 cycles) and the non-square sizes (rows != cols: the
+    # scratchpad line max(rows, cols) wide), each the worst of its size's cheap layers
+    ("ws", (4, 4)): [("mlp", "fc3")],
+    ("os", (4, 4)): [("mlp", "fc3")],
+    ("ws", (16, 4)): [("mlp", "fc3")],
+    ("ws", (4, 16)): [("bert_base_block", "scores_h0")],
+    ("ws", (32, 8)): [("mobilenet_v2", "block7.project")],
+    ("os", (8, 32)): [("mobilenet_v2", "block4.expand")],
+    ("ws", (64, 16)): [("resnet50", "layer3.1.conv1"), ("mlp", "fc3")],
+    ("os", (64, 16)): [("bert_base_block", "scores_h0"), ("mlp", "fc3")],
 }
-# Every layer of every workload is within 1.7 % (make model-accuracy, MODEL_VERSION 9); the
-# sample is held to 3 % worst and 1 % mean, inside the issue's 5 % / 2 %.
-SWEEP_MAX_ERROR, SWEEP_MAX_MEAN_ERROR = 0.03, 0.01
+# Every layer measured is within 1.7 % (make model-accuracy, MODEL_VERSION 9); the sample is
+# held to 3 % worst and the issue's 2 % mean (each entry is its size's worst layers: 64x16
+# WS's two average 1.3 %; every other entry's mean is under 1 %).
+SWEEP_MAX_ERROR, SWEEP_MAX_MEAN_ERROR = 0.03, 0.02
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.dataflow}-{c.rows}x{c.cols}")
@@ -80,7 +92,12 @@ def test_analytical_mode_tracks_exact_mode(cfg):
     assert np.mean(np.abs(errors)) <= MAX_MEAN_ERROR
 
 
-@pytest.mark.parametrize("dataflow,size", list(SWEEP_LAYERS), ids=lambda x: str(x))
+def _size_id(x) -> str:
+    """A parameter's test id: the dataflow, or the size as ROWSxCOLS."""
+    return x if isinstance(x, str) else "x".join(map(str, x))
+
+
+@pytest.mark.parametrize("dataflow,size", list(SWEEP_LAYERS), ids=_size_id)
 def test_analytical_mode_at_the_sweep_points_is_within_five_percent(dataflow, size):
     """The issue's bound (5 % worst) on a sample of the sweep's own layers at its
     balanced memories, int8 outputs as the sweep prices them; every layer is measured by
@@ -91,7 +108,7 @@ def test_analytical_mode_at_the_sweep_points_is_within_five_percent(dataflow, si
     rng = np.random.default_rng(stimulus_seed())
     errors = []
     for wl, name in SWEEP_LAYERS[dataflow, size]:
-        cfg = balanced_config(size, dataflow, wl)
+        cfg = balanced_config(*size, dataflow, wl)
         layer = next(l for l in workloads.load(wl) if l.name == name)
         compiled = compile_int8(cfg, layer, rng)
         exact = CycleNPU(cfg).run(compiled.program, compiled.program_addr)
