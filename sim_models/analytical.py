@@ -856,6 +856,10 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
     if chain != Chained() and (cfg.dataflow != "ws" or im2col_input or inputs_on_chip):
         raise ValueError(f"{layer.name!r}: on-chip chains are weight-stationary, without "
                          f"host im2col rows or a separate weight path")
+    if chain.a_on_chip and layer.kind == "conv" and \
+            (layer.kh, layer.kw, layer.stride, layer.pad, layer.depthwise) != (1, 1, 1, 0, False):
+        raise ValueError(f"{layer.name!r}: only a GEMM or a 1x1, stride-1, unpadded "
+                         f"convolution reads its A on chip")
     if inputs_on_chip and (cfg.dataflow != "ws" or layer.kind != "gemm"):
         raise ValueError("inputs_on_chip models weight-stationary GEMM layers only, got "
                          f"{cfg.dataflow} {layer.kind} layer {layer.name!r}")

@@ -40,6 +40,8 @@ def test_a_link_that_does_not_match_is_refused():
         with pytest.raises(WorkloadError, match="a_from"):
             chains(DEFAULT, [a, bad])
     assert chains(DEFAULT, [a, Layer("b", "gemm", M=64, K=6, N=5, a_from="a")])[0].out_on_chip
+    with pytest.raises(ValueError, match="1x1"):
+        core_estimate(DEFAULT, a, chain=Chained(True, False, 64))
 
 
 def test_chains_keep_what_fits_and_pays():
