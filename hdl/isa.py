@@ -349,7 +349,9 @@ _OPDOC = {
                   "tokens': the STORE's push_prev (s2c) comes once every line is written, so a "
                   "COMPUTE/PRELOAD that pops it (pop_next) reads them; lines an earlier "
                   "COMPUTE/PRELOAD still reads may only be overwritten by a STORE that popped "
-                  "(pop_prev, c2s) a token pushed after that read.",
+                  "(pop_prev, c2s) a token pushed after that read. No token joins the load "
+                  "and store units: a LOAD and a STORE to_sp touching the same lines need a "
+                  "SYNC between them.",
     Opcode.CONFIG: "Set the bias, requantization multiplier (or float32 scale) and shift of "
                    "one lane (output channel) or all, and the zero point, clamp range and "
                    "rounding mode of all lanes.",
