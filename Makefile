@@ -154,7 +154,7 @@ bench-model: bootstrap
 # The analytical mode against the exact cycles on every distinct layer of every workload at
 # the sweep's sizes (square and non-square) and balanced memories: the exact model up to
 # MODEL_CAP (2e5) cycles a layer, the RTL harness above up to MAX_CYCLES (2e7; 0: no cap);
-# runs cached in build/model_accuracy/ (fresh: about 3 hours on one core, see README).
+# runs cached in build/model_accuracy/ (fresh: about 1.5 hours on one core, estimated).
 model-accuracy: bootstrap
 	$(PY) scripts/model_accuracy.py $(if $(MAX_CYCLES),--max-cycles $(MAX_CYCLES)) $(if $(MODEL_CAP),--model-cap $(MODEL_CAP)) $(if $(BACKEND),--backend $(BACKEND)) $(if $(SIZES),--sizes $(SIZES)) $(if $(WORKLOADS),--workloads $(WORKLOADS)) $(if $(DATAFLOWS),--dataflows $(DATAFLOWS))
 
