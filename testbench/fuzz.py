@@ -706,7 +706,8 @@ def generate(seed: int, cfg: NPUConfig, n_ops: int | None = None,
 
 def relocate(prog: FuzzProgram, offset: int) -> FuzzProgram:
     """``prog`` moved up by ``offset`` bytes in DRAM: its program address, DMA window and
-    every DMA instruction's ``dram_addr`` (the image then belongs at ``offset``).  Results
+    every DMA instruction's ``dram_addr`` (the image then belongs at ``offset``; a STORE
+    ``to_sp``'s is a scratchpad line and stays).  Results
     are those of ``prog`` shifted by ``offset``; with ``offset`` a multiple of 4 KiB the
     bursts split where ``prog`` 's do, so the cycle counts are ``prog`` 's too.
 
@@ -731,7 +732,7 @@ def relocate(prog: FuzzProgram, offset: int) -> FuzzProgram:
         except isa.IsaError:
             words.append(w)
             continue
-        if "dram_addr" in d:
+        if "dram_addr" in d and not d.get("to_sp"):
             fields = {k: v for k, v in d.items() if k != "op"}
             fields["dram_addr"] += offset
             w = isa.encode(d["op"], **fields)

@@ -101,3 +101,15 @@ def test_analytical_chain_follows_the_exact_model():
         estimate = sum(core_estimate(CORE, l, chain=c).cycles for l, c in zip(layers, links))
         exact = _exact_cycles(program)
         assert abs(estimate - exact) <= 0.02 * exact, (layers[0], estimate, exact)
+
+
+def test_linking_through_dram_refuses_on_chip_stores():
+    """``link_slices`` / ``link_graph`` move DRAM addresses: a chained program's STORE
+    ``to_sp`` (whose address is a scratchpad line) is refused, not moved."""
+    from sim_models.compiler import compile_gemm
+    from sim_models.onnx_frontend.wholegraph import link_slices
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(-128, 128, (8, 8)), rng.integers(-128, 128, (8, 8))
+    chained = compile_gemm_chain(CORE, a, [b, b], [Requant(scale=0.01)] * 2, on_chip=True)
+    with pytest.raises(ValueError, match="to_sp"):
+        link_slices(CORE, [chained, compile_gemm(CORE, a, b, Requant(scale=0.01))], [8, 8])

@@ -60,7 +60,14 @@ class Placement:
 
 
 def _words(program):
-    return [isa.decode(w) for w in program]
+    """A layer's instructions, decoded; a STORE to the scratchpad is refused: these
+    linkers move DRAM addresses and route outputs through DRAM (layers chained on chip
+    are linked by ``compiler.compile_gemm_chain`` / ``compile_conv_chain``)."""
+    ins = [isa.decode(w) for w in program]
+    if any(i["op"] == Opcode.STORE and i["to_sp"] for i in ins):
+        raise ValueError("a layer storing to the scratchpad (STORE to_sp) cannot be linked "
+                         "through DRAM")
+    return ins
 
 
 def _encode(d):
