@@ -66,7 +66,8 @@ SWEEP_LAYERS = {
     ("ws", (64, 16)): [("resnet50", "layer3.1.conv1"), ("mlp", "fc3")],
     ("os", (64, 16)): [("bert_base_block", "scores_h0"), ("mlp", "fc3")],
 }
-# Every layer measured is within 1.7 % (make model-accuracy, MODEL_VERSION 9); the sample is
+# Every layer measured at 4x4 and up is within 1.7 % (make model-accuracy, MODEL_VERSION 12;
+# at 2x2 WS MobileNetV2's block14.dw is +14.6 %, see README); the sample is
 # held to 3 % worst and the issue's 2 % mean (each entry is its size's worst layers: 64x16
 # WS's two average 1.3 %; every other entry's mean is under 1 %).
 SWEEP_MAX_ERROR, SWEEP_MAX_MEAN_ERROR = 0.03, 0.02
