@@ -991,8 +991,8 @@ def chains(cfg: NPUConfig, layers, out_bytes: int = 1) -> list[Chained]:
     ``cols <= rows``, the two alternating regions in at most ``compiler.CHAIN_SHARE`` of
     the scratchpad), every layer of the run then using the lines above them, and when that
     reads and writes fewer DRAM bytes over the run than without (the regions leave its
-    layers less room: fewer resident weights, shorter bands; none at all: not chained).  A first layer taking host im2col rows starts no
-    chain."""
+    layers less room: fewer resident weights, shorter bands; none at all: not chained).
+    A first layer taking host im2col rows starts no chain."""
     out = [Chained() for _ in layers]
     if cfg.dataflow != "ws":
         return out
