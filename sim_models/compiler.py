@@ -496,6 +496,25 @@ def _weight_step(prog, w_line, kt, nt, w_addr, N, pop, load_a, load_w) -> tuple[
     return int(load_a or load_w), int(load_a and not load_w)
 
 
+def _weight_layout(cfg, prog, top, slots, R, w_lines, live_of, params, N):
+    """The WS schedules' common set-up: ``slots`` streamed-weight slots of ``R`` lines and,
+    below them, one home per resident weight tile, all ending at line ``top`` (weights at
+    the top of the scratchpad, activations from the bottom: with two banks they stream from
+    different banks whenever the activations fit the lower half); two accumulator slots, one
+    bank each; a per-tensor CONFIG emitted once.  Returns ``(w_slot, w_home, acc_slot,
+    per_lane)``."""
+    w_slot = [top - (slots - s) * R for s in range(slots)]
+    w_home, line = {}, top - w_lines          # resident weights: one home per tile
+    for ni, live in enumerate(live_of):
+        for ki, _, kt in live:
+            w_home[ni, ki], line = line, line + kt
+    acc_slot = [0, cfg.acc_lines // 2]
+    per_lane = params is not None and _per_lane(params, N)
+    if params is not None and not per_lane:
+        emit_config(prog, params, 0, cfg.cols, per_lane=False)
+    return w_slot, w_home, acc_slot, per_lane
+
+
 def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_dense,
                  acc_bias_addr=None, sp_lo=0, out_sp=None):
     """Emit the weight-stationary schedule (see module doc).  Returns its plan and counts.
@@ -517,18 +536,9 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     a_stream = M * sum(kt for live in live_of for _, _, kt in live)
     plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines, sp_lo, on_chip)
     Mb, resident = plan.Mb, plan.a_resident
-    # Weights at the top of the scratchpad and activations from line 0: with two banks they
-    # stream from different banks whenever the activations fit the lower half.
     slots = plan.slots
-    w_slot = [sp_lines - (slots - s) * R for s in range(slots)]
-    w_home, line = {}, sp_lines - w_lines     # resident weights: one home per tile
-    for ni, live in enumerate(live_of):
-        for ki, _, kt in live:
-            w_home[ni, ki], line = line, line + kt
-    acc_slot = [0, cfg.acc_lines // 2]               # one accumulator bank each
-    per_lane = params is not None and _per_lane(params, N)
-    if params is not None and not per_lane:
-        emit_config(prog, params, 0, C, per_lane=False)
+    w_slot, w_home, acc_slot, per_lane = _weight_layout(cfg, prog, sp_lines, slots, R, w_lines,
+                                                       live_of, params, N)
 
     step = tile = load_steps = 0
     for m0 in range(0, M, Mb):
@@ -673,15 +683,8 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
     band = (plan.ob + KH - 1) * Wp
     chunk_base = {c0: sp_lo + i * band for i, c0 in enumerate(range(0, Cin, R))}
     slots = plan.slots
-    w_slot = [cfg.sp_lines - (slots - s) * R for s in range(slots)]
-    w_home, line = {}, cfg.sp_lines - w_lines
-    for ni, live in enumerate(live_of):
-        for ki, _, kt in live:
-            w_home[ni, ki], line = line, line + kt
-    acc_slot = [0, cfg.acc_lines // 2]
-    per_lane = params is not None and _per_lane(params, N)
-    if params is not None and not per_lane:
-        emit_config(prog, params, 0, C, per_lane=False)
+    w_slot, w_home, acc_slot, per_lane = _weight_layout(cfg, prog, cfg.sp_lines, slots, R,
+                                                       w_lines, live_of, params, N)
     step = tile = load_steps = 0
     for y0 in range(0, Ho, plan.ob):
         rows = min(plan.ob, Ho - y0)
