@@ -92,6 +92,39 @@ def test_lpddr5x_part_is_the_idd_arithmetic_over_three_rails():
     assert load_dram()["types"]["lpddr5x"]["pj_per_bit"] == pytest.approx(list(e["band"]))
 
 
+def test_lpddr5x_timings_agree_with_gem5s():
+    """The second source for the LPDDR5 core timings (Ramulator 2's are its maintainer's
+    'guesstimates'): gem5's tRAS 42 / tRP 18 ns against 42.5 / 18.75 move the activate
+    energy by 2.4 % and the band by at most 1.3 %, so the choice does not matter."""
+    part = load_dram_parts()["parts"]["micron_y52p_16gb_lpddr5x_7500_x16"]
+    other = part["timing_crosscheck"]
+    assert re.search(r"gem5/gem5, .* at commit [0-9a-f]{40}", other["source"])
+    e = dram_part_energy(part)
+    g = dram_part_energy(dict(part, tras_ns=other["tras_ns"], trp_ns=other["trp_ns"]))
+    assert g["activate_pj"] == pytest.approx(e["activate_pj"], rel=0.03)
+    assert g["activate_pj"] != pytest.approx(e["activate_pj"], rel=1e-3)   # it was used
+    assert g["band"] == pytest.approx(e["band"], rel=0.015)
+
+
+def test_lpddr5_at_6400_from_the_lpddr5x_part_would_only_copy_its_band():
+    """Why no derived lpddr5 type: the Y52P table moved to 6400 Mb/s (CK 800 MHz) with its
+    burst currents above IDD3N scaled by 6400/7500 (energy per bit held, as PIMID derived
+    its LPDDR5 row) prices exactly lpddr5x's band; the type stays owed with its trail."""
+    part = load_dram_parts()["parts"]["micron_y52p_16gb_lpddr5x_7500_x16"]
+    k = 6400 / 7500
+    slow = dict(part, tck_ns=1.25, domains=[
+        {**d, **{c: d["idd3n"] + (d[c] - d["idd3n"]) * k for c in ("idd4r", "idd4w")}}
+        for d in part["domains"]])
+    e, s = dram_part_energy(part), dram_part_energy(slow)
+    assert s["gbps_per_line"] == pytest.approx(6.4)
+    assert s["band"] == pytest.approx(e["band"], rel=1e-5)
+    owed = load_dram()["owed"]["lpddr5"]
+    for looked in ("PIMID", "Confidential", "DRAMPower", "DRAMSys", "DRAMsim3", "gem5",
+                   "Ramulator 2", "lpddr5x's band exactly"):
+        assert looked in owed, looked
+    assert "lpddr5" not in DRAM_TYPES
+
+
 def test_lpddr4x_is_the_lpddr4_table_with_its_vddq_rail_at_0v6():
     """The derived LPDDR4X part: VDDQ's currents x 0.6/1.1 at 0.6 V (its energy x
     (0.6/1.1)^2), VDD1 and VDD2 untouched; so only the I/O share of a burst falls."""
