@@ -476,7 +476,10 @@ def events_from_program(cfg: NPUConfig, program: list[int], cycles: int = 0) -> 
                                              + cfg.acc_width)
         elif op == Opcode.STORE:
             ev.acc_read_bytes += 4 * i["nrows"] * C
-            ev.dram_bytes += i["nrows"] * i["ncols"] * (4 if i["raw"] else 1)
+            if i["to_sp"]:        # rows kept on chip: scratchpad lines, no DRAM bytes
+                ev.sp_write_bytes += i["nrows"] * line
+            else:
+                ev.dram_bytes += i["nrows"] * i["ncols"] * (4 if i["raw"] else 1)
     return ev
 
 
