@@ -104,8 +104,9 @@ def test_analytical_chain_follows_the_exact_model():
 
 
 def test_linking_through_dram_refuses_on_chip_stores():
-    """``link_slices`` / ``link_graph`` move DRAM addresses: a chained program's STORE
-    ``to_sp`` (whose address is a scratchpad line) is refused, not moved."""
+    """``link_slices`` moves every STORE to a column slice of one DRAM buffer: a chained
+    program's STORE ``to_sp`` (whose address is a scratchpad line) is refused, not moved
+    (``link_graph`` leaves such STOREs where they are: test_onnx's chained graphs)."""
     from sim_models.compiler import compile_gemm
     from sim_models.onnx_frontend.wholegraph import link_slices
     rng = np.random.default_rng(1)

@@ -12,7 +12,6 @@ the NPU ops between two host ops are gathered into one program (:class:`_Group`,
 from __future__ import annotations
 
 import dataclasses
-import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -26,8 +25,8 @@ from .graph import Graph, OnnxImportError
 from ..compiler_ops import INT8_MIN
 from .lower import (NPU_REQUANT, add_host_reason, avgpool_host_reason, concat_host_reason,
                     flat_matmul_linkable, gap_host_reason, lower_add, lower_avgpool,
-                    lower_concat, lower_conv, lower_flat_matmul, lower_gap, lower_matmul,
-                    lower_maxpool, maxpool_host_reason)
+                    lower_concat, lower_conv, lower_conv_pair, lower_flat_matmul, lower_gap,
+                    lower_matmul, lower_maxpool, maxpool_host_reason)
 from .wholegraph import link_graph, read_placed
 
 __all__ = ["execute", "Execution", "functional_runner", "to_model_dtype", "from_model_dtype"]
@@ -310,6 +309,8 @@ class _Member:
     op: object
     low: object = None              # Lowered (None for a Flatten read in place)
     srcs: list = field(default_factory=list)   # per data input: producing member or None
+    xs: list = field(default_factory=list)     # the inputs it was lowered on (placeholders
+    #                                            where a member produces them)
 
 
 class _Group:
@@ -319,8 +320,8 @@ class _Group:
     stores can be routed into the op's input buffer.  A Flatten(axis=1) of a member's
     4-D output joins when every use of it is a matmul that reads it in place."""
 
-    def __init__(self, graph, cfg, users):
-        self.graph, self.cfg, self.users = graph, cfg, users
+    def __init__(self, graph, cfg, users, chain=True):
+        self.graph, self.cfg, self.users, self.chain = graph, cfg, users, chain
         self.members = []
         self.made = {}              # tensor -> index of the member producing it
         self.shape = {}             # tensor -> shape of a member's output
@@ -366,7 +367,7 @@ class _Group:
             return False
         self.made[op.outputs[0]] = len(self.members)
         self.shape[op.outputs[0]] = low.assemble([low.layers[0].expected]).shape
-        self.members.append(_Member(op, low, srcs))
+        self.members.append(_Member(op, low, srcs, xs))
         return True
 
     def needs(self, op) -> bool:
@@ -381,7 +382,8 @@ class _Group:
         if len(real) == 1:
             _run_op(self.cfg, self.graph, real[0].op, vals, run_layer, ex)
         elif real:
-            _run_linked(self.cfg, self.graph, members, self.users, vals, run_layer, ex)
+            _run_linked(self.cfg, self.graph, members, self.users, vals, run_layer, ex,
+                        self.chain)
         for m in members:
             if m.low is None:
                 vals[m.op.outputs[0]] = _layout(m.op, vals[m.op.inputs[0]])
@@ -404,10 +406,63 @@ def _kept(graph, members, users) -> list:
             for m in members if m.low is not None]
 
 
-def _run_linked(cfg, graph, members, users, vals, run_layer, ex):
-    """Link the members into one program (:func:`link_graph`), run it once, set every
-    member's output (read back from where a consumer read it, or from its own buffer) and
-    check each against its layer compiled on the real inputs."""
+def _bias(op, vals):
+    return vals[op.inputs[2]] if op.attrs["has_bias"] else None
+
+
+def _chain_pairs(cfg, members, real, routes, keep, vals) -> dict:
+    """The consecutive members that run as one chained layer (:func:`lower_conv_pair`):
+    ``{k: Lowered}`` for ``real[k]`` and ``real[k + 1]`` when ``real[k]``'s output goes to
+    ``real[k + 1]`` alone (no other member, no host op, not a graph output), ``real[k + 1]``
+    is a 1x1 convolution reading nothing else, and the chain pays on this core.  A member
+    is in one pair at most."""
+    pairs = {}
+    for k in range(len(real) - 1):
+        m1, m2 = real[k], real[k + 1]
+        if k - 1 in pairs or keep[k] or [j for j, _ in routes[k]] != [k + 1] or \
+                m1.op.kind != "conv" or m2.op.kind != "conv" or \
+                m2.srcs != [members.index(m1)]:
+            continue
+        low = lower_conv_pair(cfg, m1.op, m1.xs[0], vals[m1.op.inputs[1]], _bias(m1.op, vals),
+                              m2.op, vals[m2.op.inputs[1]], _bias(m2.op, vals))
+        if low is not None:
+            pairs[k] = low
+    return pairs
+
+
+def _units(real, pairs, routes, keep):
+    """The layers :func:`link_graph` links: one per member, a chained pair as one.  Returns
+    ``(unit of each member, Lowered, routes, keep)`` per unit."""
+    unit, lows, u_routes, u_keep = [], [], [], []
+    for k, m in enumerate(real):
+        if k - 1 in pairs:                 # the consumer of a pair: its producer's unit
+            unit.append(unit[-1])
+            u_routes[-1], u_keep[-1] = routes[k], keep[k]
+            continue
+        unit.append(len(lows))
+        lows.append(pairs.get(k, m.low))
+        u_routes.append(routes[k])
+        u_keep.append(keep[k])
+    u_routes = [[(unit[j], place) for j, place in r] for r in u_routes]
+    return unit, lows, u_routes, u_keep
+
+
+def _member_inputs(members, m, vals) -> list:
+    """The values a member reads (a matmul: the 4-D tensor before its Flatten)."""
+    names = _data_inputs(m.op)
+    if m.op.kind == "matmul":
+        names = [next(f.op.inputs[0] for f in members if f.low is None and
+                      f.op.outputs[0] == names[0])]
+    return [vals[n] for n in names]
+
+
+def _run_linked(cfg, graph, members, users, vals, run_layer, ex, chain=True):
+    """Link the members into one program (:func:`link_graph`; with ``chain``, the pairs of
+    :func:`_chain_pairs` as one layer each, the intermediate on chip), run it once, set
+    every member's output (read back from where a consumer read it, or from its own
+    buffer; a pair's intermediate, which never leaves the chip, from its reference: its
+    consumer's output checks it) and check each against its layer compiled on the real
+    inputs."""
     real = [m for m in members if m.low is not None]
     pos = {members.index(m): k for k, m in enumerate(real)}     # member -> layer index
     routes = [[] for _ in real]
@@ -416,27 +471,29 @@ def _run_linked(cfg, graph, members, users, vals, run_layer, ex):
             if src is not None:
                 routes[pos[src]].append((j, m.low.places[d]))
     keep = _kept(graph, members, users)
-    prog = link_graph(cfg, [m.low.layers[0] for m in real], routes,
-                      [m.low.out_geom for m in real], keep,
+    pairs = _chain_pairs(cfg, members, real, routes, keep, vals) if chain else {}
+    unit, lows, u_routes, u_keep = _units(real, pairs, routes, keep)
+    prog = link_graph(cfg, [low.layers[0] for low in lows], u_routes,
+                      [low.out_geom for low in lows], u_keep,
                       name="+".join(m.op.name for m in real))
     _, info = run_layer(cfg, prog)
     dram = info.pop("dram")
     offs = prog.meta["offsets"]
     golden = True
     for k, m in enumerate(real):
-        layer = m.low.layers[0]
-        if keep[k]:
-            raw = dataclasses.replace(layer, out_addr=offs[k] + layer.out_addr).output(dram)
-            y = m.low.assemble([raw])
+        ref = _lower_node(cfg, m.op, _member_inputs(members, m, vals), vals)
+        expect = ref.assemble([ref.layers[0].expected])
+        u = unit[k]
+        layer = lows[u].layers[0]
+        if k in pairs:
+            y = expect
+        elif keep[k]:
+            raw = dataclasses.replace(layer, out_addr=offs[u] + layer.out_addr).output(dram)
+            y = lows[u].assemble([raw])
         else:
             (j, place), (ho, wo, ch, _) = routes[k][0], m.low.out_geom
-            y = read_placed(dram, offs[j], place, (place.batch, ch, ho, wo))
-        names = _data_inputs(m.op)
-        if m.op.kind == "matmul":
-            names = [next(f.op.inputs[0] for f in members if f.low is None and
-                          f.op.outputs[0] == names[0])]
-        ref = _lower_node(cfg, m.op, [vals[n] for n in names], vals)
-        golden &= bool(np.array_equal(y, ref.assemble([ref.layers[0].expected])))
+            y = read_placed(dram, offs[unit[j]], place, (place.batch, ch, ho, wo))
+        golden &= bool(np.array_equal(y, expect))
         vals[m.op.outputs[0]] = y
         for f in members:          # a Flatten's output, for the matmul's reference
             if f.low is None and f.op.inputs[0] == m.op.outputs[0]:
@@ -449,9 +506,11 @@ def _run_linked(cfg, graph, members, users, vals, run_layer, ex):
         entry["utilization"] = prog.macs / (entry["cycles"] * cfg.rows * cfg.cols)
     entry["op"] = f"{len(real)} NPU ops (one program)"
     entry["segment"] = [m.op.name for m in real]
-    entry["members"] = [{k: r[k] for k in ("layer", "op", "shape", "macs",
-                                           "onnxruntime_float_island",
-                                           "onnxruntime_float_kernel")} for r in rows]
+    entry["members"] = [{**{k: r[k] for k in ("layer", "op", "shape", "macs",
+                                              "onnxruntime_float_island",
+                                              "onnxruntime_float_kernel")},
+                         "output_on_chip": i in pairs} for i, r in enumerate(rows)]
+    entry["chains"] = [f"{real[k].op.name}+{real[k + 1].op.name}" for k in sorted(pairs)]
     ex.layers.append(entry)
 
 
@@ -516,7 +575,8 @@ def _run_op(cfg, graph, op, vals, run_layer, ex):
 
 
 def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
-            whole_graph: bool = True, approx_avgpool: bool = False) -> Execution:
+            whole_graph: bool = True, approx_avgpool: bool = False,
+            chain: bool = True) -> Execution:
     """Run ``graph`` on ``feeds`` (model-level arrays by input name).
 
     Parameters
@@ -539,6 +599,11 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
         Run on the NPU also the AveragePools it cannot provably match onnxruntime's float
         kernel on (:func:`~.lower.avgpool_npu_exact`): one step off at most, near half
         steps, and flagged in the report.  Default: those run on the host, exact.
+    chain : bool
+        In a whole-graph program, keep a convolution's output in the scratchpad for the
+        1x1 convolution that alone reads it, where that fits and pays
+        (``compiler.chain_pays``; :func:`_chain_pairs`).  False: every output goes
+        through DRAM.
 
     Returns
     -------
@@ -560,7 +625,7 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
         for name in op.inputs:
             users.setdefault(name, []).append(index)
     linking = whole_graph and cfg.dataflow == "ws" and NPU_REQUANT
-    group = _Group(graph, cfg, users)
+    group = _Group(graph, cfg, users, chain)
     ex = Execution({})
     for op in graph.ops:
         if linking and group.admit(op, vals):

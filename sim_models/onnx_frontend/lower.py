@@ -32,7 +32,8 @@ import numpy as np
 from hdl.config import NPUConfig
 
 from .. import golden
-from ..compiler import ALIGN, Requant, compile_conv2d, compile_gemm
+from ..compiler import (ALIGN, LayerError, Requant, compile_conv2d, compile_conv_chain,
+                        compile_gemm)
 from ..compiler_ops import INT8_MIN, add_grid, compile_add, compile_maxpool
 from ..workloads import Layer as WLayer
 from .graph import OnnxImportError
@@ -40,7 +41,7 @@ from .host_ops import (avgpool_is_global, dequantize_linear, gap_scale, pool_out
                        quantize_linear, requantize_ort)
 from .wholegraph import Placement, link_slices
 
-__all__ = ["NPU_REQUANT", "lower_conv", "lower_matmul", "Lowered", "maxpool_host_reason",
+__all__ = ["NPU_REQUANT", "lower_conv", "conv_pair_reason", "lower_conv_pair", "lower_matmul", "Lowered", "maxpool_host_reason",
            "lower_maxpool", "flat_matmul_linkable", "lower_flat_matmul", "gap_host_reason",
            "lower_gap", "concat_rescale", "concat_host_reason", "lower_concat", "op_add_grid",
            "add_host_reason", "lower_add", "avgpool_host_reason", "lower_avgpool",
@@ -109,8 +110,24 @@ def _dense_kernel(op, w, zw, C):
     return dense, False
 
 
-def lower_conv(cfg: NPUConfig, op, x, w, bias) -> Lowered:
-    """One conv op (ONNX NCHW ``x`` and weights, int8 inside) as one NPU layer per image."""
+@dataclasses.dataclass
+class _ConvSpec:
+    """One conv op as the compiler takes it: the padded, batch-stacked NHWC image, the
+    kernel (``d = w - zw``, split over a doubled K when it leaves int8), the requant and
+    the host post-processing (None when the core requantizes)."""
+    img: np.ndarray
+    kernel: np.ndarray
+    stride: int
+    depthwise: bool
+    requant: Requant
+    post: object
+    place: Placement
+    out_geom: tuple                   # (Ho, Wo, channels, stacked output rows per image)
+    batch: int
+
+
+def _conv_spec(op, x, w, bias) -> _ConvSpec:
+    """The compiler's operands for one conv op (ONNX NCHW ``x`` and weights, int8 inside)."""
     a = op.attrs
     N, C, H, W = x.shape
     M = w.shape[0]
@@ -141,7 +158,6 @@ def lower_conv(cfg: NPUConfig, op, x, w, bias) -> Lowered:
     KH = wk.shape[0]
     if Hp < KH or W + l + r < wk.shape[1]:
         raise OnnxImportError(f"node {op.name!r}: kernel larger than the padded input")
-    Ho = (Hp - KH) // s + 1
     imgs = []
     for n in range(N):
         img = np.asarray(x[n], np.int64).transpose(1, 2, 0)
@@ -150,23 +166,91 @@ def lower_conv(cfg: NPUConfig, op, x, w, bias) -> Lowered:
     img = np.concatenate(imgs, axis=0)
     if hi is not None:
         img = np.concatenate([img, img], axis=2)
-    layer = compile_conv2d(cfg, img, wk, stride=s, padding=0, depthwise=depthwise,
-                           requant=requant, name=op.name)
-    layer.meta["workload"] = WLayer(layer.name, "conv", h=img.shape[0], w=img.shape[1],
-                                    c=img.shape[2], kh=wk.shape[0], kw=wk.shape[1], n=M,
-                                    stride=s, depthwise=depthwise)
-    layer.meta["batch"] = N
     place = Placement(0, Hs, Hp, W + l + r, t, l, img.shape[2], hi is not None, N)
-    wo = (W + l + r - wk.shape[1]) // s + 1
+    geom = ((Hp - KH) // s + 1, (W + l + r - wk.shape[1]) // s + 1, M, Hs // s)
+    return _ConvSpec(img, wk, s, depthwise, requant, post, place, geom, N)
+
+
+def _conv_lowered(spec: _ConvSpec, layer) -> Lowered:
+    """A compiled conv (or conv chain ending in ``spec``'s op) as the op's Lowered."""
+    ho, _, _, pitch = spec.out_geom
+    N, post = spec.batch, spec.post
 
     def assemble(outs):
-        y = outs[0]
-        y = np.stack([y[n * Hs // s:n * Hs // s + Ho] for n in range(N)])   # N, Ho, Wo, M
+        y = np.stack([outs[0][n * pitch:n * pitch + ho] for n in range(N)])   # N, Ho, Wo, M
         if post:
             y = post(y)
         return y.transpose(0, 3, 1, 2)
-    layers = [layer]
-    return Lowered(layers, assemble, post is not None, [place], (Ho, wo, M, Hs // s))
+    return Lowered([layer], assemble, post is not None, [spec.place], spec.out_geom)
+
+
+def lower_conv(cfg: NPUConfig, op, x, w, bias) -> Lowered:
+    """One conv op (ONNX NCHW ``x`` and weights, int8 inside) as one NPU layer per image."""
+    spec = _conv_spec(op, x, w, bias)
+    img, wk = spec.img, spec.kernel
+    layer = compile_conv2d(cfg, img, wk, stride=spec.stride, padding=0,
+                           depthwise=spec.depthwise, requant=spec.requant, name=op.name)
+    layer.meta["workload"] = WLayer(layer.name, "conv", h=img.shape[0], w=img.shape[1],
+                                    c=img.shape[2], kh=wk.shape[0], kw=wk.shape[1],
+                                    n=spec.out_geom[2],
+                                    stride=spec.stride, depthwise=spec.depthwise)
+    layer.meta["batch"] = spec.batch
+    return _conv_lowered(spec, layer)
+
+
+def conv_pair_reason(cfg: NPUConfig, op1, op2) -> str | None:
+    """Why conv ``op2``, reading conv ``op1``'s output, cannot read it from the scratchpad
+    (:func:`lower_conv_pair`), or None when it may: a weight-stationary core, both ops
+    requantized by the core, ``op2`` a 1x1, stride-1, unpadded, ungrouped, undilated
+    convolution (only those read a dense A where it lies)."""
+    a1, a2 = op1.attrs, op2.attrs
+    if cfg.dataflow != "ws":
+        return "output-stationary core"
+    if not NPU_REQUANT or a1["scale"] is None or a2["scale"] is None:
+        return "an op whose output the host requantizes"
+    if op2.inputs[0] != op1.outputs[0]:
+        return f"{op2.name!r} does not read {op1.name!r}"
+    if a2["stride"] != 1 or any(a2["pads"]) or a2["group"] != 1 or \
+            tuple(a2["dilations"]) != (1, 1):
+        return f"{op2.name!r} is not a 1x1 stride-1 unpadded dense convolution"
+    return None
+
+
+def lower_conv_pair(cfg: NPUConfig, op1, x, w1, b1, op2, w2, b2) -> Lowered | None:
+    """Conv ``op1`` and the 1x1 conv ``op2`` that reads its output as ONE layer
+    (``compiler.compile_conv_chain``): ``op1``'s int8 output stays in the scratchpad (STORE
+    ``to_sp``) and ``op2`` reads it there.  None when the pair cannot chain
+    (:func:`conv_pair_reason`, ``op2``'s weights need the doubled-K split, or
+    ``compiler.chain_pays`` finds the chain does not move fewer DRAM bytes here); the
+    Lowered is ``op2``'s (its output, assembled as :func:`lower_conv` does, with ``op1``'s
+    stacked-row pitch), its input placement ``op1``'s."""
+    if conv_pair_reason(cfg, op1, op2) is not None or tuple(np.shape(w2)[2:]) != (1, 1):
+        return None
+    s1 = _conv_spec(op1, x, w1, b1)
+    ho, wo, m, pitch = s1.out_geom
+    zx2 = op2.attrs["xq"].zp_scalar("input", op2.name)
+    s2 = _conv_spec(op2, np.full((s1.batch, m, ho, wo), zx2, np.int64), w2, b2)
+    # the 1x1 convolution runs on every stacked row op1 computes (those straddling two
+    # images too), so its output rows keep op1's pitch
+    s2 = dataclasses.replace(s2, out_geom=(ho, wo, s2.out_geom[2], pitch))
+    if s2.place.repeat or s2.depthwise or s2.post is not None or s1.post is not None:
+        return None
+    try:
+        layer = compile_conv_chain(cfg, s1.img, s1.kernel, s2.kernel.reshape(m, -1),
+                                   stride=s1.stride, padding=0, depthwise=s1.depthwise,
+                                   requants=(s1.requant, s2.requant),
+                                   name=f"{op1.name}+{op2.name}")
+    except LayerError:
+        return None
+    if not layer.meta["on_chip"]:
+        return None
+    if bytes(layer.dram[:s1.img.size]) != s1.img.astype(np.int8).tobytes():
+        raise OnnxImportError(f"node {op1.name!r}: its input is not where the layer before "
+                              f"can write it in place")
+    layer.meta["batch"] = s1.batch
+    low = _conv_lowered(s2, layer)
+    low.places = [s1.place]
+    return low
 
 
 def lower_matmul(cfg: NPUConfig, op, a_val, b_val, bias) -> Lowered:

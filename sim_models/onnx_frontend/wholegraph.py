@@ -60,14 +60,15 @@ class Placement:
 
 
 def _words(program):
-    """A layer's instructions, decoded; a STORE to the scratchpad is refused: these
-    linkers move DRAM addresses and route outputs through DRAM (layers chained on chip
-    are linked by ``compiler.compile_gemm_chain`` / ``compile_conv_chain``)."""
-    ins = [isa.decode(w) for w in program]
-    if any(i["op"] == Opcode.STORE and i["to_sp"] for i in ins):
-        raise ValueError("a layer storing to the scratchpad (STORE to_sp) cannot be linked "
-                         "through DRAM")
-    return ins
+    """A layer's instructions, decoded."""
+    return [isa.decode(w) for w in program]
+
+
+def _to_dram(i) -> bool:
+    """Whether decoded instruction ``i`` addresses DRAM (a STORE ``to_sp`` addresses
+    scratchpad lines: a chained pair's intermediate, which these linkers leave where it
+    is)."""
+    return "dram_addr" in i and not (i["op"] == Opcode.STORE and i["to_sp"])
 
 
 def _encode(d):
@@ -141,7 +142,7 @@ def _redirect_stores(ins, layer, out_geom, dsts, keep_base=None):
     N = layer.meta["N"]
     out = []
     for i in ins:
-        if i["op"] != Opcode.STORE:
+        if i["op"] != Opcode.STORE or not _to_dram(i):
             out.append(i)
             continue
         n0 = (i["dram_addr"] - layer.out_addr) % N
@@ -199,7 +200,7 @@ def link_graph(cfg, layers, routes, out_geoms, keep, name="graph") -> Layer:
     for k, layer in enumerate(layers):
         ins = [i for i in _words(layer.program) if i["op"] != Opcode.HALT]
         for i in ins:
-            if "dram_addr" in i and i["op"] != Opcode.STORE:
+            if _to_dram(i) and i["op"] != Opcode.STORE:
                 i["dram_addr"] += offsets[k]
         if routes[k]:
             ins = _redirect_stores(ins, layer, out_geoms[k],
@@ -207,7 +208,7 @@ def link_graph(cfg, layers, routes, out_geoms, keep, name="graph") -> Layer:
                                    offsets[k] if keep[k] else None)
         else:
             for i in ins:
-                if i["op"] == Opcode.STORE:
+                if i["op"] == Opcode.STORE and _to_dram(i):
                     i["dram_addr"] += offsets[k]
         starts.append(len(program) + (1 if k else 0))
         prev_left = _join(program, ins, k, prev_left)
@@ -238,6 +239,9 @@ def link_slices(cfg, layers, widths, name="concat") -> Layer:
                              f"not ({rows}, {width}) int8")
         ins = [i for i in _words(layer.program) if i["op"] != Opcode.HALT]
         for i in ins:
+            if i["op"] == Opcode.STORE and not _to_dram(i):
+                raise ValueError(f"{layer.name}: a slice storing to the scratchpad (STORE "
+                                 f"to_sp) cannot be moved to its slice")
             if i["op"] == Opcode.STORE:
                 m0, n0 = divmod(i["dram_addr"] - layer.out_addr, width)
                 i["dram_addr"], i["dram_stride"] = out_addr + m0 * total + col + n0, total
