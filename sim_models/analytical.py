@@ -139,6 +139,11 @@ STREAM_LAT = 4
 STORE_ROW_EIGHTHS, STORE_LAT = 9, 12
 # Fetch start-up and the end of the last store, per layer (fitted: 10-20 fit equally well).
 FIXED = 15
+#: Instructions a layer fetches once besides its steps and stores: the per-tensor CONFIG
+#: (an int8 output; a raw int32 one has none) and its HALT (in a chain, the SYNC before the
+#: next layer: ``compiler.link_words``).  Per-channel CONFIGs (one per lane per tile) are
+#: not counted: the layer tables carry no requantization.
+LAYER_INSNS = 2
 
 
 def _count_step(ev, kt: int, rows: int, R: int, C: int, sp_w: int, step_bits: int,
@@ -620,7 +625,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
             if load_a:                                    # A: one LOAD per segment
                 a_load = (round(mb * _mean_row_beats(kt, *a_rows(k_first[ki]), B)) +
                           segs * LOAD_LATENCY, segs)
-                ev.dram_bytes += mb * kt
+                ev.dram_bytes += mb * kt + segs * isa.INSN_BYTES
                 ev.sp_write_bytes += mb * sp_w
             _count_step(ev, kt, mb, R, C, sp_w, step_bits, row_bits, ki != lives[ni][0])
             slot = counts.load_steps % plan.slots
@@ -637,6 +642,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
         store = _store(cfg, ev, mb, nt, esize, N * esize, n0 * esize, chain.out_on_chip)
         if on_chip:       # results go to the on-chip buffer: two cycles a row, no DRAM
             ev.dram_bytes, store = before, 2 * mb
+        ev.dram_bytes += isa.INSN_BYTES                   # the STORE instruction
         counts.tiles += 1
         return _rle(steps) + (((_STORE, store, True, True), 1),), ev, \
             counts.load_steps - fresh0
@@ -648,6 +654,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
         loaded, token counters, weight banks) are costed once."""
         counts = _WsCounts(*counts_key)
         ev, loaded, seen = Events(), set(), set()    # resident A chunks of this block
+        ev.dram_bytes += sync * isa.INSN_BYTES
         tiles = [((_SYNC,), 1)] if sync else []
         memo = {}
         for ni, (n0, nt) in enumerate(n_tiles):
@@ -731,6 +738,7 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int, chain=None):
         """One band of ``rows`` output rows, in scratchpad region ``region``."""
         counts = _WsCounts(*counts_key)
         ev, loaded = Events(), set()
+        ev.dram_bytes += sync * isa.INSN_BYTES
         lines = BandPlan.block_lines(rows, wp, wo)
         out = [((_SYNC,), 1)] if sync else []
         for ni, (n0, nt) in enumerate(n_tiles):
@@ -833,7 +841,7 @@ def _os_tile(cfg: NPUConfig, counts: _WsCounts, M, N, m0, mt, n0, nt, chunks, Kc
         insns = _with_fetch(insns, _fetch_beats(cfg) * (len(insns) + last))   # + its STORE
         counts.load_steps += 1
         steps.append(_rle(insns))
-        ev.dram_bytes += kc * nt + 3 * isa.INSN_BYTES
+        ev.dram_bytes += kc * nt + (2 + load_a) * isa.INSN_BYTES
         ev.sp_write_bytes += kc * cfg.sp_width
         ev.sp_read_bytes += 2 * kc * cfg.sp_width
         ev.array_reg_bits += kc * R * C * (2 * cfg.input_width + cfg.acc_width)
@@ -841,6 +849,7 @@ def _os_tile(cfg: NPUConfig, counts: _WsCounts, M, N, m0, mt, n0, nt, chunks, Kc
         ev.acc_read_bytes += 4 * R * C * (j > 0)
         ev.macs += kc * R * C
     store = _store(cfg, ev, mt, nt, esize, N * esize, (m0 * N + n0) * esize)
+    ev.dram_bytes += isa.INSN_BYTES                       # the STORE instruction
     counts.tiles += 1
     return _rle(steps) + (((_STORE, store, True, True), 1),), ev
 
@@ -903,6 +912,7 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
             cyc, ev, tl = _ws_conv(cfg, layer, out_bytes, chain)
         busy, idle = tl.busy, tl.idle_cycles()
     ev.cycles = cyc + FIXED
+    ev.dram_bytes += (LAYER_INSNS - (out_bytes != 1)) * isa.INSN_BYTES   # CONFIG, HALT
     idle["fill"] += FIXED                 # fetch start-up and the end of the last store
     useful = layer.macs / (cfg.rows * cfg.cols)
     breakdown = {"useful": useful, "underfill": busy - padding - useful, "padding": padding,
