@@ -91,9 +91,10 @@ def test_whole_graph_on_rtl(sim, net):
     a max pool and a channel concat in one program; its batched MatMul, behind a host
     Transpose + Reshape, in a second); every op's output, read back from DRAM, equal to the
     golden model, the outputs identical to onnxruntime's, and on Verilator the cycle
-    model's counters equal to the RTL's.  The average pool is quantized as QDQ, whose
-    pools keep their input's scale: a 3x3 window is then provably exact against
-    onnxruntime's float kernel (:func:`~sim_models.onnx_frontend.lower.avgpool_npu_exact`)
+    model's counters equal to the RTL's (MobileNetV2's depthwise -> project pairs chained:
+    the depthwise output kept in the scratchpad, STORE ``to_sp``).  The average pool is
+    quantized as QDQ, whose pools keep their input's scale: a 3x3 window is then provably
+    exact against onnxruntime's float kernel (:func:`~sim_models.onnx_frontend.lower.avgpool_npu_exact`)
     and runs on the NPU by default."""
     fm, shape = _NETS[net]()
     fmt = "qdq" if net == "avgpool" else "qoperator"
@@ -123,6 +124,8 @@ def test_whole_graph_on_rtl(sim, net):
         adds = sum(op.kind == "add" for op in graph.ops)
         assert adds >= 8 and members.count("QLinearAdd") == adds
         assert [h["op"] for h in ex.host] == ["QuantizeLinear", "Flatten", "DequantizeLinear"]
+    if net == "mobilenet_v2":   # depthwise -> project pairs, the intermediate on chip
+        assert len(ex.layers[0]["chains"]) >= 10
     if sim == "verilator":
         assert [l["counters"] for l in ex.layers] == [l["counters"] for l in runs["model"].layers]
 
