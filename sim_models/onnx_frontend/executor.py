@@ -25,8 +25,9 @@ from .graph import Graph, OnnxImportError
 from ..compiler_ops import INT8_MIN
 from .lower import (NPU_REQUANT, add_host_reason, avgpool_host_reason, concat_host_reason,
                     flat_matmul_linkable, gap_host_reason, lower_add, lower_avgpool,
-                    lower_concat, lower_conv, lower_conv_pair, lower_flat_matmul, lower_gap,
-                    lower_matmul, lower_maxpool, maxpool_host_reason)
+                    lower_concat, lower_conv, lower_conv_pair, lower_dense_matmul,
+                    lower_flat_matmul, lower_gap, lower_gemm_chain, lower_matmul,
+                    lower_maxpool, maxpool_host_reason)
 from .wholegraph import link_graph, read_placed
 
 __all__ = ["execute", "Execution", "functional_runner", "to_model_dtype", "from_model_dtype"]
@@ -291,8 +292,9 @@ def _lower_node(cfg, op, xs, vals):
         return lower_conv(cfg, op, xs[0], vals[op.inputs[1]],
                           vals[op.inputs[2]] if op.attrs["has_bias"] else None)
     if op.kind == "matmul":
-        return lower_flat_matmul(cfg, op, xs[0], vals[op.inputs[1]],
-                                 vals[op.inputs[2]] if op.attrs["has_bias"] else None)
+        lower = lower_dense_matmul if np.ndim(xs[0]) == 2 else lower_flat_matmul
+        return lower(cfg, op, xs[0], vals[op.inputs[1]],
+                     vals[op.inputs[2]] if op.attrs["has_bias"] else None)
     return _LOWER[op.kind](cfg, op, xs if op.kind in ("add", "concat") else xs[0])
 
 
@@ -350,12 +352,14 @@ class _Group:
         if op.kind == "matmul":
             flat = next((m.op for m in self.members if m.low is None and
                          m.op.outputs[0] == names[0]), None)
-            if flat is None:
+            if flat is None and not flat_matmul_linkable(op, self.graph):
                 return False
-            names = [flat.inputs[0]]
+            names = [flat.inputs[0]] if flat is not None else names
         if any(n not in self.made and n not in vals for n in names):
             return False
         xs = [np.zeros(self.shape[n], np.int64) if n in self.made else vals[n] for n in names]
+        if op.kind == "matmul" and flat is None and np.ndim(xs[0]) != 2:
+            return False
         if op.kind != "matmul" and not _npu_kind(self.graph, self.cfg, op, xs):
             return False
         srcs = [self.made.get(n) for n in names]
@@ -410,37 +414,62 @@ def _bias(op, vals):
     return vals[op.inputs[2]] if op.attrs["has_bias"] else None
 
 
-def _chain_pairs(cfg, members, real, routes, keep, vals) -> dict:
-    """The consecutive members that run as one chained layer (:func:`lower_conv_pair`):
-    ``{k: Lowered}`` for ``real[k]`` and ``real[k + 1]`` when ``real[k]``'s output goes to
-    ``real[k + 1]`` alone (no other member, no host op, not a graph output), ``real[k + 1]``
-    is a 1x1 convolution reading nothing else, and the chain pays on this core.  A member
-    is in one pair at most."""
-    pairs = {}
-    for k in range(len(real) - 1):
-        m1, m2 = real[k], real[k + 1]
-        if k - 1 in pairs or keep[k] or [j for j, _ in routes[k]] != [k + 1] or \
-                m1.op.kind != "conv" or m2.op.kind != "conv" or \
-                m2.srcs != [members.index(m1)]:
-            continue
-        low = lower_conv_pair(cfg, m1.op, m1.xs[0], vals[m1.op.inputs[1]], _bias(m1.op, vals),
-                              m2.op, vals[m2.op.inputs[1]], _bias(m2.op, vals))
+def _chain_end(real, members, routes, keep, k, kind) -> int:
+    """The last member of the longest run from ``real[k]`` in which each member's output
+    goes to the next member alone (no other member, no host op, not a graph output) and
+    each next member, of ``kind``, reads nothing else."""
+    e = k
+    while e + 1 < len(real) and not keep[e] and [j for j, _ in routes[e]] == [e + 1] and \
+            real[e].op.kind == kind == real[e + 1].op.kind and \
+            real[e + 1].srcs == [members.index(real[e])]:
+        e += 1
+    return e
+
+
+def _chains(cfg, members, real, routes, keep, vals) -> dict:
+    """The consecutive members that run as one chained layer, their intermediates on chip:
+    ``{k: (n, Lowered)}`` for ``real[k:k + n]``.  A convolution and the 1x1 convolution
+    that alone reads its output (:func:`lower_conv_pair`); a run of matrix products each
+    reading the one before's 2-D output alone (:func:`lower_gemm_chain`, the longest run
+    from ``k`` that pays).  A member is in one chain at most."""
+    chains, k = {}, 0
+    while k < len(real):
+        m = real[k]
+        kind = m.op.kind if m.op.kind in ("conv", "matmul") else None
+        e = min(_chain_end(real, members, routes, keep, k, kind), k + 1) if kind == "conv" \
+            else _chain_end(real, members, routes, keep, k, kind) if kind else k
+        low = None
+        while e > k and low is None:
+            run = real[k:e + 1]
+            if kind == "conv":
+                low = lower_conv_pair(cfg, m.op, m.xs[0], vals[m.op.inputs[1]],
+                                      _bias(m.op, vals), run[1].op, vals[run[1].op.inputs[1]],
+                                      _bias(run[1].op, vals))
+            else:
+                low = lower_gemm_chain(cfg, [r.op for r in run], m.xs[0],
+                                       [vals[r.op.inputs[1]] for r in run],
+                                       [_bias(r.op, vals) for r in run])
+            e -= low is None
         if low is not None:
-            pairs[k] = low
-    return pairs
+            chains[k] = (e - k + 1, low)
+        k = e + 1
+    return chains
 
 
-def _units(real, pairs, routes, keep):
-    """The layers :func:`link_graph` links: one per member, a chained pair as one.  Returns
+def _units(real, chains, routes, keep):
+    """The layers :func:`link_graph` links: one per member, a chain as one.  Returns
     ``(unit of each member, Lowered, routes, keep)`` per unit."""
     unit, lows, u_routes, u_keep = [], [], [], []
+    last = -1                                # the last member of the current chain
     for k, m in enumerate(real):
-        if k - 1 in pairs:                 # the consumer of a pair: its producer's unit
+        if k <= last:                        # inside a chain: its first member's unit
             unit.append(unit[-1])
             u_routes[-1], u_keep[-1] = routes[k], keep[k]
             continue
+        n, low = chains.get(k, (1, m.low))
+        last = k + n - 1
         unit.append(len(lows))
-        lows.append(pairs.get(k, m.low))
+        lows.append(low)
         u_routes.append(routes[k])
         u_keep.append(keep[k])
     u_routes = [[(unit[j], place) for j, place in r] for r in u_routes]
@@ -448,20 +477,20 @@ def _units(real, pairs, routes, keep):
 
 
 def _member_inputs(members, m, vals) -> list:
-    """The values a member reads (a matmul: the 4-D tensor before its Flatten)."""
+    """The values a member reads (a matmul behind a Flatten: the 4-D tensor before it)."""
     names = _data_inputs(m.op)
     if m.op.kind == "matmul":
-        names = [next(f.op.inputs[0] for f in members if f.low is None and
-                      f.op.outputs[0] == names[0])]
+        names = [next((f.op.inputs[0] for f in members if f.low is None and
+                       f.op.outputs[0] == names[0]), names[0])]
     return [vals[n] for n in names]
 
 
 def _run_linked(cfg, graph, members, users, vals, run_layer, ex, chain=True):
-    """Link the members into one program (:func:`link_graph`; with ``chain``, the pairs of
-    :func:`_chain_pairs` as one layer each, the intermediate on chip), run it once, set
+    """Link the members into one program (:func:`link_graph`; with ``chain``, the chains
+    of :func:`_chains` as one layer each, their intermediates on chip), run it once, set
     every member's output (read back from where a consumer read it, or from its own
-    buffer; a pair's intermediate, which never leaves the chip, from its reference: its
-    consumer's output checks it) and check each against its layer compiled on the real
+    buffer; a chain's intermediates, which never leave the chip, from their references:
+    the chain's output checks them) and check each against its layer compiled on the real
     inputs."""
     real = [m for m in members if m.low is not None]
     pos = {members.index(m): k for k, m in enumerate(real)}     # member -> layer index
@@ -471,8 +500,9 @@ def _run_linked(cfg, graph, members, users, vals, run_layer, ex, chain=True):
             if src is not None:
                 routes[pos[src]].append((j, m.low.places[d]))
     keep = _kept(graph, members, users)
-    pairs = _chain_pairs(cfg, members, real, routes, keep, vals) if chain else {}
-    unit, lows, u_routes, u_keep = _units(real, pairs, routes, keep)
+    chains = _chains(cfg, members, real, routes, keep, vals) if chain else {}
+    on_chip = {k + i for k, (n, _) in chains.items() for i in range(n - 1)}
+    unit, lows, u_routes, u_keep = _units(real, chains, routes, keep)
     prog = link_graph(cfg, [low.layers[0] for low in lows], u_routes,
                       [low.out_geom for low in lows], u_keep,
                       name="+".join(m.op.name for m in real))
@@ -485,7 +515,7 @@ def _run_linked(cfg, graph, members, users, vals, run_layer, ex, chain=True):
         expect = ref.assemble([ref.layers[0].expected])
         u = unit[k]
         layer = lows[u].layers[0]
-        if k in pairs:
+        if k in on_chip:
             y = expect
         elif keep[k]:
             raw = dataclasses.replace(layer, out_addr=offs[u] + layer.out_addr).output(dram)
@@ -493,6 +523,8 @@ def _run_linked(cfg, graph, members, users, vals, run_layer, ex, chain=True):
         else:
             (j, place), (ho, wo, ch, _) = routes[k][0], m.low.out_geom
             y = read_placed(dram, offs[unit[j]], place, (place.batch, ch, ho, wo))
+            if expect.ndim == 2:           # a matmul's rows, placed as one image row
+                y = y[0, :, 0, :].T
         golden &= bool(np.array_equal(y, expect))
         vals[m.op.outputs[0]] = y
         for f in members:          # a Flatten's output, for the matmul's reference
@@ -509,8 +541,9 @@ def _run_linked(cfg, graph, members, users, vals, run_layer, ex, chain=True):
     entry["members"] = [{**{k: r[k] for k in ("layer", "op", "shape", "macs",
                                               "onnxruntime_float_island",
                                               "onnxruntime_float_kernel")},
-                         "output_on_chip": i in pairs} for i, r in enumerate(rows)]
-    entry["chains"] = [f"{real[k].op.name}+{real[k + 1].op.name}" for k in sorted(pairs)]
+                         "output_on_chip": i in on_chip} for i, r in enumerate(rows)]
+    entry["chains"] = ["+".join(m.op.name for m in real[k:k + n])
+                       for k, (n, _) in sorted(chains.items())]
     ex.layers.append(entry)
 
 
@@ -601,9 +634,9 @@ def execute(graph: Graph, feeds: dict, cfg: NPUConfig, run_layer=None,
         steps, and flagged in the report.  Default: those run on the host, exact.
     chain : bool
         In a whole-graph program, keep a convolution's output in the scratchpad for the
-        1x1 convolution that alone reads it, where that fits and pays
-        (``compiler.chain_pays``; :func:`_chain_pairs`).  False: every output goes
-        through DRAM.
+        1x1 convolution that alone reads it, and a matrix product's for the next one,
+        where that fits and pays (``compiler.chain_pays``; :func:`_chains`).  False:
+        every output goes through DRAM.
 
     Returns
     -------

@@ -33,7 +33,7 @@ from hdl.config import NPUConfig
 
 from .. import golden
 from ..compiler import (ALIGN, LayerError, Requant, compile_conv2d, compile_conv_chain,
-                        compile_gemm)
+                        compile_gemm, compile_gemm_chain)
 from ..compiler_ops import INT8_MIN, add_grid, compile_add, compile_maxpool
 from ..workloads import Layer as WLayer
 from .graph import OnnxImportError
@@ -41,7 +41,7 @@ from .host_ops import (avgpool_is_global, dequantize_linear, gap_scale, pool_out
                        quantize_linear, requantize_ort)
 from .wholegraph import Placement, link_slices
 
-__all__ = ["NPU_REQUANT", "lower_conv", "conv_pair_reason", "lower_conv_pair", "lower_matmul", "Lowered", "maxpool_host_reason",
+__all__ = ["NPU_REQUANT", "lower_conv", "conv_pair_reason", "lower_conv_pair", "lower_dense_matmul", "lower_gemm_chain", "lower_matmul", "Lowered", "maxpool_host_reason",
            "lower_maxpool", "flat_matmul_linkable", "lower_flat_matmul", "gap_host_reason",
            "lower_gap", "concat_rescale", "concat_host_reason", "lower_concat", "op_add_grid",
            "add_host_reason", "lower_add", "avgpool_host_reason", "lower_avgpool",
@@ -253,28 +253,37 @@ def lower_conv_pair(cfg: NPUConfig, op1, x, w1, b1, op2, w2, b2) -> Lowered | No
     return low
 
 
-def lower_matmul(cfg: NPUConfig, op, a_val, b_val, bias) -> Lowered:
-    """QLinearMatMul / MatMulInteger / QGemm / QDQ MatMul, Gemm: ``A (..., M, K) @ B``;
-    a 2-D ``B`` takes every leading row of ``A`` in one layer, a batched ``B`` (numpy
-    matmul broadcasting) gives one layer per matrix."""
+def _matmul_b(op, b_val, bias):
+    """A matmul op's B side: ``(B, d, lo, hi, b, za)`` with ``B`` transposed as the op says,
+    ``d = B - zb`` split as ``lo + hi`` (:func:`_split`), ``b`` the int bias per column and
+    ``za`` A's zero point."""
     at = op.attrs
-    A = np.asarray(a_val, np.int64)
     B = np.asarray(b_val, np.int64)
-    if at["trans_a"]:
-        A = A.T
     if at["trans_b"]:
         B = B.T
-    K, Nn = B.shape[-2:]
+    Nn = B.shape[-1]
     za = at["aq"].zp_scalar("A", op.name)
     zb = at["bq"].zp.reshape(-1)
     if zb.size not in (1, Nn):
         raise OnnxImportError(f"node {op.name!r}: B zero points must be per tensor or per column")
-    if A.shape[-1] != K:
-        raise OnnxImportError(f"node {op.name!r}: A is {A.shape}, B is {B.shape}")
     d = B - zb.reshape(1, -1)
     lo, hi = _split(d)
     b = np.zeros(Nn, np.int64) if bias is None else \
         np.broadcast_to(np.asarray(bias, np.int64).reshape(-1), (Nn,))
+    return B, d, lo, hi, b, za
+
+
+def lower_matmul(cfg: NPUConfig, op, a_val, b_val, bias) -> Lowered:
+    """QLinearMatMul / MatMulInteger / QGemm / QDQ MatMul, Gemm: ``A (..., M, K) @ B``;
+    a 2-D ``B`` takes every leading row of ``A`` in one layer, a batched ``B`` (numpy
+    matmul broadcasting) gives one layer per matrix."""
+    A = np.asarray(a_val, np.int64)
+    if op.attrs["trans_a"]:
+        A = A.T
+    B, d, lo, hi, b, za = _matmul_b(op, b_val, bias)
+    K, Nn = B.shape[-2:]
+    if A.shape[-1] != K:
+        raise OnnxImportError(f"node {op.name!r}: A is {A.shape}, B is {B.shape}")
     if B.ndim == 2:
         groups = [(A.reshape(-1, K), lo, hi, d)]
         out_shape = A.shape[:-1] + (Nn,)
@@ -299,6 +308,63 @@ def lower_matmul(cfg: NPUConfig, op, a_val, b_val, bias) -> Lowered:
         ys = [p(o) if p else o for p, o in zip(posts, outs)]
         return np.stack(ys).reshape(out_shape)
     return Lowered(layers, assemble, posts[0] is not None)
+
+
+def _rows_place(M: int, K: int) -> Placement:
+    """The placement of a 2-D (M x K) int8 matrix stored row-major at address 0 (one image
+    row of M pixels of K channels)."""
+    return Placement(0, 1, 1, M, 0, 0, K, False, 1)
+
+
+def lower_dense_matmul(cfg: NPUConfig, op, a, b_val, bias) -> Lowered:
+    """A matmul of a 2-D ``a`` (M x K) whose A the op before can write in place: the layer's
+    A the first thing in its image, row-major; its output routed as one image row of M
+    pixels (:func:`.wholegraph.link_graph`)."""
+    low = lower_matmul(cfg, op, a, b_val, bias)
+    layer = low.layers[0]
+    M, K = np.shape(a)
+    if np.ndim(a) != 2 or len(low.layers) != 1 or layer.meta["K"] != K or \
+            bytes(layer.dram[:M * K]) != np.asarray(a, np.int64).astype(np.int8).tobytes():
+        raise OnnxImportError(f"node {op.name!r}: its A operand is not where the layer before "
+                              f"can write it in place")
+    low.places = [_rows_place(M, K)]
+    low.out_geom = (1, M, layer.meta["N"], 1)
+    return low
+
+
+def lower_gemm_chain(cfg: NPUConfig, ops, a, bs, biases) -> Lowered | None:
+    """Matmul ops, each reading the one before's output as its A (2-D, int8), as ONE layer
+    (``compiler.compile_gemm_chain``): every intermediate stays in the scratchpad (STORE
+    ``to_sp``).  None when one needs the doubled-K split or a host requant, or the chain
+    does not fit or pay here (``compiler.chain_pays``).  The Lowered is the last op's, its
+    input placement the first's (:func:`lower_dense_matmul`)."""
+    if cfg.dataflow != "ws" or not NPU_REQUANT or np.ndim(a) != 2 or \
+            any(op.attrs["trans_a"] or op.attrs["scale"] is None for op in ops):
+        return None
+    weights, requants = [], []
+    for op, b_val, bias in zip(ops, bs, biases):
+        _, d, lo, hi, b, za = _matmul_b(op, b_val, bias)
+        if hi is not None or lo.ndim != 2:
+            return None
+        requant, post = _requant(op, b - za * d.sum(axis=0), lo.shape[1])
+        if post is not None:
+            return None
+        weights.append(lo)
+        requants.append(requant)
+    try:
+        layer = compile_gemm_chain(cfg, np.asarray(a, np.int64), weights, requants,
+                                   name="+".join(op.name for op in ops))
+    except LayerError:
+        return None
+    if not layer.meta["on_chip"]:
+        return None
+    M, K = np.shape(a)
+    if bytes(layer.dram[:M * K]) != np.asarray(a, np.int64).astype(np.int8).tobytes():
+        raise OnnxImportError(f"node {ops[0].name!r}: its A operand is not where the layer "
+                              f"before can write it in place")
+    N = layer.meta["N"]
+    return Lowered([layer], lambda outs: outs[0].reshape(M, N), False, [_rows_place(M, K)],
+                   (1, M, N, 1))
 
 
 def maxpool_host_reason(cfg: NPUConfig, op) -> str | None:

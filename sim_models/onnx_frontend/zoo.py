@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["DIGITS_ONNX", "digits", "digits_model", "quantize", "ort_run", "resnet18",
-           "mobilenet_v2", "mixed", "calibration"]
+           "mobilenet_v2", "mixed", "mlp", "calibration"]
 
 DIGITS_ONNX = Path(__file__).resolve().parent.parent / "models" / "digits_cnn.onnx"
 OPSET = 13
@@ -158,6 +158,25 @@ def mobilenet_v2(width: float = 1.0, resolution: int = 224, classes: int = 1000,
     b.head(x, last, classes)
     return _model(b.nodes, b.inits, ["N", 3, resolution, resolution], ["N", classes],
                   "mobilenet_v2")
+
+
+def mlp(widths=(64, 256, 128, 10), seed: int = 0):
+    """A multilayer perceptron: ``Gemm`` + ``Relu`` between each two of ``widths`` (the
+    last Gemm without), input ``(N, widths[0])``, seeded random weights."""
+    b = _Builder(seed)
+    x = "input"
+    for k, (cin, cout) in enumerate(zip(widths, widths[1:])):
+        nm = f"fc{k + 1}"
+        b.inits[nm + "_w"] = b.rng.normal(0, np.sqrt(2 / cin), (cout, cin))
+        b.inits[nm + "_b"] = b.rng.normal(0, 0.05, cout)
+        last = k == len(widths) - 2
+        out = "output" if last else nm
+        b.nodes.append(b.helper.make_node("Gemm", [x, nm + "_w", nm + "_b"], [out], transB=1,
+                                          name=nm))
+        if not last:
+            b.nodes.append(b.helper.make_node("Relu", [nm], [nm + "_r"], name=nm + "_relu"))
+            x = nm + "_r"
+    return _model(b.nodes, b.inits, ["N", widths[0]], ["N", widths[-1]], "mlp")
 
 
 def mixed(seed: int = 0, resolution: int = 12):
