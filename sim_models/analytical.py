@@ -732,7 +732,6 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int, chain=None):
     band_lines = (plan.ob + layer.kh - 1) * wp        # one channel chunk's region
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
     row_bits = R * C * (cfg.input_width + cfg.acc_width)
-    ib = _fetch_beats(cfg)
 
     def block(rows, load_w, counts_key, sync, region):
         """One band of ``rows`` output rows, in scratchpad region ``region``."""
@@ -766,9 +765,11 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int, chain=None):
                 w_line = homes[ni, ki] if plan.w_resident else \
                     cfg.sp_lines - (plan.slots - slot) * R
                 last = j == len(lives[ni]) - 1
+                read = (band if a_load else 0) + (kt if w_cyc else 0)   # the LOADs' rows
                 steps.append(_ws_step(counts, a_load, w_cyc, kt, lines, j == 0, last,
                                       _bank_clash(cfg, a_line, lines, w_line),
-                                      ib * (_step_insns(a_load, w_cyc) + rows * last)))
+                                      _step_fetch(cfg, _step_insns(a_load, w_cyc) +
+                                                  rows * last, read)))
             store = [_store(cfg, ev, wo, nt, esize, layer.n * esize, n0 * esize,
                             chain.out_on_chip) for _ in range(rows)]
             ev.dram_bytes += rows * isa.INSN_BYTES
