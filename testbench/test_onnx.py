@@ -6,6 +6,8 @@
   quantized tensor compared with onnxruntime's (QOperator: all identical; QDQ: identical
   except where onnxruntime's optimizer leaves the node in float, where the difference is
   bounded by one step and counted);
+* whole-graph programs with layers chained on chip (MobileNetV2's depthwise -> project
+  pairs, an MLP's matrix products) and without, identical to onnxruntime's either way;
 * the ``onnx`` package's own node test cases for QLinearConv, QLinearMatMul, ConvInteger and
   MatMulInteger;
 * errors before anything runs.
@@ -367,6 +369,43 @@ def test_branching_graph_runs_as_one_program(net, act):
     assert sum(op.kind == "add" for op in graph.ops) >= {"resnet18": 8, "mobilenet_v2": 10}[net]
     assert [h["op"] for h in ex.host] == ["QuantizeLinear", "Flatten", "DequantizeLinear"]
     assert np.array_equal(ex.outputs["output"], zoo.ort_run(qm, {"input": x})["output"])
+    # MobileNetV2's depthwise -> project pairs keep the depthwise output on chip where it
+    # pays; ResNet-18 has no convolution whose output only a 1x1 convolution reads
+    chains = ex.layers[0]["chains"]
+    assert len(chains) >= 5 if net == "mobilenet_v2" else chains == []
+    on_chip = [m["layer"] for m in ex.layers[0]["members"] if m["output_on_chip"]]
+    assert on_chip == [c.split("+")[0] for c in chains]
+
+
+def _to_sp_stores(program) -> int:
+    from hdl import isa
+    return sum(i["op"] == isa.Opcode.STORE and i["to_sp"] for i in map(isa.decode, program))
+
+
+@pytest.mark.parametrize("cfg,batch", [(CFG, 16), (NPUConfig(rows=4, cols=4, dataflow="ws",
+                                                             sp_lines=1024, acc_lines=128), 4)])
+def test_mlp_whole_graph_chained_on_chip(cfg, batch):
+    """An MLP (three QGemms, Relu fused) as one whole-graph program: with chaining, one
+    chained layer (fc1 and fc2 STORE to_sp, fc2 and fc3 read the scratchpad), without it
+    every output routed through DRAM; the logits identical to onnxruntime's either way and
+    the chained program moving fewer DRAM bytes."""
+    qm = zoo.quantize(zoo.mlp(), zoo.calibration((64,), 8), "qoperator", "int8", True)
+    graph = import_model(qm)
+    x = zoo.calibration((64,), batch, seed=3)
+    ref = zoo.ort_run(qm, {"input": x})["output"]
+    runs = {}
+    for chain in (False, True):
+        programs = []
+        ex = execute(graph, {"input": x}, cfg, chain=chain, run_layer=lambda c, layer: (
+            programs.append(layer), executor.functional_runner(c, layer))[1])
+        assert len(programs) == len(ex.layers) == 1 and ex.layers[0]["golden_equal"]
+        assert np.array_equal(ex.outputs["output"], ref)
+        runs[chain] = (ex.layers[0], _to_sp_stores(programs[0].program))
+    (plain, plain_sp), (chained, chained_sp) = runs[False], runs[True]
+    assert plain["chains"] == [] and plain_sp == 0
+    assert chained["chains"] == ["fc1_quant+fc2_quant+fc3_quant"] and chained_sp > 0
+    assert [m["output_on_chip"] for m in chained["members"]] == [True, True, False]
+    assert chained["dram_bytes"] < plain["dram_bytes"]
 
 
 @pytest.mark.parametrize("shape,sx,zx,sy,zy,clamp", [

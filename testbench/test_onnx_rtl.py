@@ -75,9 +75,10 @@ _NETS = {"mobilenet_v2": lambda: (zoo.mobilenet_v2(width=0.25, resolution=32, cl
          "resnet18": lambda: (zoo.resnet18(width=0.125, resolution=32, classes=10),
                               (3, 32, 32)),
          "mixed": lambda: (zoo.mixed(), (4, 12, 12)),
-         "avgpool": _avgpool_net}
+         "avgpool": _avgpool_net,
+         "mlp": lambda: (zoo.mlp(), (64,))}
 _WHOLE = [("verilator", "mobilenet_v2"), ("verilator", "resnet18"), ("icarus", "mixed"),
-          ("verilator", "avgpool")]
+          ("verilator", "avgpool"), ("verilator", "mlp")]
 
 
 @pytest.mark.rtl
@@ -92,7 +93,8 @@ def test_whole_graph_on_rtl(sim, net):
     Transpose + Reshape, in a second); every op's output, read back from DRAM, equal to the
     golden model, the outputs identical to onnxruntime's, and on Verilator the cycle
     model's counters equal to the RTL's (MobileNetV2's depthwise -> project pairs chained:
-    the depthwise output kept in the scratchpad, STORE ``to_sp``).  The average pool is
+    the depthwise output kept in the scratchpad, STORE ``to_sp``; an MLP's three matrix
+    products one chain).  The average pool is
     quantized as QDQ, whose pools keep their input's scale: a 3x3 window is then provably
     exact against onnxruntime's float kernel (:func:`~sim_models.onnx_frontend.lower.avgpool_npu_exact`)
     and runs on the NPU by default."""
@@ -126,6 +128,8 @@ def test_whole_graph_on_rtl(sim, net):
         assert [h["op"] for h in ex.host] == ["QuantizeLinear", "Flatten", "DequantizeLinear"]
     if net == "mobilenet_v2":   # depthwise -> project pairs, the intermediate on chip
         assert len(ex.layers[0]["chains"]) >= 10
+    if net == "mlp":            # three matrix products, two intermediates on chip
+        assert len(ex.layers) == 1 and ex.layers[0]["chains"] == ["fc1_quant+fc2_quant+fc3_quant"]
     if sim == "verilator":
         assert [l["counters"] for l in ex.layers] == [l["counters"] for l in runs["model"].layers]
 
