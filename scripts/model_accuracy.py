@@ -1,6 +1,10 @@
 """The analytical mode against the exact cycles, layer by layer, at the sweep's sizes
 (``sweep.DEFAULT_SIZES``, square and non-square) and balanced memories (a measurement, not
-a test: ``testbench/test_cycle_model.py`` checks a sample).
+a test: ``testbench/test_cycle_model.py`` checks a sample).  The balanced memories are the
+sweep's own: its points for each array, dataflow and workload are read from ``make
+sweep``'s cache (``build/sweep/points``, keyed by ``sweep.MODEL_VERSION``), those missing
+evaluated first by the sweep's code (about 7 minutes for all of them on 2 processes) and
+added to it, and the point it marks balanced is measured (:func:`balanced_memory`).
 
     python scripts/model_accuracy.py                          # every size, both back ends
     python scripts/model_accuracy.py --sizes 8x32 16 --dataflows ws --workloads mobilenet_v2
@@ -27,7 +31,10 @@ count differs from the exact model's).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import hashlib
+import io
 import json
 import os
 import sys
@@ -46,10 +53,14 @@ from sim_models.analytical import core_estimate, takes_im2col_input  # noqa: E40
 from sim_models.compiler import Requant, compile_conv2d, compile_gemm  # noqa: E402
 from sim_models.cycle_model import CycleNPU  # noqa: E402
 from scripts.cli import parse_size  # noqa: E402
-from scripts.sweep import DEFAULT_SIZES, memory_grid  # noqa: E402
+from scripts.sweep import (ACC_LINES as GRID_ACC, BUSES, DEFAULT_SIZES,  # noqa: E402
+                           SP_LINES as GRID_SP, build_points, csv_rows, energy_options,
+                           run_points)
 from testbench import BUILD  # noqa: E402
 
 OUT_DIR = BUILD / "model_accuracy"
+#: ``make sweep``'s point cache: the balanced memories are read from it (or added to it).
+SWEEP_CACHE = BUILD / "sweep" / "points"
 #: The sweep's array sizes, (rows, cols): one source of truth, ``sweep.DEFAULT_SIZES``.
 SIZES = tuple(parse_size(s) for s in DEFAULT_SIZES)
 #: Which back end measures a layer not yet cached (``--backend auto``), by the analytical
@@ -60,44 +71,54 @@ SIZES = tuple(parse_size(s) for s in DEFAULT_SIZES)
 #: model alone up to RTL_CAP: their harness builds take 4-8 minutes and every one of their
 #: layers is under 5e5 cycles.
 MODEL_CAP, RTL_CAP, RTL_MAX_PES = 2e5, 2e7, 512
-# The balanced memories ``make sweep`` chose (MODEL_VERSION 8, --fresh at 0496f7e, DDR3):
-# the widest bus of the size's memory grid (``sweep.memory_grid``: one scratchpad line, at
-# most 512 bits, 64 bits under 256 PEs), 16384 scratchpad and 256 accumulator lines,
-# except these (rows, cols, dataflow, workload): (scratchpad lines, accumulator lines).
-SP_LINES, ACC_LINES = 16384, 256
-MEM_EXCEPTIONS = {
-    (2, 2, "os", "mlp"): (4096, 256), (2, 2, "os", "mobilenet_v2"): (4096, 256),
-    (2, 2, "ws", "bert_base_block"): (1024, 256),
-    (4, 4, "os", "mlp"): (4096, 256), (4, 4, "os", "mobilenet_v2"): (4096, 256),
-    (8, 8, "os", "mlp"): (4096, 256), (8, 8, "os", "mobilenet_v2"): (4096, 256),
-    (16, 16, "os", "mlp"): (4096, 256), (16, 16, "os", "mobilenet_v2"): (4096, 256),
-    (16, 16, "ws", "mlp"): (4096, 256),
-    (32, 32, "os", "mlp"): (4096, 256), (32, 32, "os", "mobilenet_v2"): (4096, 256),
-    (32, 32, "ws", "mlp"): (4096, 256), (32, 32, "ws", "mobilenet_v2"): (4096, 256),
-    (64, 64, "os", "mlp"): (4096, 256), (64, 64, "os", "mobilenet_v2"): (1024, 256),
-    (64, 64, "ws", "mlp"): (1024, 256),
-    (4, 16, "os", "mlp"): (4096, 256), (4, 16, "os", "mobilenet_v2"): (4096, 256),
-    (16, 4, "os", "mlp"): (4096, 256), (16, 4, "os", "mobilenet_v2"): (4096, 256),
-    (16, 4, "ws", "mlp"): (4096, 256),
-    (8, 32, "os", "mlp"): (4096, 256), (8, 32, "os", "mobilenet_v2"): (1024, 256),
-    (32, 8, "os", "mlp"): (4096, 256), (32, 8, "os", "mobilenet_v2"): (4096, 256),
-    (32, 8, "ws", "mlp"): (4096, 256), (32, 8, "ws", "mobilenet_v2"): (4096, 1024),
-    (32, 8, "ws", "resnet18"): (4096, 1024), (32, 8, "ws", "resnet50"): (16384, 1024),
-    (16, 64, "os", "mlp"): (4096, 256), (16, 64, "os", "mobilenet_v2"): (1024, 256),
-    (16, 64, "os", "resnet18"): (1024, 256), (16, 64, "os", "resnet50"): (1024, 256),
-    (16, 64, "ws", "mlp"): (4096, 256),
-    (64, 16, "os", "mlp"): (4096, 256), (64, 16, "os", "mobilenet_v2"): (4096, 256),
-    (64, 16, "ws", "mlp"): (1024, 256), (64, 16, "ws", "mobilenet_v2"): (16384, 1024),
-    (64, 16, "ws", "resnet18"): (4096, 1024), (64, 16, "ws", "resnet50"): (4096, 1024),
-}
+
+
+def sweep_points(rows: int, cols: int, dataflow: str, workload: str) -> list[dict]:
+    """The points ``make sweep`` evaluates for one array, dataflow and workload (its memory
+    grid, default DRAM, node and MAC activity): ``sweep.build_points``' own."""
+    args = argparse.Namespace(dram=None, workloads=[workload], dataflows=[dataflow],
+                              sizes=[(rows, cols)], buses=BUSES, sp_lines=GRID_SP,
+                              acc_lines=GRID_ACC)
+    return build_points(args, energy_options(None, None, "1.0"))
+
+
+@functools.lru_cache(maxsize=None)
+def balanced_memory(rows: int, cols: int, dataflow: str, workload: str,
+                    workers: int = 1) -> tuple[int, int, int]:
+    """``(bus_bits, sp_lines, acc_lines)`` of the point ``make sweep`` marks balanced (best
+    system TOPS/W, ``sweep.mark_balanced``) for this array, dataflow and workload: its points
+    read from the sweep's own cache (``build/sweep/points``, keyed by ``MODEL_VERSION``),
+    those missing evaluated by the sweep's code and cached there (``workers`` > 1: on a
+    local Dask cluster)."""
+    if workload not in workloads.WORKLOADS:
+        raise ValueError(f"unknown workload {workload!r} (have: {', '.join(workloads.WORKLOADS)})")
+    with contextlib.redirect_stdout(io.StringIO()):       # its per-call count line
+        results = run_points(sweep_points(rows, cols, dataflow, workload),
+                             "synchronous" if workers <= 1 else None, workers, SWEEP_CACHE,
+                             progress=False)
+    if failed := [r for r in results if r.get("status") != "ok"]:
+        raise RuntimeError(f"sweep point failed: {failed[0]['error']}")
+    best = [r for r in csv_rows(results) if r["balanced"]]
+    if len(best) != 1:
+        raise RuntimeError(f"{rows}x{cols} {dataflow} {workload}: {len(best)} balanced points")
+    return best[0]["bus_bits"], best[0]["sp_lines"], best[0]["acc_lines"]
 
 
 def balanced_config(rows: int, cols: int, dataflow: str, workload: str) -> NPUConfig:
-    """The sweep's balanced memory for a ``rows`` x ``cols`` array, dataflow and workload."""
-    bus = max(m["bus_bits"] for m in memory_grid(rows, cols))
-    sp, acc = MEM_EXCEPTIONS.get((rows, cols, dataflow, workload), (SP_LINES, ACC_LINES))
+    """The sweep's balanced core for a ``rows`` x ``cols`` array, dataflow and workload
+    (:func:`balanced_memory`)."""
+    bus, sp, acc = balanced_memory(rows, cols, dataflow, workload)
     return NPUConfig(rows=rows, cols=cols, dataflow=dataflow, bus_bits=bus, sp_lines=sp,
                      acc_lines=acc)
+
+
+def warm_sweep_cache(sizes, dataflows, names, workers: int) -> None:
+    """Evaluate (or read from the sweep's cache) every point whose balanced memory a run
+    needs, ``workers`` processes at once, before any layer is measured."""
+    points = [p for r, c in sizes for df in dataflows for wl in names
+              for p in sweep_points(r, c, df, wl)]
+    run_points(points, "synchronous" if workers <= 1 else None, workers, SWEEP_CACHE,
+               progress=False)
 
 
 def parse_size_arg(text: str) -> tuple[int, int]:
@@ -327,7 +348,11 @@ def main(argv=None) -> int:
                          "else the exact model up to --model-cap and the RTL above), the "
                          "cycle-exact model, or the RTL in the C++ Verilator harness")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "result.json")
+    ap.add_argument("--sweep-workers", type=int, default=2,
+                    help="processes evaluating the sweep points not yet in its cache (their "
+                         "balanced memories; 1: in this process)")
     args = ap.parse_args(argv)
+    warm_sweep_cache(args.sizes, args.dataflows, args.workloads, args.sweep_workers)
     cache = None if args.no_cache else ExactCache(OUT_DIR / "exact.json")
     t0 = time.perf_counter()
     result = run(args.sizes, args.dataflows, args.workloads,
