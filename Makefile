@@ -35,6 +35,7 @@ help:
 	@echo "make harness  the C++ Verilator harness: make sim's layers, or NETWORK=resnet50; WAVES=1 FROM= TO="
 	@echo "make run      MODEL=m.onnx [INPUT=x.npy] [SIM=functional|model|verilator|icarus]: one inference vs onnxruntime"
 	@echo "make onnx-networks  ResNet-18 and MobileNetV2 (224x224, seeded weights) through make run (functional, long)"
+	@echo "make onnx-chains  DRAM bytes of the zoo's whole-graph programs with/without on-chip chains (exact model; CORES=, NETS=): build/onnx_chains.json"
 	@echo "make model-accuracy  analytical vs exact cycles, every layer at the sweep's sizes and balanced memories (exact model up to MODEL_CAP=2e5 cycles, RTL harness above up to MAX_CYCLES=2e7; cached in build/model_accuracy/; SIZES=, WORKLOADS=, DATAFLOWS=; BACKEND=model|verilator forces one)"
 	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
@@ -147,6 +148,14 @@ onnx-networks: bootstrap
 	  $(PY) scripts/run.py --model build/onnx/$$n.onnx --sim functional --out build/run_$$n \
 	    --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --quantize $(QUANT) || exit 1; done
 	$(PY) -m pytest testbench/test_onnx_rtl.py -q -k "whole_graph and resnet18"
+
+# DRAM bytes of the zoo's whole-graph programs with every output through DRAM and with
+# layers chained on chip (STORE to_sp), on the cycle-exact model (seconds to a minute per
+# core; NETS=mobilenet_v2_224 adds the full-size network, minutes).
+.PHONY: onnx-chains
+onnx-chains: bootstrap
+	$(PY) scripts/onnx_chains.py --cores $(or $(CORES),harness,default,16x16) \
+	  --nets $(or $(NETS),digits,mlp,resnet18,mobilenet_v2,mixed) --out build/onnx_chains.json
 
 bench-model: bootstrap
 	$(PY) scripts/model_bench.py
