@@ -18,7 +18,11 @@ the int8 minimum for a max pool), and the ops, in a topological order, are then 
   op) is still stored where the op put it;
 * a SYNC separates two ops (the next op's loads wait for every store), and the dependency
   tokens one op leaves unconsumed (its last free-slot tokens) are taken by the next op's
-  first instructions, so each op starts in the steady state it was scheduled for.
+  first instructions, so each op starts in the steady state it was scheduled for;
+* a layer may be a chain of ops compiled as one (``compiler.compile_conv_chain`` /
+  ``compile_gemm_chain``, chosen by the executor): its STOREs ``to_sp`` address scratchpad
+  lines and stay as they are (the SYNC before the layer keeps every earlier LOAD away from
+  those lines), only its last op's DRAM STOREs are moved and routed.
 
 The host writes the graph's inputs into the ops that read them once and reads the kept
 outputs (and, for the report, every other output from where a consumer read it).
