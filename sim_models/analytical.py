@@ -23,7 +23,8 @@ from hdl.config import NPUConfig
 
 from .compiler import (BandPlan, LayerError, band_k_tiles, band_plan, chain_on_chip,
                        chain_regions, conv_k_tiles, conv_tile_channels_meet,
-                       im2col_input_pays, im2col_row_bytes, os_chunk, ws_plan)
+                       im2col_input_pays, im2col_row_bytes, k_pass_ranges, k_passes, os_chunk,
+                       ws_plan)
 from .energy import Events
 from .workloads import Layer, WorkloadError
 
@@ -545,12 +546,14 @@ def _step_insns(a_load, w_load) -> int:
 
 
 def _ws_step(counts: _WsCounts, a_load, w_load, kt: int, lines: int, first: bool,
-             last: bool, clash: bool = False, fetch: int = 0) -> tuple:
+             last: bool, clash: bool = False, fetch: int = 0, acc_load: int = 0) -> tuple:
     """One WS step's instructions, as the compiler emits them: the A (or band) LOADs
     ``a_load = (cycles, loads)`` if any, the weight LOAD ``w_load`` cycles if any, PRELOAD
     of ``kt`` lines and COMPUTE of ``lines`` lines (``clash``: its activations share a bank
     with the next weights, :func:`_bank_clash`); ``fetch``: cycles of
-    instruction fetch its LOADs share the read bus with (:func:`_with_fetch`)."""
+    instruction fetch its LOADs share the read bus with (:func:`_with_fetch`);
+    ``acc_load``: cycles of a LOAD_ACC after its loads (a tile's first step starting from
+    partial sums), whose token the COMPUTE takes."""
     fresh = bool(a_load or w_load)
     pop = counts.load_steps >= counts.slots
     insns = []
@@ -558,19 +561,22 @@ def _ws_step(counts: _WsCounts, a_load, w_load, kt: int, lines: int, first: bool
         insns += _load_insns(*a_load, pop, not w_load)
     if w_load:
         insns.append((_LOAD, w_load, pop and not a_load, True))
+    if acc_load:
+        insns.append((_LOAD, acc_load, False, True))
     # the PRELOAD waits for its weights' LOAD; an A-only step's COMPUTE waits for its A
-    # (``compiler._weight_step``), so resident weights preload under the A LOAD
-    insns.append((_PRELOAD, kt, bool(w_load), False))
+    # (``compiler._weight_step``), so resident weights preload under the A LOAD -- unless
+    # a LOAD_ACC follows: then the PRELOAD takes the A's token, the COMPUTE the LOAD_ACC's
+    insns.append((_PRELOAD, kt, bool(w_load) or bool(acc_load and a_load), False))
     insns.append((_COMPUTE, lines, first and counts.tiles >= 2, (fresh, last), clash,
-                  bool(a_load and not w_load)))
-    if fresh:       # the step's instructions (and ``fetch`` more) fetched under its LOADs
+                  bool(acc_load) or bool(a_load and not w_load)))
+    if fresh or acc_load:   # the step's instructions (and ``fetch``) fetched under its LOADs
         insns = _with_fetch(insns, fetch)
     counts.load_steps += fresh
     return _rle(insns)
 
 
 def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=False,
-             a_rows=None, chain=None):
+             a_rows=None, chain=None, acc_in=False, w_k0=0):
     """The compiler's WS schedule (``compiler._schedule_ws``), instruction by instruction
     on :class:`_Timeline`, and its events.
 
@@ -583,7 +589,10 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
     ``a_rows(k0)``: the byte stride of A's rows and the offset of a tile's first row (for
     the beats an unaligned row costs); default dense rows of ``sum(k_tiles)`` bytes.
     ``a_segments(m0, mb)``: the LOADs an A chunk of rows ``m0 .. m0 + mb`` takes.
-    ``chain``: the layer's part in a chain kept on chip (:class:`Chained`)."""
+    ``chain``: the layer's part in a chain kept on chip (:class:`Chained`).
+    ``acc_in``: each tile starts from int32 partial sums in DRAM (a pass over K after the
+    first, ``compiler.k_passes``): a LOAD_ACC of its rows in its first step, after a SYNC
+    from the third tile on; ``w_k0``: the first weight row of the pass (bus offsets)."""
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bytes
     chain = chain or Chained()
     lo = chain.sp_lo
@@ -611,6 +620,10 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
         and load steps (``counts`` and the block's ``loaded`` A chunks advance)."""
         n0, nt = n_tiles[ni]
         ev, steps, fresh0 = Events(), [], counts.load_steps
+        synced = acc_in and counts.tiles >= 2     # the slot's STORE two tiles back is done
+        if synced:
+            steps.append((((_SYNC,), 1),))
+            ev.dram_bytes += isa.INSN_BYTES
         for j, ki in enumerate(lives[ni]):
             kt = k_tiles[ki]
             load_a = (not resident or ki not in loaded) and not on_chip and \
@@ -618,10 +631,16 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
             loaded.add(ki)
             w_cyc = a_load = 0
             if load_w:                                    # one LOAD of weights
-                w_cyc = round(kt * _mean_row_beats(nt, N, k_first[ki] * N + n0, B)) + \
-                    LOAD_LATENCY
+                w_cyc = round(kt * _mean_row_beats(nt, N, (w_k0 + k_first[ki]) * N + n0,
+                                                   B)) + LOAD_LATENCY
                 ev.dram_bytes += kt * nt + isa.INSN_BYTES
                 ev.sp_write_bytes += kt * sp_w
+            acc_cyc = 0
+            if acc_in and j == 0:                         # the tile's partial sums
+                acc_cyc = round(mb * _mean_row_beats(4 * nt, 4 * N, 4 * n0, B)) + \
+                    LOAD_LATENCY
+                ev.dram_bytes += 4 * mb * nt + isa.INSN_BYTES
+                ev.acc_write_bytes += 4 * mb * C
             if load_a:                                    # A: one LOAD per segment
                 a_load = (round(mb * _mean_row_beats(kt, *a_rows(k_first[ki]), B)) +
                           segs * LOAD_LATENCY, segs)
@@ -635,9 +654,10 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                 cfg.sp_lines - (plan.slots - slot) * R
             clash = not on_chip and _bank_clash(cfg, a_line, mb, w_line)
             last = j == len(lives[ni]) - 1
-            rows = (mb if a_load else 0) + (kt if w_cyc else 0)
+            rows = (mb if a_load else 0) + (kt if w_cyc else 0) + (mb if acc_cyc else 0)
+            insns = _step_insns(a_load, w_cyc) + last + (acc_cyc > 0) * (1 + synced)
             steps.append(_ws_step(counts, a_load, w_cyc, kt, mb, j == 0, last, clash,
-                                  _step_fetch(cfg, _step_insns(a_load, w_cyc) + last, rows)))
+                                  _step_fetch(cfg, insns, rows), acc_cyc))
         before = ev.dram_bytes
         store = _store(cfg, ev, mb, nt, esize, N * esize, n0 * esize, chain.out_on_chip)
         if on_chip:       # results go to the on-chip buffer: two cycles a row, no DRAM
@@ -897,7 +917,11 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
             cyc, ev, busy = cyc + count * c, ev + e * count, busy + count * tl.busy
             idle = {k: v + count * tl.idle_cycles()[k] for k, v in idle.items()}
     else:
-        if layer.kind == "gemm" or chain.a_on_chip:
+        if layer.kind == "gemm" and chain == Chained() and not inputs_on_chip and \
+                (passes := k_passes(cfg, layer.M, layer.K, layer.N, out_bytes)) > 1:
+            cyc, ev, busy, idle = _ws_gemm_passes(cfg, layer, out_bytes, passes)
+            tl = None
+        elif layer.kind == "gemm" or chain.a_on_chip:
             M, K, N = (layer.M, layer.K, layer.N) if layer.kind == "gemm" else \
                 (layer.h * layer.w, layer.c, layer.n)
             width = cfg.cols if chain.a_on_chip else R     # on chip: K-tiles are N-tiles
@@ -911,7 +935,8 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
             cyc, ev, tl, padding = band
         else:
             cyc, ev, tl = _ws_conv(cfg, layer, out_bytes, chain)
-        busy, idle = tl.busy, tl.idle_cycles()
+        if tl is not None:
+            busy, idle = tl.busy, tl.idle_cycles()
     ev.cycles = cyc + FIXED
     ev.dram_bytes += (LAYER_INSNS - (out_bytes != 1)) * isa.INSN_BYTES   # CONFIG, HALT
     idle["fill"] += FIXED                 # fetch start-up and the end of the last store
@@ -919,6 +944,26 @@ def core_estimate(cfg: NPUConfig, layer: Layer, out_bytes: int = 1,
     breakdown = {"useful": useful, "underfill": busy - padding - useful, "padding": padding,
                  **idle}
     return CoreEstimate(ev.cycles, layer.macs, ev, breakdown)
+
+
+def _ws_gemm_passes(cfg: NPUConfig, layer: Layer, out_bytes: int, passes: int):
+    """A WS GEMM in ``passes`` passes over K (``compiler.k_passes``), one after another
+    (a SYNC between them): each pass's schedule on its own timeline, every pass but the
+    last storing raw int32 partial sums, every pass but the first starting from them.
+    Returns ``(cycles, events, busy, idle)``; a pass after the first adds its fetch
+    start-up (:data:`FIXED`) to the cycles and to ``fill``."""
+    M, K, N = layer.M, layer.K, layer.N
+    cyc, ev, busy, idle = 0, Events(), 0, dict.fromkeys(_IDLE, 0)
+    for q, (k0, kl) in enumerate(k_pass_ranges(cfg.rows, K, passes)):
+        k_tiles = [min(cfg.rows, kl - k) for k in range(0, kl, cfg.rows)]
+        c, e, tl = _ws_gemm(cfg, M, N, k_tiles, lambda n0, nt: list(range(len(k_tiles))),
+                            lambda m0, mb: 1, out_bytes if q == passes - 1 else 4,
+                            a_rows=lambda k, k0=k0: (K, k0 + k), acc_in=q > 0, w_k0=k0)
+        cyc, ev, busy = cyc + c + FIXED * (q > 0), ev + e, busy + tl.busy
+        idle = {k: v + tl.idle_cycles()[k] for k, v in idle.items()}
+        idle["fill"] += FIXED * (q > 0)
+    ev.dram_bytes += (passes - 1) * isa.INSN_BYTES        # the SYNCs between the passes
+    return cyc, ev, busy, idle
 
 
 def _live_tiles(layer: Layer, tiles):

@@ -18,6 +18,7 @@ fit the scratchpad, operands double-buffered the same way.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -481,17 +482,28 @@ def _ws_tiles(a_src, R, N, C, b_dense):
     return k_tiles, n_tiles, live
 
 
-def _weight_step(prog, w_line, kt, nt, w_addr, N, pop, load_a, load_w) -> tuple[int, int]:
+def _weight_step(prog, w_line, kt, nt, w_addr, N, pop, load_a, load_w,
+                 acc_load=None) -> tuple[int, int]:
     """The weight half of a weight-stationary step (after its A load, if any): the weight
     tile's LOAD from ``w_addr`` (row stride ``N``) unless it is resident and loaded, whose
     token goes to the PRELOAD (popping the slot's token when the A load did not), then the
     PRELOAD of ``kt`` lines at ``w_line``.  Returns ``(fresh, compute_pops)``: 1 for a
     load step (one that loaded something), and 1 when the step loaded only its A chunk:
     then the COMPUTE, not the PRELOAD, takes the load's token, so resident weights preload
-    while the A chunk is still loading."""
+    while the A chunk is still loading.
+
+    ``acc_load`` (a tile's first step, its accumulator block initialized from DRAM): the
+    fields of a LOAD_ACC emitted after the step's loads, pushing a token the COMPUTE takes;
+    the PRELOAD takes the step's own load token, if any.  The load unit finishes in order,
+    so the COMPUTE's token says every load before it, the LOAD_ACC too, is done (a COMPUTE
+    of a step that loads nothing would otherwise race the LOAD_ACC)."""
     if load_w:
         prog.emit(Opcode.LOAD, sp_addr=w_line, nrows=kt, ncols=nt, dram_addr=w_addr,
                   dram_stride=N, pop_next=int(pop and not load_a), push_next=1)
+    if acc_load is not None:
+        prog.emit(Opcode.LOAD_ACC, **acc_load, push_next=1)
+        prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=kt, pop_prev=int(load_a or load_w))
+        return int(load_a or load_w), 1
     prog.emit(Opcode.PRELOAD, sp_addr=w_line, nrows=kt, pop_prev=int(load_w))
     return int(load_a or load_w), int(load_a and not load_w)
 
@@ -516,7 +528,7 @@ def _weight_layout(cfg, prog, top, slots, R, w_lines, live_of, params, N):
 
 
 def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_dense,
-                 acc_bias_addr=None, sp_lo=0, out_sp=None):
+                 acc_in=None, sp_lo=0, out_sp=None):
     """Emit the weight-stationary schedule (see module doc).  Returns its plan and counts.
 
     A step is one weight tile: its loads (the A chunk unless resident and loaded, the
@@ -526,7 +538,11 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
 
     ``sp_lo``: use the lines from ``sp_lo`` up (those below hold on-chip outputs); an
     :class:`_OnChipA` ``a_src`` is read where it lies; ``out_sp``: store the output on chip
-    (:func:`_emit_store`)."""
+    (:func:`_emit_store`).  ``acc_in = (addr, row_bytes)``: each tile's accumulator block
+    starts from int32 rows in DRAM (row ``m``, column ``n`` at ``addr + m * row_bytes +
+    4 * n``; ``row_bytes`` 0 repeats one bias row), LOAD_ACC'd in its first step
+    (:func:`_weight_step`) after a SYNC from the third tile on (the block's slot was last
+    read by the STORE two tiles back, which no token orders the load unit after)."""
     R, C = cfg.rows, cfg.cols
     sp_lines = cfg.sp_lines
     on_chip = isinstance(a_src, _OnChipA)
@@ -551,8 +567,13 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
         for ni, (n0, nt) in enumerate(n_tiles):
             slot = acc_slot[tile % 2]
             for j, (ki, k0, kt) in enumerate(live_of[ni]):
-                if j == 0 and acc_bias_addr is not None:
-                    _load_acc_bias(prog, tile, slot, mb, nt, acc_bias_addr + 4 * n0)
+                acc_load = None
+                if j == 0 and acc_in is not None:
+                    if tile >= 2:
+                        prog.emit(Opcode.SYNC)
+                    addr, row_bytes = acc_in
+                    acc_load = dict(acc_addr=slot, nrows=mb, ncols=nt, dram_stride=row_bytes,
+                                    dram_addr=addr + m0 * row_bytes + 4 * n0)
                 load_a = not (resident and ki in loaded or on_chip)
                 load_w = not plan.w_resident or m0 == 0
                 loaded.add(ki)
@@ -564,11 +585,11 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
                     a_src.load(prog, a_line, m0, mb, k0, kt,
                                {"pop_next": pop, "push_next": int(not load_w)})
                 fresh, a_pop = _weight_step(prog, w_line, kt, nt, b_addr + k0 * N + n0, N,
-                                            pop, load_a, load_w)
+                                            pop, load_a, load_w, acc_load)
                 load_steps += fresh
                 last = j == len(live_of[ni]) - 1
                 prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
-                          accumulate=int(j > 0 or acc_bias_addr is not None),
+                          accumulate=int(j > 0 or acc_in is not None),
                           pop_prev=a_pop, push_prev=fresh, push_next=int(last),
                           pop_next=int(j == 0 and tile >= 2))
                 step += 1
@@ -809,11 +830,12 @@ def finish_layer(cfg, name, image, prog, out_addr, out_shape, params, acc, macs,
 
 
 def compile_gemm(cfg: NPUConfig, a, b, requant: Requant | None = None,
-                 name: str = "gemm", acc_bias=None) -> Layer:
+                 name: str = "gemm", acc_bias=None, passes: int | None = None) -> Layer:
     """``out = requant(A @ B)``: A is M x K, B is K x N (int8); int8 or raw int32 out.
 
     ``acc_bias`` (int32 per output column): preload it into the accumulator with LOAD_ACC
-    and accumulate onto it (instead of adding a bias in post-processing)."""
+    and accumulate onto it (instead of adding a bias in post-processing).  ``passes``
+    (weight-stationary): passes over K, default :func:`k_passes`'s choice."""
     a, b = check_int8("A", a, 2), check_int8("B", b, 2)
     if a.shape[1] != b.shape[0]:
         raise LayerError(f"{name}: inner dimensions differ: A is {a.shape}, B is {b.shape}")
@@ -839,8 +861,11 @@ def compile_gemm(cfg: NPUConfig, a, b, requant: Requant | None = None,
     if cfg.dataflow == "ws":
         a_addr, b_addr = image.put(a, np.int8), image.put(b, np.int8)
         out_addr = image.alloc(M * N * esize)
-        meta = _schedule_ws(cfg, prog, _DenseA(a_addr, K), M, K, N, b_addr, out_addr, esize,
-                            params, None, bias_addr)
+        passes = k_passes(cfg, M, K, N, esize) if passes is None else passes
+        k_pass_ranges(cfg.rows, K, passes)                 # refuses a count out of range
+        psum_addr = image.alloc(M * N * 4) if passes > 1 else None
+        meta = _schedule_ws_passes(cfg, prog, a_addr, M, K, N, b_addr, out_addr, esize, params,
+                                   bias_addr, passes, psum_addr)
     else:
         at_addr, b_addr = image.put(a.T, np.int8), image.put(b, np.int8)
         out_addr = image.alloc(M * N * esize)
@@ -848,6 +873,71 @@ def compile_gemm(cfg: NPUConfig, a, b, requant: Requant | None = None,
                             bias_addr)
     return finish_layer(cfg, name, image, prog, out_addr, (M, N), params, acc,
                    M * K * N, {**meta, "M": M, "K": K, "N": N})
+
+
+def k_pass_ranges(R: int, K: int, passes: int) -> list[tuple[int, int]]:
+    """The K ranges ``(k0, length)`` of a GEMM computed in ``passes`` passes over K: its
+    K-tiles of ``R`` rows shared out as evenly as they go, the first passes taking one more."""
+    tiles = -(-K // R)
+    if not 1 <= passes <= tiles:
+        raise LayerError(f"{passes} passes over {tiles} K-tiles")
+    bounds = [min(K, R * (q * tiles // passes)) for q in range(passes)] + [K]
+    return [(lo, hi - lo) for lo, hi in zip(bounds, bounds[1:])]
+
+
+@functools.lru_cache(maxsize=4096)
+def k_passes(cfg: NPUConfig, M: int, K: int, N: int, out_bytes: int = 1) -> int:
+    """How many passes over K a weight-stationary GEMM reading A from DRAM takes: the count
+    whose DRAM bytes are fewest (``dram_breakdown.gemm_breakdown``, equal to the analytical
+    mode's), the fewer on a tie.  A pass leaves its int32 partial sums in DRAM (a raw
+    STORE), the next one starts its tiles from them (LOAD_ACC): ``8 M N`` bytes a pass
+    boundary, which pays when the passes' shorter K-ranges let A stay resident in fewer
+    M-blocks, so the weights are re-read fewer times (BERT's ffn2 at 16x16: A is 384 KiB,
+    the scratchpad 256 KiB).  Counts are tried while the boundaries cost less than the
+    single pass re-reads.  One pass where the accumulator is not 32 bits wide (a raw STORE
+    writes int32)."""
+    if cfg.dataflow != "ws" or cfg.acc_width != 32:
+        return 1
+    from .dram_breakdown import gemm_breakdown
+    one = gemm_breakdown(cfg, M, K, N, out_bytes, passes=1)
+    rereads = one["weight_rereads"] + one["input_rereads"]
+    best, best_bytes = 1, one["total"]
+    passes = 2
+    while passes <= -(-K // cfg.rows) and 8 * M * N * (passes - 1) < rereads:
+        try:
+            total = gemm_breakdown(cfg, M, K, N, out_bytes, passes=passes)["total"]
+        except LayerError:
+            total = None
+        if total is not None and total < best_bytes:
+            best, best_bytes = passes, total
+        passes += 1
+    return best
+
+
+def _schedule_ws_passes(cfg, prog, a_addr, M, K, N, b_addr, out_addr, esize, params,
+                        bias_addr, passes, psum_addr):
+    """A dense WS GEMM in ``passes`` passes over K (:func:`k_passes`), linked into one
+    program (:func:`link_words`: a SYNC between passes): every pass but the last stores its
+    raw int32 sums at ``psum_addr``, every pass but the first starts from them; the first
+    starts from the bias row at ``bias_addr`` if any.  Returns the schedule's meta (one
+    pass: :func:`_schedule_ws`'s)."""
+    if passes == 1:
+        return {**_schedule_ws(cfg, prog, _DenseA(a_addr, K), M, K, N, b_addr, out_addr,
+                               esize, params, None, None if bias_addr is None else
+                               (bias_addr, 0)), "passes": 1}
+    programs, metas = [], []
+    for q, (k0, kl) in enumerate(k_pass_ranges(cfg.rows, K, passes)):
+        last = q == passes - 1
+        acc_in = (psum_addr, 4 * N) if q else None if bias_addr is None else (bias_addr, 0)
+        part = ProgramBuilder()
+        metas.append(_schedule_ws(cfg, part, _DenseA(a_addr + k0, kl, K), M, kl, N,
+                                  b_addr + k0 * N, out_addr if last else psum_addr,
+                                  esize if last else 4, params if last else None, None,
+                                  acc_in))
+        programs.append(part.words)
+    prog.words = link_words(programs)
+    return {"passes": passes, "pass_metas": metas, "psum_addr": psum_addr,
+            "steps": sum(m["steps"] for m in metas), "tiles": sum(m["tiles"] for m in metas)}
 
 
 def leftover_tokens(ins):

@@ -32,7 +32,7 @@ import math
 from hdl import isa
 from hdl.config import NPUConfig
 
-from .compiler import os_chunk, ws_plan
+from .compiler import k_pass_ranges, k_passes, os_chunk, ws_plan
 from .workloads import Layer
 
 __all__ = ["PARTS", "gemm_breakdown", "layer_breakdown", "network_breakdown",
@@ -65,7 +65,21 @@ def _ws_counts(cfg: NPUConfig, M: int, K: int, N: int, a_on_chip: bool, sp_lo: i
     w_reads = 1 if plan.w_resident else blocks
     syncs = blocks - 1 if plan.a_resident and plan.a_regions == 1 and not a_on_chip else 0
     insns = 2 * steps + a_loads + nt * kt * w_reads + blocks * nt + syncs
-    return {"insns": insns, "a_bytes": a_bytes, "w_bytes": K * N * w_reads}
+    return {"insns": insns, "a_bytes": a_bytes, "w_bytes": K * N * w_reads,
+            "tiles": blocks * nt}
+
+
+def _ws_pass_counts(cfg: NPUConfig, M: int, K: int, N: int, passes: int) -> dict:
+    """:func:`_ws_counts` of a GEMM in ``passes`` passes over K (``compiler.k_passes``):
+    each pass's schedule over its K range; every pass but the first LOAD_ACCs each tile's
+    partial sums (after a SYNC from its third tile on)."""
+    total = {"insns": 0, "a_bytes": 0, "w_bytes": 0, "tiles": 0}
+    for q, (_, kl) in enumerate(k_pass_ranges(cfg.rows, K, passes)):
+        counts = _ws_counts(cfg, M, kl, N, False, 0)
+        if q:
+            counts["insns"] += counts["tiles"] + max(0, counts["tiles"] - 2)
+        total = {k: total[k] + counts[k] for k in total}
+    return total
 
 
 def _os_counts(cfg: NPUConfig, M: int, K: int, N: int) -> dict:
@@ -82,32 +96,42 @@ def _os_counts(cfg: NPUConfig, M: int, K: int, N: int) -> dict:
 
 
 def gemm_breakdown(cfg: NPUConfig, M: int, K: int, N: int, out_bytes: int = 1,
-                   a_on_chip: bool = False, out_on_chip: bool = False, sp_lo: int = 0) -> dict:
+                   a_on_chip: bool = False, out_on_chip: bool = False, sp_lo: int = 0,
+                   passes: int | None = None) -> dict:
     """A GEMM layer's DRAM bytes by part (:data:`PARTS`, and ``"total"``), as the
     analytical mode counts them: ``inputs``, ``weights``, ``outputs`` once (an input read
     on chip, an output kept on chip, count nothing: ``a_on_chip``, ``out_on_chip`` and
     ``sp_lo`` as in ``analytical.Chained``); ``instructions``: every instruction fetched
     (16 bytes each); the re-reads of weights (once per M-block when they do not stay
     resident) and of inputs (once per N-tile when they do not); ``partial_sums``: int32
-    partial sums written and read back (none in these schedules)."""
+    partial sums written and read back between ``passes`` passes over K (weight-stationary,
+    A from DRAM; default: as many as the compiler takes, ``compiler.k_passes``)."""
     if min(M, K, N) < 1:
         raise ValueError(f"GEMM sizes must be >= 1, got M={M}, K={K}, N={N}")
     if out_bytes not in (1, 4):
         raise ValueError(f"out_bytes must be 1 (int8) or 4 (raw int32), not {out_bytes}")
+    if passes is None:
+        on_chip = a_on_chip or out_on_chip or sp_lo
+        passes = 1 if on_chip else k_passes(cfg, M, K, N, out_bytes)
+    if passes != 1 and (cfg.dataflow != "ws" or a_on_chip or out_on_chip or sp_lo):
+        raise ValueError("passes over K are for weight-stationary GEMMs reading A from DRAM")
     if cfg.dataflow == "os":
         if a_on_chip or out_on_chip or sp_lo:
             raise ValueError("on-chip chains are weight-stationary")
         counts = _os_counts(cfg, M, K, N)
+    elif passes > 1:
+        counts = _ws_pass_counts(cfg, M, K, N, passes)
     else:
         counts = _ws_counts(cfg, M, K, N, a_on_chip, sp_lo)
-    from .analytical import LAYER_INSNS      # the layer's CONFIG and HALT, counted once
-    layer_insns = LAYER_INSNS if out_bytes == 1 else LAYER_INSNS - 1
+    # once a pass: its HALT (or the SYNC before the next pass); the int8 output's CONFIG
+    layer_insns = passes + (out_bytes == 1)
     inputs = 0 if a_on_chip else M * K
     parts = {"inputs": inputs, "weights": K * N,
              "outputs": 0 if out_on_chip else M * N * out_bytes,
              "instructions": isa.INSN_BYTES * (counts["insns"] + layer_insns),
              "weight_rereads": counts["w_bytes"] - K * N,
-             "input_rereads": counts["a_bytes"] - inputs, "partial_sums": 0}
+             "input_rereads": counts["a_bytes"] - inputs,
+             "partial_sums": 8 * M * N * (passes - 1)}
     return {**parts, "total": sum(parts.values())}
 
 

@@ -68,6 +68,14 @@ def regression_layers(cfg: NPUConfig, seed: int) -> list:
             name="depthwise_s2_to_1x1_on_chip",
             requants=(Requant(scale=0.01, zero_point=-3, activation="relu6"), None),
             on_chip=True))
+        # A GEMM in passes over K where that pays (two at 4x4 with 1024 lines: int32
+        # partial sums stored raw and LOAD_ACC'd back), and accumulate-into-bias over
+        # three M-blocks with A and weights resident (a tile's first step loads nothing:
+        # its COMPUTE waits for the LOAD_ACC's token).
+        layers.append(compile_gemm(cfg, i8(16, 272), i8(272, 6), name="gemm_16x272x6_k_passes",
+                                   requant=Requant(scale=rng.uniform(2e-4, 1e-3, 6))))
+        layers.append(compile_gemm(cfg, i8(140, 8), i8(8, 8), name="gemm_140x8x8_bias_resident",
+                                   acc_bias=rng.integers(-(1 << 20), 1 << 20, 8)))
     return layers
 
 
