@@ -17,7 +17,7 @@ POWER_SIZE ?= 4x4
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep bench-model model-accuracy fmax fuzz formal coverage requant-add test test-fast bench bench-harness rtl-bus512 harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep dram-breakdown bench-model model-accuracy fmax fuzz formal coverage requant-add test test-fast bench bench-harness rtl-bus512 harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
 
 all: help
 
@@ -43,6 +43,7 @@ help:
 	@echo "make gate-power  gate-level power (Yosys + Icarus + OpenSTA, 180 nm) vs the energy model (POWER_SIZE)"
 	@echo "make sweep    design-space sweep (sizes x dataflow x workload): build/sweep/sweep.csv + charts"
 	@echo "make fmax     ECP5 (LFE5U-85F) place-and-route fmax per array size (FMAX_SIZES): build/fmax.json"
+	@echo "make dram-breakdown  the BERT block's and 256^3..2048^3 GEMMs' DRAM bytes by part at the default 16x16 WS core, with the I/O lower bound"
 	@echo "make scalesim SCALE-Sim 3.0.0 vs our compatible model on WORKLOAD for ROWS x COLS"
 	@echo "make verilog  generate Verilog for ROWS/COLS/DATAFLOW into build/ (array; verilog-core: whole core)"
 	@echo "make waves    run the sim with an FST waveform dump and say where it is"
@@ -178,6 +179,9 @@ gate-power: bootstrap
 
 sweep: bootstrap
 	$(PY) scripts/sweep.py $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+
+dram-breakdown: bootstrap
+	$(PY) -m scripts.dram_breakdown
 
 fmax: bootstrap
 	$(PY) scripts/fmax.py --sizes $(FMAX_SIZES)
