@@ -96,8 +96,9 @@ def test_whole_graph_on_rtl(sim, net):
     the depthwise output kept in the scratchpad, STORE ``to_sp``; an MLP's three matrix
     products one chain).  The average pool is
     quantized as QDQ, whose pools keep their input's scale: a 3x3 window is then provably
-    exact against onnxruntime's float kernel (:func:`~sim_models.onnx_frontend.lower.avgpool_npu_exact`)
-    and runs on the NPU by default."""
+    exact against onnxruntime's float kernel
+    (:func:`~sim_models.onnx_frontend.lower.avgpool_npu_exact`) and runs on the NPU by
+    default."""
     fm, shape = _NETS[net]()
     fmt = "qdq" if net == "avgpool" else "qoperator"
     qm = zoo.quantize(fm, zoo.calibration(shape, 4), fmt, "int8", True)

@@ -41,7 +41,9 @@ from .host_ops import (avgpool_is_global, dequantize_linear, gap_scale, pool_out
                        quantize_linear, requantize_ort)
 from .wholegraph import Placement, link_slices
 
-__all__ = ["NPU_REQUANT", "lower_conv", "conv_pair_reason", "lower_conv_pair", "lower_dense_matmul", "lower_gemm_chain", "lower_matmul", "Lowered", "maxpool_host_reason",
+__all__ = ["NPU_REQUANT", "lower_conv", "conv_pair_reason", "lower_conv_pair",
+           "lower_dense_matmul", "lower_gemm_chain", "lower_matmul", "Lowered",
+           "maxpool_host_reason",
            "lower_maxpool", "flat_matmul_linkable", "lower_flat_matmul", "gap_host_reason",
            "lower_gap", "concat_rescale", "concat_host_reason", "lower_concat", "op_add_grid",
            "add_host_reason", "lower_add", "avgpool_host_reason", "lower_avgpool",
