@@ -279,7 +279,7 @@ _LOWER = {"maxpool": lower_maxpool, "gap": lower_gap, "avgpool": lower_avgpool,
 
 def _npu_kind(graph, cfg, op, xs) -> bool:
     """Whether ``op`` (inputs ``xs``: values, or stand-ins of the right shape) runs as one
-    NPU layer that a whole-graph program can hold; a matmul only behind a Flatten."""
+    NPU layer that a whole-graph program can hold (matmuls: :meth:`_Group.admit`)."""
     if op.kind == "conv":
         return op.attrs["scale"] is not None
     return op.kind in _HOST_REASON and _HOST_REASON[op.kind](cfg, op, xs) is None
@@ -320,7 +320,11 @@ class _Group:
     joins when it can run on the NPU in such a program and each input is either a value
     the host already has (written into the op's image) or the output of a member whose
     stores can be routed into the op's input buffer.  A Flatten(axis=1) of a member's
-    4-D output joins when every use of it is a matmul that reads it in place."""
+    4-D output joins when every use of it is a matmul that reads it in place; a matmul
+    joins behind such a Flatten or on a 2-D A (a host value or a member matmul's output)
+    when :func:`~.lower.flat_matmul_linkable` (int8 out, constant B without the K split).
+    With ``chain``, :func:`_run_linked` compiles the chains of :func:`_chains` as one
+    layer each."""
 
     def __init__(self, graph, cfg, users, chain=True):
         self.graph, self.cfg, self.users, self.chain = graph, cfg, users, chain
