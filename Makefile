@@ -36,7 +36,7 @@ help:
 	@echo "make run      MODEL=m.onnx [INPUT=x.npy] [SIM=functional|model|verilator|icarus]: one inference vs onnxruntime"
 	@echo "make onnx-networks  ResNet-18 and MobileNetV2 (224x224, seeded weights) through make run (functional, long)"
 	@echo "make onnx-chains  DRAM bytes of the zoo's whole-graph programs with/without on-chip chains (exact model; CORES=, NETS=): build/onnx_chains.json"
-	@echo "make model-accuracy  analytical vs exact cycles, every layer at the sweep's sizes and balanced memories (exact model up to MODEL_CAP=2e5 cycles, RTL harness above up to MAX_CYCLES=2e7; cached in build/model_accuracy/; SIZES=, WORKLOADS=, DATAFLOWS=; BACKEND=model|verilator forces one)"
+	@echo "make model-accuracy  analytical vs exact cycles, every layer at the sweep's sizes and balanced memories (those of make sweep's point cache, missing points evaluated first: about 7 min; exact model up to MODEL_CAP=2e5 cycles, RTL harness above up to MAX_CYCLES=2e7; cached in build/model_accuracy/; SIZES=, WORKLOADS=, DATAFLOWS=; BACKEND=model|verilator forces one)"
 	@echo "make bench-model  speed of the analytical (ResNet-50 on 32x32 < 1 s) and cycle-exact models"
 	@echo "make area     Yosys area per array size (AREA_SIZES) on the OSU 180 nm liberty: build/area.json"
 	@echo "make activity RTL switching activity per operand profile -> MAC-energy factors: build/activity.json"
