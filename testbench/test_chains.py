@@ -114,3 +114,21 @@ def test_linking_through_dram_refuses_on_chip_stores():
     chained = compile_gemm_chain(CORE, a, [b, b], [Requant(scale=0.01)] * 2, on_chip=True)
     with pytest.raises(ValueError, match="to_sp"):
         link_slices(CORE, [chained, compile_gemm(CORE, a, b, Requant(scale=0.01))], [8, 8])
+
+
+def test_linking_moves_only_output_stores_of_a_k_split_gemm():
+    """A GEMM compiled in passes over K STOREs raw partial sums to its own scratch buffer
+    and LOAD_ACCs them back: the linkers relocate those STOREs with the layer's image and
+    move only its output STOREs to their slice (routing the partial sums as output gave
+    wrong slices)."""
+    from sim_models.compiler import compile_gemm
+    from sim_models.onnx_frontend.wholegraph import link_slices
+    cfg = NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=1024, acc_lines=128)
+    rng = np.random.default_rng(7)
+    a = rng.integers(-128, 128, (40, 300))
+    layers = [compile_gemm(cfg, a, rng.integers(-128, 128, (300, 6)), Requant(scale=0.0005),
+                           name=f"g{k}") for k in range(2)]
+    assert all(layer.meta["passes"] > 1 for layer in layers)
+    linked = link_slices(cfg, layers, [6, 6])
+    _, out = linked.run_functional()
+    assert np.array_equal(out, np.concatenate([l.expected for l in layers], axis=1))

@@ -75,6 +75,17 @@ def _to_dram(i) -> bool:
     return "dram_addr" in i and not (i["op"] == Opcode.STORE and i["to_sp"])
 
 
+def _out_store(i, layer) -> bool:
+    """Whether decoded instruction ``i`` is one of ``layer``'s output STOREs: a DRAM STORE
+    into its output buffer.  Other DRAM STOREs (a K-split GEMM's raw partial sums, which
+    a later pass of the same layer LOAD_ACCs back) are the layer's own scratch and are only
+    relocated, like its LOADs."""
+    if i["op"] != Opcode.STORE or not _to_dram(i):
+        return False
+    size = int(np.prod(layer.out_shape)) * (1 if layer.out_dtype == "int8" else 4)
+    return layer.out_addr <= i["dram_addr"] < layer.out_addr + size
+
+
 def _encode(d):
     return isa.encode(d["op"], **{k: v for k, v in d.items() if k != "op"})
 
@@ -146,7 +157,7 @@ def _redirect_stores(ins, layer, out_geom, dsts, keep_base=None):
     N = layer.meta["N"]
     out = []
     for i in ins:
-        if i["op"] != Opcode.STORE or not _to_dram(i):
+        if not _out_store(i, layer):
             out.append(i)
             continue
         n0 = (i["dram_addr"] - layer.out_addr) % N
@@ -204,7 +215,7 @@ def link_graph(cfg, layers, routes, out_geoms, keep, name="graph") -> Layer:
     for k, layer in enumerate(layers):
         ins = [i for i in _words(layer.program) if i["op"] != Opcode.HALT]
         for i in ins:
-            if _to_dram(i) and i["op"] != Opcode.STORE:
+            if _to_dram(i) and not _out_store(i, layer):
                 i["dram_addr"] += offsets[k]
         if routes[k]:
             ins = _redirect_stores(ins, layer, out_geoms[k],
@@ -212,7 +223,7 @@ def link_graph(cfg, layers, routes, out_geoms, keep, name="graph") -> Layer:
                                    offsets[k] if keep[k] else None)
         else:
             for i in ins:
-                if i["op"] == Opcode.STORE and _to_dram(i):
+                if _out_store(i, layer):
                     i["dram_addr"] += offsets[k]
         starts.append(len(program) + (1 if k else 0))
         prev_left = _join(program, ins, k, prev_left)
@@ -246,7 +257,7 @@ def link_slices(cfg, layers, widths, name="concat") -> Layer:
             if i["op"] == Opcode.STORE and not _to_dram(i):
                 raise ValueError(f"{layer.name}: a slice storing to the scratchpad (STORE "
                                  f"to_sp) cannot be moved to its slice")
-            if i["op"] == Opcode.STORE:
+            if _out_store(i, layer):
                 m0, n0 = divmod(i["dram_addr"] - layer.out_addr, width)
                 i["dram_addr"], i["dram_stride"] = out_addr + m0 * total + col + n0, total
             elif "dram_addr" in i:
