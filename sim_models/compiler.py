@@ -508,13 +508,14 @@ def _weight_step(prog, w_line, kt, nt, w_addr, N, pop, load_a, load_w,
     return int(load_a or load_w), int(load_a and not load_w)
 
 
-def _weight_layout(cfg, prog, top, slots, R, w_lines, live_of, params, N):
+def _weight_layout(cfg, prog, slots, R, w_lines, live_of, params, N):
     """The WS schedules' common set-up: ``slots`` streamed-weight slots of ``R`` lines and,
-    below them, one home per resident weight tile, all ending at line ``top`` (weights at
+    below them, one home per resident weight tile, all ending at the scratchpad's top (weights at
     the top of the scratchpad, activations from the bottom: with two banks they stream from
     different banks whenever the activations fit the lower half); two accumulator slots, one
     bank each; a per-tensor CONFIG emitted once.  Returns ``(w_slot, w_home, acc_slot,
     per_lane)``."""
+    top = cfg.sp_lines
     w_slot = [top - (slots - s) * R for s in range(slots)]
     w_home, line = {}, top - w_lines          # resident weights: one home per tile
     for ni, live in enumerate(live_of):
@@ -541,10 +542,8 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     (:func:`_emit_store`).  ``acc_in = (addr, row_bytes)``: each tile's accumulator block
     starts from int32 rows in DRAM (row ``m``, column ``n`` at ``addr + m * row_bytes +
     4 * n``; ``row_bytes`` 0 repeats one bias row), LOAD_ACC'd in its first step
-    (:func:`_weight_step`) after a SYNC from the third tile on (the block's slot was last
-    read by the STORE two tiles back, which no token orders the load unit after)."""
+    (:func:`_weight_step`) after :func:`_sync_acc_slot`."""
     R, C = cfg.rows, cfg.cols
-    sp_lines = cfg.sp_lines
     on_chip = isinstance(a_src, _OnChipA)
     k_tiles, n_tiles, live_of = _ws_tiles(a_src, R, N, C, b_dense)
     w_lines = sum(kt for live in live_of for _, _, kt in live)
@@ -553,8 +552,8 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines, sp_lo, on_chip)
     Mb, resident = plan.Mb, plan.a_resident
     slots = plan.slots
-    w_slot, w_home, acc_slot, per_lane = _weight_layout(cfg, prog, sp_lines, slots, R, w_lines,
-                                                       live_of, params, N)
+    w_slot, w_home, acc_slot, per_lane = _weight_layout(cfg, prog, slots, R, w_lines, live_of,
+                                                       params, N)
 
     step = tile = load_steps = 0
     for m0 in range(0, M, Mb):
@@ -569,8 +568,7 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
             for j, (ki, k0, kt) in enumerate(live_of[ni]):
                 acc_load = None
                 if j == 0 and acc_in is not None:
-                    if tile >= 2:
-                        prog.emit(Opcode.SYNC)
+                    _sync_acc_slot(prog, tile)
                     addr, row_bytes = acc_in
                     acc_load = dict(acc_addr=slot, nrows=mb, ncols=nt, dram_stride=row_bytes,
                                     dram_addr=addr + m0 * row_bytes + 4 * n0)
@@ -704,8 +702,8 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
     band = (plan.ob + KH - 1) * Wp
     chunk_base = {c0: sp_lo + i * band for i, c0 in enumerate(range(0, Cin, R))}
     slots = plan.slots
-    w_slot, w_home, acc_slot, per_lane = _weight_layout(cfg, prog, cfg.sp_lines, slots, R,
-                                                       w_lines, live_of, params, N)
+    w_slot, w_home, acc_slot, per_lane = _weight_layout(cfg, prog, slots, R, w_lines, live_of,
+                                                       params, N)
     step = tile = load_steps = 0
     for y0 in range(0, Ho, plan.ob):
         rows = min(plan.ob, Ho - y0)
@@ -755,12 +753,18 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
             "on_chip_im2col": True, "band_regions": plan.regions, "slots": plan.slots}
 
 
-def _load_acc_bias(prog, tile, slot, nrows, ncols, addr):
-    """Accumulate into bias: LOAD_ACC the bias row into every line of the block (stride 0).
-    The slot was last read by the store two tiles ago, which only a SYNC orders the load
-    unit after."""
+def _sync_acc_slot(prog, tile):
+    """Before a LOAD_ACC into tile ``tile``'s accumulator slot: the slot was last read by
+    the STORE two tiles back, which no token orders the load unit after; a SYNC does (none
+    for the first two tiles)."""
     if tile >= 2:
         prog.emit(Opcode.SYNC)
+
+
+def _load_acc_bias(prog, tile, slot, nrows, ncols, addr):
+    """Accumulate into bias: LOAD_ACC the bias row into every line of the block (stride 0),
+    after :func:`_sync_acc_slot`."""
+    _sync_acc_slot(prog, tile)
     prog.emit(Opcode.LOAD_ACC, acc_addr=slot, nrows=nrows, ncols=ncols, dram_addr=addr,
               dram_stride=0)
 
