@@ -246,9 +246,7 @@ def lower_conv_pair(cfg: NPUConfig, op1, x, w1, b1, op2, w2, b2) -> Lowered | No
         return None
     if not layer.meta["on_chip"]:
         return None
-    if bytes(layer.dram[:s1.img.size]) != s1.img.astype(np.int8).tobytes():
-        raise OnnxImportError(f"node {op1.name!r}: its input is not where the layer before "
-                              f"can write it in place")
+    _require_in_place(layer, s1.img, op1.name, "input")
     layer.meta["batch"] = s1.batch
     low = _conv_lowered(s2, layer)
     low.places = [s1.place]
@@ -312,6 +310,15 @@ def lower_matmul(cfg: NPUConfig, op, a_val, b_val, bias) -> Lowered:
     return Lowered(layers, assemble, posts[0] is not None)
 
 
+def _require_in_place(layer, operand, node: str, what: str) -> None:
+    """Refuse ``layer`` unless its image begins with ``operand`` as int8 (where the layer
+    before writes it in the whole-graph program)."""
+    data = np.asarray(operand, np.int64).astype(np.int8).tobytes()
+    if bytes(layer.dram[:len(data)]) != data:
+        raise OnnxImportError(f"node {node!r}: its {what} is not where the layer before can "
+                              f"write it in place")
+
+
 def _rows_place(M: int, K: int) -> Placement:
     """The placement of a 2-D (M x K) int8 matrix stored row-major at address 0 (one image
     row of M pixels of K channels)."""
@@ -324,11 +331,11 @@ def lower_dense_matmul(cfg: NPUConfig, op, a, b_val, bias) -> Lowered:
     pixels (:func:`.wholegraph.link_graph`)."""
     low = lower_matmul(cfg, op, a, b_val, bias)
     layer = low.layers[0]
-    M, K = np.shape(a)
-    if np.ndim(a) != 2 or len(low.layers) != 1 or layer.meta["K"] != K or \
-            bytes(layer.dram[:M * K]) != np.asarray(a, np.int64).astype(np.int8).tobytes():
+    if np.ndim(a) != 2 or len(low.layers) != 1 or layer.meta["K"] != np.shape(a)[1]:
         raise OnnxImportError(f"node {op.name!r}: its A operand is not where the layer before "
                               f"can write it in place")
+    _require_in_place(layer, a, op.name, "A operand")
+    M, K = np.shape(a)
     low.places = [_rows_place(M, K)]
     low.out_geom = (1, M, layer.meta["N"], 1)
     return low
@@ -360,10 +367,8 @@ def lower_gemm_chain(cfg: NPUConfig, ops, a, bs, biases) -> Lowered | None:
         return None
     if not layer.meta["on_chip"]:
         return None
+    _require_in_place(layer, a, ops[0].name, "A operand")
     M, K = np.shape(a)
-    if bytes(layer.dram[:M * K]) != np.asarray(a, np.int64).astype(np.int8).tobytes():
-        raise OnnxImportError(f"node {ops[0].name!r}: its A operand is not where the layer "
-                              f"before can write it in place")
     N = layer.meta["N"]
     return Lowered([layer], lambda outs: outs[0].reshape(M, N), False, [_rows_place(M, K)],
                    (1, M, N, 1))
