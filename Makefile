@@ -17,7 +17,7 @@ POWER_SIZE ?= 4x4
 WORKLOAD ?= resnet50
 GEMM     ?= 64 64 64
 
-.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep dram-breakdown bench-model model-accuracy fmax fuzz formal coverage requant-add test test-fast bench bench-harness rtl-bus512 harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
+.PHONY: all bootstrap sim sim-array area activity gate-power scalesim sweep sweep-readme dram-breakdown bench-model model-accuracy fmax fuzz formal coverage requant-add test test-fast bench bench-harness rtl-bus512 harness verilog verilog-core isa-doc regmap-doc waves clean distclean help
 
 all: help
 
@@ -42,6 +42,7 @@ help:
 	@echo "make activity RTL switching activity per operand profile -> MAC-energy factors: build/activity.json"
 	@echo "make gate-power  gate-level power (Yosys + Icarus + OpenSTA, 180 nm) vs the energy model (POWER_SIZE)"
 	@echo "make sweep    design-space sweep (sizes x dataflow x workload): build/sweep/sweep.csv + charts"
+	@echo "make sweep-readme  rewrite README's sweep tables from build/sweep/sweep.csv"
 	@echo "make fmax     ECP5 (LFE5U-85F) place-and-route fmax per array size (FMAX_SIZES): build/fmax.json"
 	@echo "make dram-breakdown  the BERT block's and 256^3..2048^3 GEMMs' DRAM bytes by part at the default 16x16 WS core, with the I/O lower bound"
 	@echo "make scalesim SCALE-Sim 3.0.0 vs our compatible model on WORKLOAD for ROWS x COLS"
@@ -179,6 +180,12 @@ gate-power: bootstrap
 
 sweep: bootstrap
 	$(PY) scripts/sweep.py $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+	$(PY) -m scripts.sweep_report
+
+# README's sweep tables (the blocks between its sweep: marker comments) from the last
+# make sweep's build/sweep/sweep.csv.
+sweep-readme: bootstrap
+	$(PY) -m scripts.sweep_report --readme README.md
 
 dram-breakdown: bootstrap
 	$(PY) -m scripts.dram_breakdown
