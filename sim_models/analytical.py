@@ -24,7 +24,7 @@ from hdl.config import NPUConfig
 from .compiler import (BandPlan, LayerError, band_k_tiles, band_plan, chain_on_chip,
                        chain_regions, conv_k_tiles, conv_tile_channels_meet,
                        im2col_input_pays, im2col_row_bytes, k_pass_ranges, k_passes, os_chunk,
-                       ws_plan)
+                       weight_loads, ws_plan)
 from .energy import Events
 from .workloads import Layer, WorkloadError
 
@@ -504,6 +504,15 @@ def _w_homes(cfg: NPUConfig, lives, k_tiles) -> dict:
     return homes
 
 
+def _weight_rows(plan, tiles_of) -> list[list[int]]:
+    """Per N-tile, the rows each step's weight LOAD reads (``compiler.weight_loads``):
+    resident weights come in runs of consecutive K-tiles, one LOAD each; streamed weights
+    one tile a LOAD."""
+    if plan.w_resident:
+        return [weight_loads(tiles) for tiles in tiles_of]
+    return [[kt for _, kt in tiles] for tiles in tiles_of]
+
+
 def _fetch_beats(cfg: NPUConfig) -> int:
     """Read-bus beats of one instruction's fetch (``isa.INSN_BYTES`` on the bus)."""
     return -(-isa.INSN_BYTES // cfg.bus_bytes)
@@ -608,6 +617,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                    chain.a_on_chip)
     Mb, resident = plan.Mb, plan.a_resident
     homes = _w_homes(cfg, lives, k_tiles)
+    w_rows = _weight_rows(plan, [[(k_first[ki], k_tiles[ki]) for ki in live] for live in lives])
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
     row_bits = R * C * (cfg.input_width + cfg.acc_width)
 
@@ -630,11 +640,12 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                 not chain.a_on_chip
             loaded.add(ki)
             w_cyc = a_load = 0
-            if load_w:                                    # one LOAD of weights
-                w_cyc = round(kt * _mean_row_beats(nt, N, (w_k0 + k_first[ki]) * N + n0,
+            wr = w_rows[ni][j]
+            if load_w and wr:                             # one LOAD of weights
+                w_cyc = round(wr * _mean_row_beats(nt, N, (w_k0 + k_first[ki]) * N + n0,
                                                    B)) + LOAD_LATENCY
-                ev.dram_bytes += kt * nt + isa.INSN_BYTES
-                ev.sp_write_bytes += kt * sp_w
+                ev.dram_bytes += wr * nt + isa.INSN_BYTES
+                ev.sp_write_bytes += wr * sp_w
             acc_cyc = 0
             if acc_in and j == 0:                         # the tile's partial sums
                 acc_cyc = round(mb * _mean_row_beats(4 * nt, 4 * N, 4 * n0, B)) + \
@@ -654,7 +665,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                 cfg.sp_lines - (plan.slots - slot) * R
             clash = not on_chip and _bank_clash(cfg, a_line, mb, w_line)
             last = j == len(lives[ni]) - 1
-            rows = (mb if a_load else 0) + (kt if w_cyc else 0) + (mb if acc_cyc else 0)
+            rows = (mb if a_load else 0) + (wr if w_cyc else 0) + (mb if acc_cyc else 0)
             insns = _step_insns(a_load, w_cyc) + last + (acc_cyc > 0) * (1 + synced)
             steps.append(_ws_step(counts, a_load, w_cyc, kt, mb, j == 0, last, clash,
                                   _step_fetch(cfg, insns, rows), acc_cyc))
@@ -749,6 +760,9 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int, chain=None):
     if plan is None:
         return None
     homes = _w_homes(cfg, lives, [kt for *_, kt in tiles])
+    w_rows = _weight_rows(plan, [[((tiles[ki][0] * layer.kw + tiles[ki][1]) * cin
+                                   + tiles[ki][2], tiles[ki][3]) for ki in live]
+                                 for live in lives])
     band_lines = (plan.ob + layer.kh - 1) * wp        # one channel chunk's region
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
     row_bits = R * C * (cfg.input_width + cfg.acc_width)
@@ -765,12 +779,13 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int, chain=None):
             for j, ki in enumerate(lives[ni]):
                 ky, kx, c0, kt = tiles[ki]
                 w_cyc = a_load = 0
-                if load_w:
+                wr = w_rows[ni][j]
+                if load_w and wr:
                     k0 = (ky * layer.kw + kx) * cin + c0      # the weight rows' K index
-                    w_cyc = round(kt * _mean_row_beats(nt, layer.n, k0 * layer.n + n0, B)) + \
+                    w_cyc = round(wr * _mean_row_beats(nt, layer.n, k0 * layer.n + n0, B)) + \
                         LOAD_LATENCY
-                    ev.dram_bytes += kt * nt + isa.INSN_BYTES
-                    ev.sp_write_bytes += kt * sp_w
+                    ev.dram_bytes += wr * nt + isa.INSN_BYTES
+                    ev.sp_write_bytes += wr * sp_w
                 if c0 not in loaded:
                     loaded.add(c0)
                     band = (rows + layer.kh - 1) * wp
@@ -785,7 +800,7 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int, chain=None):
                 w_line = homes[ni, ki] if plan.w_resident else \
                     cfg.sp_lines - (plan.slots - slot) * R
                 last = j == len(lives[ni]) - 1
-                read = (band if a_load else 0) + (kt if w_cyc else 0)   # the LOADs' rows
+                read = (band if a_load else 0) + (wr if w_cyc else 0)   # the LOADs' rows
                 steps.append(_ws_step(counts, a_load, w_cyc, kt, lines, j == 0, last,
                                       _bank_clash(cfg, a_line, lines, w_line),
                                       _step_fetch(cfg, _step_insns(a_load, w_cyc) +

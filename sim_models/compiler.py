@@ -19,7 +19,7 @@ fit the scratchpad, operands double-buffered the same way.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,7 +39,7 @@ __all__ = ["LayerError", "Requant", "RequantParams", "ROUNDINGS", "Layer", "comp
            "leftover_tokens", "take_tokens",
            "conv2d_reference", "WsPlan", "ws_plan", "os_chunk", "conv_k_tiles",
            "im2col_input_pays", "im2col_row_bytes",
-           "conv_tile_channels_meet"]
+           "conv_tile_channels_meet", "weight_loads", "W_LOAD_TILES", "tile_weight_rows"]
 
 ALIGN = 64
 
@@ -396,12 +396,16 @@ class WsPlan:
     tokens have seen finish), else 1 and a SYNC before each block's loads.  ``slots``: the
     load steps' double (or, with streamed weights where room allows, triple) buffers: a
     load step's LOADs wait for the COMPUTE ``slots`` load steps back, so with three the
-    weight LOAD of a step runs under the PRELOAD and COMPUTE of the two before it."""
+    weight LOAD of a step runs under the PRELOAD and COMPUTE of the two before it.
+    ``w_batch`` (streamed weights, A resident or on chip): weight tiles a slot holds, up to
+    :data:`W_LOAD_TILES` where the scratchpad has the room; an N-tile whose steps load no A
+    then LOADs that many consecutive K-tiles into a slot at once (:func:`weight_loads`)."""
     Mb: int
     a_resident: bool
     w_resident: bool
     a_regions: int = 1
     slots: int = 2
+    w_batch: int = 1
 
     def dram_bytes(self, M: int, a_bytes: int, a_stream_bytes: int, w_bytes: int) -> int:
         """Operand bytes this plan reads: A once (``a_bytes``) when resident, else once per
@@ -439,7 +443,8 @@ def ws_plan(cfg: NPUConfig, M: int, Kt: int, a_bytes: int, a_stream_bytes: int,
             plans.append(WsPlan(m_max, True, False, 1, 3 if sp_lines >= 3 * R else 2))
         if not plans:
             raise LayerError(f"{sp_lines} scratchpad lines hold no weight slots")
-        return min(plans, key=lambda p: p.dram_bytes(M, 0, 0, w_bytes))
+        return _with_w_batch(min(plans, key=lambda p: p.dram_bytes(M, 0, 0, w_bytes)),
+                             sp_lines, R, 0)
     for w_res in (True, False):
         for a_res in (True, False):
             if a_res and Kt < 2:
@@ -456,7 +461,18 @@ def ws_plan(cfg: NPUConfig, M: int, Kt: int, a_bytes: int, a_stream_bytes: int,
     if not plans:
         raise LayerError(f"scratchpad of {sp_lines} lines is too small")
     big = [p for p in plans if p.Mb >= min(m_max, 2 * R)] or plans
-    return min(big, key=lambda p: (p.dram_bytes(M, a_bytes, a_stream_bytes, w_bytes), -p.Mb))
+    best = min(big, key=lambda p: (p.dram_bytes(M, a_bytes, a_stream_bytes, w_bytes), -p.Mb))
+    return _with_w_batch(best, sp_lines, R, best.a_regions * Kt * best.Mb)
+
+
+def _with_w_batch(plan: WsPlan, sp_lines: int, R: int, a_lines: int) -> WsPlan:
+    """``plan`` with its streamed-weight slots as many tiles deep (``w_batch``) as the
+    ``sp_lines - a_lines`` lines A leaves allow, at most :data:`W_LOAD_TILES`; 1 for
+    resident weights or streamed A."""
+    if plan.w_resident or not plan.a_resident:
+        return plan
+    batch = max(1, min(W_LOAD_TILES, (sp_lines - a_lines) // (plan.slots * R)))
+    return replace(plan, w_batch=batch)
 
 
 def os_chunk(cfg: NPUConfig, K: int) -> int:
@@ -482,8 +498,46 @@ def _ws_tiles(a_src, R, N, C, b_dense):
     return k_tiles, n_tiles, live
 
 
+#: Resident weights: one LOAD brings up to this many consecutive K-tiles of an N-tile (their
+#: rows are contiguous in B and their homes consecutive lines), so a tile costs a PRELOAD
+#: and a COMPUTE, not also a LOAD, of instruction fetch.
+W_LOAD_TILES = 8
+
+
+def weight_loads(tiles, batch: int | None = None) -> list[int]:
+    """Rows each of an N-tile's resident weight tiles ``tiles`` (``(k0, kt)`` in step order)
+    LOADs: the first of a run of at most ``batch`` (:data:`W_LOAD_TILES`) tiles whose rows
+    follow each other (``k0`` of one is ``k0 + kt`` of the one before) loads the whole run,
+    the others 0."""
+    batch = W_LOAD_TILES if batch is None else batch
+    if batch < 1:
+        raise ValueError(f"weight LOAD batch must be at least 1 tile, not {batch}")
+    rows, start, count = [], None, 0
+    for j, (k0, kt) in enumerate(tiles):
+        joins = start is not None and count < batch and k0 == tiles[j - 1][0] + tiles[j - 1][1]
+        if joins:
+            rows[start] += kt
+            rows.append(0)
+            count += 1
+        else:
+            start, count = j, 1
+            rows.append(kt)
+    return rows
+
+
+def tile_weight_rows(plan, live, a_fresh: bool) -> list[int]:
+    """The rows each step of an N-tile's live K-tiles ``live`` (``(ki, k0, kt)``) LOADs of
+    weights (:func:`weight_loads`): resident weights in runs of :data:`W_LOAD_TILES`;
+    streamed weights in runs of ``plan.w_batch`` when the N-tile loads no A chunk
+    (``a_fresh`` false), one tile a LOAD when it does (its steps stay one A chunk each)."""
+    tiles = [(k0, kt) for _, k0, kt in live]
+    if plan.w_resident:
+        return weight_loads(tiles)
+    return weight_loads(tiles, 1 if a_fresh else plan.w_batch)
+
+
 def _weight_step(prog, w_line, kt, nt, w_addr, N, pop, load_a, load_w,
-                 acc_load=None) -> tuple[int, int]:
+                 acc_load=None, w_rows=None) -> tuple[int, int]:
     """The weight half of a weight-stationary step (after its A load, if any): the weight
     tile's LOAD from ``w_addr`` (row stride ``N``) unless it is resident and loaded, whose
     token goes to the PRELOAD (popping the slot's token when the A load did not), then the
@@ -496,9 +550,12 @@ def _weight_step(prog, w_line, kt, nt, w_addr, N, pop, load_a, load_w,
     fields of a LOAD_ACC emitted after the step's loads, pushing a token the COMPUTE takes;
     the PRELOAD takes the step's own load token, if any.  The load unit finishes in order,
     so the COMPUTE's token says every load before it, the LOAD_ACC too, is done (a COMPUTE
-    of a step that loads nothing would otherwise race the LOAD_ACC)."""
+    of a step that loads nothing would otherwise race the LOAD_ACC).
+
+    ``w_rows``: the weight LOAD's rows when it brings the following tiles' too
+    (:func:`weight_loads`); ``kt`` when omitted."""
     if load_w:
-        prog.emit(Opcode.LOAD, sp_addr=w_line, nrows=kt, ncols=nt, dram_addr=w_addr,
+        prog.emit(Opcode.LOAD, sp_addr=w_line, nrows=w_rows or kt, ncols=nt, dram_addr=w_addr,
                   dram_stride=N, pop_next=int(pop and not load_a), push_next=1)
     if acc_load is not None:
         prog.emit(Opcode.LOAD_ACC, **acc_load, push_next=1)
@@ -552,8 +609,8 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     plan = ws_plan(cfg, M, len(k_tiles), M * K, a_stream, w_bytes, w_lines, sp_lo, on_chip)
     Mb, resident = plan.Mb, plan.a_resident
     slots = plan.slots
-    w_slot, w_home, acc_slot, per_lane = _weight_layout(cfg, prog, slots, R, w_lines, live_of,
-                                                       params, N)
+    w_slot, w_home, acc_slot, per_lane = _weight_layout(cfg, prog, slots, R * plan.w_batch,
+                                                       w_lines, live_of, params, N)
 
     step = tile = load_steps = 0
     for m0 in range(0, M, Mb):
@@ -565,6 +622,9 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
             prog.emit(Opcode.SYNC)
         for ni, (n0, nt) in enumerate(n_tiles):
             slot = acc_slot[tile % 2]
+            a_fresh = not on_chip and any(not resident or ki not in loaded
+                                          for ki, _, _ in live_of[ni])
+            w_rows = tile_weight_rows(plan, live_of[ni], a_fresh)
             for j, (ki, k0, kt) in enumerate(live_of[ni]):
                 acc_load = None
                 if j == 0 and acc_in is not None:
@@ -573,22 +633,29 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
                     acc_load = dict(acc_addr=slot, nrows=mb, ncols=nt, dram_stride=row_bytes,
                                     dram_addr=addr + m0 * row_bytes + 4 * n0)
                 load_a = not (resident and ki in loaded or on_chip)
-                load_w = not plan.w_resident or m0 == 0
+                load_w = w_rows[j] > 0 and (not plan.w_resident or m0 == 0)
                 loaded.add(ki)
                 a_line = a_src.line(m0, ki) if on_chip else \
                     a_base + ki * Mb if resident else sp_lo + (load_steps % slots) * Mb
-                w_line = w_home[ni, ki] if plan.w_resident else w_slot[load_steps % slots]
+                if w_rows[j]:                     # a batch of streamed tiles starts
+                    w_base, w_off = w_slot[load_steps % slots], 0
+                w_line = w_home[ni, ki] if plan.w_resident else w_base + w_off
+                w_off += kt
+                frees = j + 1 == len(w_rows) or w_rows[j + 1] > 0   # the batch's last
                 pop = int(load_steps >= slots)
                 if load_a:
                     a_src.load(prog, a_line, m0, mb, k0, kt,
                                {"pop_next": pop, "push_next": int(not load_w)})
                 fresh, a_pop = _weight_step(prog, w_line, kt, nt, b_addr + k0 * N + n0, N,
-                                            pop, load_a, load_w, acc_load)
+                                            pop, load_a, load_w, acc_load, w_rows[j])
                 load_steps += fresh
+                batch_fresh = fresh if w_rows[j] else batch_fresh
                 last = j == len(live_of[ni]) - 1
                 prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
                           accumulate=int(j > 0 or acc_in is not None),
-                          pop_prev=a_pop, push_prev=fresh, push_next=int(last),
+                          pop_prev=a_pop,
+                          push_prev=fresh if plan.w_resident else int(batch_fresh and frees),
+                          push_next=int(last),
                           pop_next=int(j == 0 and tile >= 2))
                 step += 1
             _emit_store(prog, params, per_lane, slot, m0, mb, n0, nt, N, out_addr, esize,
@@ -704,6 +771,7 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
     slots = plan.slots
     w_slot, w_home, acc_slot, per_lane = _weight_layout(cfg, prog, slots, R, w_lines, live_of,
                                                        params, N)
+    w_rows = [weight_loads([(k0, kt) for _, k0, kt in live]) for live in live_of]
     step = tile = load_steps = 0
     for y0 in range(0, Ho, plan.ob):
         rows = min(plan.ob, Ho - y0)
@@ -717,7 +785,8 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
             for j, (ki, k0, kt) in enumerate(live_of[ni]):
                 ky, kx, c0, _ = tiles[ki]
                 base = region + chunk_base[c0]
-                load_a, load_w = c0 not in loaded, not plan.w_resident or y0 == 0
+                load_a = c0 not in loaded
+                load_w = not plan.w_resident or y0 == 0 and w_rows[ni][j] > 0
                 loaded.add(c0)
                 w_line = w_home[ni, ki] if plan.w_resident else w_slot[load_steps % slots]
                 pop = int(load_steps >= slots)
@@ -726,7 +795,8 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
                               ncols=kt, dram_addr=x_addr + y0 * Wp * Cin + c0,
                               dram_stride=Cin, pop_next=pop, push_next=int(not load_w))
                 fresh, a_pop = _weight_step(prog, w_line, kt, nt, b_addr + k0 * N + n0, N,
-                                            pop, load_a, load_w)
+                                            pop, load_a, load_w,
+                                            w_rows=plan.w_resident and w_rows[ni][j])
                 load_steps += fresh
                 prog.emit(Opcode.COMPUTE, a_addr=base + ky * Wp + kx, acc_addr=slot,
                           nrows=lines, accumulate=int(j > 0), pop_prev=a_pop, push_prev=fresh,

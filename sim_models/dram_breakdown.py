@@ -32,6 +32,7 @@ import math
 from hdl import isa
 from hdl.config import NPUConfig
 
+from . import compiler
 from .compiler import k_pass_ranges, k_passes, os_chunk, ws_plan
 from .workloads import Layer
 
@@ -47,8 +48,8 @@ def _ws_counts(cfg: NPUConfig, M: int, K: int, N: int, a_on_chip: bool, sp_lo: i
     """The WS schedule's instruction counts and operand bytes (``compiler._schedule_ws``):
     per M-block, per N-tile, per K-tile a step (PRELOAD, COMPUTE), the A chunk's LOAD
     unless it is on chip or resident and loaded, the weight tile's LOAD unless resident
-    and loaded; a STORE per tile; a SYNC before each resident block but the first when one
-    region holds them."""
+    and loaded (resident weights: one LOAD per run of ``W_LOAD_TILES`` K-tiles); a STORE per
+    tile; a SYNC before each resident block but the first when one region holds them."""
     R, C = cfg.rows, cfg.cols
     width = C if a_on_chip else R
     kt = -(-K // width)
@@ -63,8 +64,10 @@ def _ws_counts(cfg: NPUConfig, M: int, K: int, N: int, a_on_chip: bool, sp_lo: i
     else:
         a_loads, a_bytes = steps, M * K * nt
     w_reads = 1 if plan.w_resident else blocks
+    # resident weights: one LOAD per run of W_LOAD_TILES K-tiles (compiler.weight_loads)
+    w_loads = nt * (-(-kt // compiler.W_LOAD_TILES) if plan.w_resident else kt * blocks)
     syncs = blocks - 1 if plan.a_resident and plan.a_regions == 1 and not a_on_chip else 0
-    insns = 2 * steps + a_loads + nt * kt * w_reads + blocks * nt + syncs
+    insns = 2 * steps + a_loads + w_loads + blocks * nt + syncs
     return {"insns": insns, "a_bytes": a_bytes, "w_bytes": K * N * w_reads,
             "tiles": blocks * nt}
 

@@ -8,8 +8,8 @@ import pytest
 from hdl import isa
 from hdl.config import NPUConfig
 from hdl.isa import ErrorCode, Opcode
-from sim_models.compiler import (Requant, compile_conv2d, compile_gemm, conv2d_reference,
-                                 im2col)
+from sim_models.compiler import (W_LOAD_TILES, Requant, compile_conv2d, compile_gemm,
+                                 conv2d_reference, im2col, weight_loads)
 from sim_models.isa_sim import FunctionalNPU
 
 from .stimulus import stimulus_seed
@@ -199,6 +199,40 @@ def test_weights_are_loaded_once_per_layer_when_they_fit():
         assert _loaded_bytes(layer, b_addr, b_addr + K * N) == K * N * (1 if resident else blocks)
         assert _loaded_bytes(layer, a_addr, a_addr + M * K) == M * K * \
             (1 if layer.meta["a_resident"] else -(-N // cfg.cols))
+
+
+def test_resident_weight_tiles_come_in_few_large_loads():
+    """Issue 11: resident weights of an N-tile are LOADed W_LOAD_TILES consecutive K-tiles at
+    a time (one LOAD, not one per tile), once per layer, so a tile costs fewer than three
+    instructions (LOAD, PRELOAD, COMPUTE); the result stays bit-exact."""
+    rng = np.random.default_rng(SEED)
+    M, K, N = 40, 96, 8                          # 4x4: 24 K-tiles, 2 N-tiles
+    a, b = rng.integers(-128, 128, (M, K)), rng.integers(-128, 128, (K, N))
+    cfg = NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=1024, acc_lines=32)
+    layer = compile_gemm(cfg, a, b, Requant(scale=0.001))
+    _exact(layer)
+    assert layer.meta["w_resident"] and -(-M // layer.meta["Mb"]) > 1
+    b_addr = (M * K + 63) // 64 * 64
+    w_loads = [i for i in _decoded(layer)
+               if i["op"] == Opcode.LOAD and b_addr <= i["dram_addr"] < b_addr + K * N]
+    k_tiles, n_tiles = K // cfg.rows, N // cfg.cols
+    assert len(w_loads) == n_tiles * -(-k_tiles // W_LOAD_TILES)
+    assert sum(i["nrows"] * i["ncols"] for i in w_loads) == K * N
+    one_block = compile_gemm(cfg, a[:12], b, Requant(scale=0.001))
+    _exact(one_block)
+    assert one_block.meta["w_resident"] and one_block.meta["Mb"] == 12
+    assert len(one_block.program) < 3 * k_tiles * n_tiles
+
+
+def test_weight_loads_join_only_consecutive_rows():
+    """A run ends at the batch or where the next tile's rows do not follow (a skipped
+    all-zero block); a batch below one tile is refused."""
+    tiles = [(0, 4), (4, 4), (8, 4), (16, 4), (20, 2)]
+    assert weight_loads(tiles, 2) == [8, 0, 4, 6, 0]
+    assert weight_loads(tiles, 1) == [4, 4, 4, 4, 2]
+    assert weight_loads(tiles, 8) == [12, 0, 0, 6, 0]
+    with pytest.raises(ValueError, match="at least 1 tile"):
+        weight_loads(tiles, 0)
 
 
 @pytest.mark.parametrize("cin,kernel,stride,padding,depthwise,acc_lines,sp_lines", [
