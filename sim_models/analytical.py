@@ -24,7 +24,7 @@ from hdl.config import NPUConfig
 from .compiler import (BandPlan, LayerError, band_k_tiles, band_plan, chain_on_chip,
                        chain_regions, conv_k_tiles, conv_tile_channels_meet,
                        im2col_input_pays, im2col_row_bytes, k_pass_ranges, k_passes, os_chunk,
-                       weight_loads, ws_plan)
+                       tile_weight_rows, weight_loads, ws_plan)
 from .energy import Events
 from .workloads import Layer, WorkloadError
 
@@ -513,6 +513,18 @@ def _weight_rows(plan, tiles_of) -> list[list[int]]:
     return [[kt for _, kt in tiles] for tiles in tiles_of]
 
 
+def _batch_tail_insns(live, j: int, w_rows, loaded, load_a_of) -> int:
+    """Instructions of the steps after step ``j`` in its weight batch (``w_rows``,
+    ``compiler.tile_weight_rows``) that load nothing: a PRELOAD and a COMPUTE each, and the
+    tile's STORE after its last step; they are fetched while step ``j``'s LOAD reads."""
+    n, end = 0, j + 1
+    while end < len(live) and w_rows[end] == 0:
+        if not load_a_of(live[end], loaded):
+            n += 2 + (end == len(live) - 1)
+        end += 1
+    return n
+
+
 def _fetch_beats(cfg: NPUConfig) -> int:
     """Read-bus beats of one instruction's fetch (``isa.INSN_BYTES`` on the bus)."""
     return -(-isa.INSN_BYTES // cfg.bus_bytes)
@@ -555,14 +567,17 @@ def _step_insns(a_load, w_load) -> int:
 
 
 def _ws_step(counts: _WsCounts, a_load, w_load, kt: int, lines: int, first: bool,
-             last: bool, clash: bool = False, fetch: int = 0, acc_load: int = 0) -> tuple:
+             last: bool, clash: bool = False, fetch: int = 0, acc_load: int = 0,
+             frees: bool | None = None) -> tuple:
     """One WS step's instructions, as the compiler emits them: the A (or band) LOADs
     ``a_load = (cycles, loads)`` if any, the weight LOAD ``w_load`` cycles if any, PRELOAD
     of ``kt`` lines and COMPUTE of ``lines`` lines (``clash``: its activations share a bank
     with the next weights, :func:`_bank_clash`); ``fetch``: cycles of
     instruction fetch its LOADs share the read bus with (:func:`_with_fetch`);
     ``acc_load``: cycles of a LOAD_ACC after its loads (a tile's first step starting from
-    partial sums), whose token the COMPUTE takes."""
+    partial sums), whose token the COMPUTE takes; ``frees``: whether the COMPUTE gives a
+    streamed-weight slot back (a batch's last step, ``compiler.tile_weight_rows``; default:
+    the step loaded something)."""
     fresh = bool(a_load or w_load)
     pop = counts.load_steps >= counts.slots
     insns = []
@@ -576,7 +591,8 @@ def _ws_step(counts: _WsCounts, a_load, w_load, kt: int, lines: int, first: bool
     # (``compiler._weight_step``), so resident weights preload under the A LOAD -- unless
     # a LOAD_ACC follows: then the PRELOAD takes the A's token, the COMPUTE the LOAD_ACC's
     insns.append((_PRELOAD, kt, bool(w_load) or bool(acc_load and a_load), False))
-    insns.append((_COMPUTE, lines, first and counts.tiles >= 2, (fresh, last), clash,
+    insns.append((_COMPUTE, lines, first and counts.tiles >= 2,
+                  (fresh if frees is None else frees, last), clash,
                   bool(acc_load) or bool(a_load and not w_load)))
     if fresh or acc_load:   # the step's instructions (and ``fetch``) fetched under its LOADs
         insns = _with_fetch(insns, fetch)
@@ -617,7 +633,6 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                    chain.a_on_chip)
     Mb, resident = plan.Mb, plan.a_resident
     homes = _w_homes(cfg, lives, k_tiles)
-    w_rows = _weight_rows(plan, [[(k_first[ki], k_tiles[ki]) for ki in live] for live in lives])
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
     row_bits = R * C * (cfg.input_width + cfg.acc_width)
 
@@ -634,13 +649,18 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
         if synced:
             steps.append((((_SYNC,), 1),))
             ev.dram_bytes += isa.INSN_BYTES
+        load_a_of = lambda ki, loaded: (not resident or ki not in loaded) and not \
+            (on_chip or chain.a_on_chip)  # noqa: E731
+        a_fresh = any(load_a_of(ki, loaded) for ki in lives[ni])
+        w_rows = tile_weight_rows(plan, [(ki, k_first[ki], k_tiles[ki]) for ki in lives[ni]],
+                                  a_fresh)
         for j, ki in enumerate(lives[ni]):
             kt = k_tiles[ki]
             load_a = (not resident or ki not in loaded) and not on_chip and \
                 not chain.a_on_chip
             loaded.add(ki)
             w_cyc = a_load = 0
-            wr = w_rows[ni][j]
+            wr = w_rows[j]
             if load_w and wr:                             # one LOAD of weights
                 w_cyc = round(wr * _mean_row_beats(nt, N, (w_k0 + k_first[ki]) * N + n0,
                                                    B)) + LOAD_LATENCY
@@ -661,14 +681,19 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
             slot = counts.load_steps % plan.slots
             a_line = ki * M if chain.a_on_chip else \
                 lo + (a_base + ki * Mb if resident else slot * Mb)
-            w_line = homes[ni, ki] if plan.w_resident else \
-                cfg.sp_lines - (plan.slots - slot) * R
+            if wr:                                        # a streamed batch starts
+                w_base, w_off = cfg.sp_lines - (plan.slots - slot) * R * plan.w_batch, 0
+            w_line = homes[ni, ki] if plan.w_resident else w_base + w_off
+            w_off += kt
+            frees = None if plan.w_resident else (j + 1 == len(w_rows) or w_rows[j + 1] > 0)
             clash = not on_chip and _bank_clash(cfg, a_line, mb, w_line)
             last = j == len(lives[ni]) - 1
             rows = (mb if a_load else 0) + (wr if w_cyc else 0) + (mb if acc_cyc else 0)
             insns = _step_insns(a_load, w_cyc) + last + (acc_cyc > 0) * (1 + synced)
+            if w_cyc:     # the batch's steps that load nothing are fetched under its LOAD
+                insns += _batch_tail_insns(lives[ni], j, w_rows, loaded, load_a_of)
             steps.append(_ws_step(counts, a_load, w_cyc, kt, mb, j == 0, last, clash,
-                                  _step_fetch(cfg, insns, rows), acc_cyc))
+                                  _step_fetch(cfg, insns, rows), acc_cyc, frees))
         before = ev.dram_bytes
         store = _store(cfg, ev, mb, nt, esize, N * esize, n0 * esize, chain.out_on_chip)
         if on_chip:       # results go to the on-chip buffer: two cycles a row, no DRAM

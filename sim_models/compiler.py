@@ -641,7 +641,8 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
                     w_base, w_off = w_slot[load_steps % slots], 0
                 w_line = w_home[ni, ki] if plan.w_resident else w_base + w_off
                 w_off += kt
-                frees = j + 1 == len(w_rows) or w_rows[j + 1] > 0   # the batch's last
+                # a streamed batch's last COMPUTE gives its slot back (its first loaded it)
+                frees = j + 1 == len(w_rows) or w_rows[j + 1] > 0
                 pop = int(load_steps >= slots)
                 if load_a:
                     a_src.load(prog, a_line, m0, mb, k0, kt,
@@ -649,12 +650,11 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
                 fresh, a_pop = _weight_step(prog, w_line, kt, nt, b_addr + k0 * N + n0, N,
                                             pop, load_a, load_w, acc_load, w_rows[j])
                 load_steps += fresh
-                batch_fresh = fresh if w_rows[j] else batch_fresh
                 last = j == len(live_of[ni]) - 1
                 prog.emit(Opcode.COMPUTE, a_addr=a_line, acc_addr=slot, nrows=mb,
                           accumulate=int(j > 0 or acc_in is not None),
                           pop_prev=a_pop,
-                          push_prev=fresh if plan.w_resident else int(batch_fresh and frees),
+                          push_prev=fresh if plan.w_resident else int(frees),
                           push_next=int(last),
                           pop_next=int(j == 0 and tile >= 2))
                 step += 1
@@ -664,7 +664,7 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
     prog.emit(Opcode.HALT)
     return {"steps": step, "tiles": tile, "Mb": Mb, "a_resident": resident,
             "w_resident": plan.w_resident, "a_regions": plan.a_regions,
-            "slots": plan.slots}
+            "slots": plan.slots, "w_batch": plan.w_batch}
 
 
 @dataclass(frozen=True)

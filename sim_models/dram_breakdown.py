@@ -64,8 +64,14 @@ def _ws_counts(cfg: NPUConfig, M: int, K: int, N: int, a_on_chip: bool, sp_lo: i
     else:
         a_loads, a_bytes = steps, M * K * nt
     w_reads = 1 if plan.w_resident else blocks
-    # resident weights: one LOAD per run of W_LOAD_TILES K-tiles (compiler.weight_loads)
-    w_loads = nt * (-(-kt // compiler.W_LOAD_TILES) if plan.w_resident else kt * blocks)
+    # weight LOADs (compiler.tile_weight_rows): resident, one per run of W_LOAD_TILES
+    # K-tiles; streamed, one per run of w_batch K-tiles in the N-tiles that load no A (all
+    # but each block's first when A is resident and from DRAM), one per tile in the others
+    if plan.w_resident:
+        w_loads = nt * -(-kt // compiler.W_LOAD_TILES)
+    else:
+        a_tiles = 0 if a_on_chip else nt if not plan.a_resident else 1
+        w_loads = blocks * (a_tiles * kt + (nt - a_tiles) * -(-kt // plan.w_batch))
     syncs = blocks - 1 if plan.a_resident and plan.a_regions == 1 and not a_on_chip else 0
     insns = 2 * steps + a_loads + w_loads + blocks * nt + syncs
     return {"insns": insns, "a_bytes": a_bytes, "w_bytes": K * N * w_reads,

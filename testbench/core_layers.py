@@ -76,6 +76,10 @@ def regression_layers(cfg: NPUConfig, seed: int) -> list:
                                    requant=Requant(scale=rng.uniform(2e-4, 1e-3, 6))))
         layers.append(compile_gemm(cfg, i8(140, 8), i8(8, 8), name="gemm_140x8x8_bias_resident",
                                    acc_bias=rng.integers(-(1 << 20), 1 << 20, 8)))
+        # Weights streamed in batches (A resident: every N-tile after the first LOADs up to
+        # W_LOAD_TILES consecutive K-tiles into one slot; at 4x4 with 1024 lines, 5 a tile).
+        layers.append(compile_gemm(cfg, i8(8, 160), i8(160, 48), name="gemm_8x160x48_w_batches",
+                                   requant=Requant(scale=rng.uniform(2e-4, 1e-3, 48))))
     return layers
 
 
