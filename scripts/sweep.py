@@ -45,7 +45,7 @@ DEFAULT_SIZES = ["2x2", "4x4", "8x8", "16x16", "32x32", "64x64", "4x16", "16x4",
                  "32x8", "16x64", "64x16"]
 DEFAULT_WORKLOADS = ["resnet18", "resnet50", "mobilenet_v2", "bert_base_block", "mlp"]
 CLOCK_HZ = 1e9
-MODEL_VERSION = 16     # bump when a model changes: cached points are then recomputed
+MODEL_VERSION = 17     # bump when a model changes: cached points are then recomputed
 AREA_DATA = REPO / "sim_models" / "area_osu018.json"
 AREA_NODE_NM = 180     # the OSU liberty the area points were synthesized on
 # The memory axes.  Small arrays (under 256 PEs) keep the narrowest bus and accumulator:

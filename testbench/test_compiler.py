@@ -473,3 +473,22 @@ def test_conv_chain_keeps_the_first_output_on_chip(cfg, kind):
     mid = layer.meta["M"] * w2.shape[0]          # the intermediate's bytes
     assert runs[False]["dma_bytes_read"] - runs[True]["dma_bytes_read"] >= mid
     assert runs[False]["dma_bytes_written"] - runs[True]["dma_bytes_written"] >= mid
+
+
+def test_streamed_weight_blocks_are_even_and_leave_room_for_weight_batches():
+    """Issue 11: with streamed weights, 61 rows in blocks of 15 would leave a block of one
+    row; the plan keeps the five blocks but makes them 13 rows each, whose spare lines
+    hold weight batches (fewer, larger weight LOADs); bit-exact, fewer bytes read."""
+    rng = np.random.default_rng(SEED)
+    M, K, N = 61, 64, 32
+    a, b = rng.integers(-128, 128, (M, K)), rng.integers(-128, 128, (K, N))
+    cfg = NPUConfig(rows=4, cols=4, dataflow="ws", sp_lines=256, acc_lines=256)
+    layer = compile_gemm(cfg, a, b, Requant(scale=0.001))
+    _exact(layer)
+    assert not layer.meta["w_resident"] and layer.meta["a_resident"]
+    assert layer.meta["Mb"] == 13                   # ceil(61 / ceil(61 / 15))
+    b_addr = (M * K + 63) // 64 * 64
+    w_loads = [i for i in _decoded(layer)
+               if i["op"] == Opcode.LOAD and b_addr <= i["dram_addr"] < b_addr + K * N]
+    assert max(i["nrows"] for i in w_loads) > cfg.rows
+    assert len(w_loads) < 5 * (K // cfg.rows) * (N // cfg.cols)
