@@ -302,6 +302,8 @@ def csv_rows(results: list[dict]) -> list[dict]:
     for res in results:
         own = rows_of(res)
         own[0]["own_dram"] = True
+        for r in own:
+            r["model_version"] = MODEL_VERSION    # which models the figures are from
         rows += own
     return mark_balanced(rows)
 

@@ -14,6 +14,12 @@ so the figures README gives are the last sweep's, never typed by hand.  The bloc
     of the energy.
 ``targets``
     The issue's utilization and floor targets, each with the figure measured.
+``breakdown``
+    Where the cycles of ResNet-50's balanced WS 64x64 point go: its ``cycles_<cause>``
+    columns (the causes of :data:`sim_models.analytical.BREAKDOWN`) as shares of its cycles.
+
+The label under each block names the run by the CSV's ``model_version`` column (written by
+:mod:`scripts.sweep`); a CSV without it needs ``--source``, never the current code's version.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ import re
 import sys
 from pathlib import Path
 
-from scripts.sweep import DRAM_TYPES, _mid, balanced_points, best_per_dram, best_per_workload
+from scripts.sweep import DRAM_TYPES, balanced_points, best_per_dram, best_per_workload
+from sim_models.analytical import BREAKDOWN
 
-__all__ = ["read_csv", "render", "rewrite", "TABLES", "SweepReportError"]
+__all__ = ["read_csv", "render", "rewrite", "run_label", "TABLES", "SweepReportError"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The square sizes at which README lists the target workloads' balanced points.
@@ -142,7 +149,29 @@ def table_targets(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"balanced": table_balanced, "per_dram": table_per_dram, "targets": table_targets}
+#: The point whose cycles README breaks down (workload, square size, dataflow).
+BREAKDOWN_POINT = ("resnet50", 64, "ws")
+
+
+def table_breakdown(rows: list[dict]) -> str:
+    """The cycles of :data:`BREAKDOWN_POINT`'s balanced point, by cause, in % of all."""
+    wl, size, dataflow = BREAKDOWN_POINT
+    r = _point(rows, wl, size, dataflow)
+    cols = ["cycles"] + [f"cycles_{c}" for c in BREAKDOWN]
+    missing = [c for c in cols if c not in r]
+    if missing:
+        raise SweepReportError(f"the CSV lacks column(s) {', '.join(missing)} (breakdown)")
+    cycles = float(r["cycles"])
+    shares = [100 * float(r[c]) / cycles for c in cols[1:]]
+    head = f"{'point':33s} {'cycles':>10s} " + " ".join(f"{c:>8s}" for c in BREAKDOWN)
+    label = (f"{wl} {size}x{size} {dataflow} {r['bus_bits']}b "
+             f"{r['sp_bytes'] // 1024}K/{r['acc_bytes'] // 1024}K")
+    body = f"{label:33s} {int(cycles):>10,d} " + " ".join(f"{s:>8.1f}" for s in shares)
+    return f"{head}\n{body}"
+
+
+TABLES = {"balanced": table_balanced, "per_dram": table_per_dram, "targets": table_targets,
+          "breakdown": table_breakdown}
 
 
 def render(rows: list[dict], name: str) -> str:
@@ -173,6 +202,17 @@ def rewrite(text: str, rows: list[dict], source: str) -> tuple[str, list[str]]:
     return _BLOCK.sub(fill, text), names
 
 
+def run_label(rows: list[dict], path: Path) -> str:
+    """How README names the run: by the CSV's own ``model_version`` (one value)."""
+    versions = sorted({r.get("model_version") for r in rows})
+    if versions == [None] or any(v in (None, "") for v in versions):
+        raise SweepReportError(f"{path} has no model_version column (a sweep before it was "
+                               f"written): re-run `make sweep` or pass --source")
+    if len(versions) != 1:
+        raise SweepReportError(f"{path} mixes model_version values {versions}")
+    return f"`make sweep` at MODEL_VERSION {versions[0]}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--csv", type=Path, default=ROOT / "build" / "sweep" / "sweep.csv")
@@ -187,8 +227,7 @@ def main(argv=None) -> int:
             for name in TABLES:
                 print(f"{name}:\n{render(rows, name)}\n")
             return 0
-        from scripts.sweep import MODEL_VERSION
-        source = args.source or f"`make sweep` at MODEL_VERSION {MODEL_VERSION}"
+        source = args.source or run_label(rows, args.csv)
         text, names = rewrite(args.readme.read_text(), rows, source)
     except SweepReportError as exc:
         print(f"sweep_report: {exc}", file=sys.stderr)

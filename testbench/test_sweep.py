@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.sweep import pareto
+from scripts.sweep import MODEL_VERSION, pareto
 from sim_models.energy import DRAM_TYPES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,6 +42,8 @@ def test_sweep_on_a_dask_cluster_with_cache_and_a_failed_point(tmp_path):
     rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
     assert len(rows) == 8 * len(DRAM_TYPES) + 4      # one row per point and DRAM type
     assert set(CSV_CONTRACT) <= set(rows[0]), set(CSV_CONTRACT) - set(rows[0])
+    # every row names the models it came from (README's tables are labelled by it)
+    assert {r["model_version"] for r in rows} == {str(MODEL_VERSION)}
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 8 * len(DRAM_TYPES)
     for r in ok:

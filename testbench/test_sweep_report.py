@@ -8,9 +8,12 @@ import csv
 import pytest
 
 from scripts import sweep_report
-from scripts.sweep_report import SweepReportError, read_csv, render, rewrite
+from scripts.sweep_report import SweepReportError, read_csv, render, rewrite, run_label
+from sim_models.analytical import BREAKDOWN
 
-COLUMNS = list(sweep_report.NEEDED) + ["balanced_area", "own_dram"]
+CYCLE_COLUMNS = ["cycles"] + [f"cycles_{c}" for c in BREAKDOWN]
+COLUMNS = list(sweep_report.NEEDED) + ["balanced_area", "own_dram", "model_version"] + \
+    CYCLE_COLUMNS
 
 
 def _row(wl, size, df="ws", dram="ddr3", util=0.5, floor=1.3, ratio=1.2, sp_kib=256,
@@ -22,7 +25,10 @@ def _row(wl, size, df="ws", dram="ddr3", util=0.5, floor=1.3, ratio=1.2, sp_kib=
             "ratio_to_floor": floor, "dram_ratio": ratio, "tops_per_mm2": 1.0,
             "balanced": balanced, "balanced_dram": balanced_dram, "status": "ok",
             "e_dram_uj": 25.0, "energy_low_uj": 40.0, "energy_high_uj": 60.0,
-            "balanced_area": False, "own_dram": dram == "ddr3"}
+            "balanced_area": False, "own_dram": dram == "ddr3", "model_version": 99,
+            # 1000 cycles: 10 per cause from cycles_underfill on, the rest (890) useful
+            "cycles": 1000, **{f"cycles_{c}": 10 for c in BREAKDOWN[1:]},
+            "cycles_useful": 1000 - 10 * (len(BREAKDOWN) - 1)}
 
 
 def _csv(path, rows, columns=COLUMNS):
@@ -99,3 +105,26 @@ def test_bad_input_is_refused_by_name(rows, tmp_path):
     no_point = [r for r in rows if r["workload"] != "bert_base_block"]
     with pytest.raises(SweepReportError, match="no balanced ws 64x64 point of bert_base_block"):
         render(no_point, "targets")
+
+
+def test_breakdown_table_gives_each_cause_its_share(rows):
+    head, body = render(rows, "breakdown").splitlines()
+    assert head.split()[2:] == list(BREAKDOWN)
+    cells = body.split()
+    assert cells[:5] == ["resnet50", "64x64", "ws", "128b", "256K/16K"] and cells[5] == "1,000"
+    assert cells[6] == "89.0" and cells[7:] == ["1.0"] * (len(BREAKDOWN) - 1)
+    lacking = [{k: v for k, v in r.items() if k != "cycles_bank"} for r in rows]
+    with pytest.raises(SweepReportError, match="lacks column.*cycles_bank"):
+        render(lacking, "breakdown")
+
+
+def test_run_is_named_by_the_csvs_model_version(rows, tmp_path):
+    assert run_label(rows, tmp_path / "sweep.csv") == "`make sweep` at MODEL_VERSION 99"
+    old = _csv(tmp_path / "old.csv", [_row("mlp", 8)],
+               [c for c in COLUMNS if c != "model_version"])
+    with pytest.raises(SweepReportError, match="no model_version column"):
+        run_label(read_csv(old), old)
+    mixed = [dict(r) for r in rows]
+    mixed[0]["model_version"] = "98"
+    with pytest.raises(SweepReportError, match="mixes model_version"):
+        run_label(mixed, tmp_path / "sweep.csv")
