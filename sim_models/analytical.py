@@ -653,7 +653,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
             (on_chip or chain.a_on_chip)  # noqa: E731
         a_fresh = any(load_a_of(ki, loaded) for ki in lives[ni])
         w_rows = tile_weight_rows(plan, [(ki, k_first[ki], k_tiles[ki]) for ki in lives[ni]],
-                                  a_fresh)
+                                  a_fresh, acc_in)
         for j, ki in enumerate(lives[ni]):
             kt = k_tiles[ki]
             load_a = (not resident or ki not in loaded) and not on_chip and \

@@ -44,7 +44,8 @@ PARTS = ("inputs", "weights", "outputs", "instructions", "weight_rereads",
          "input_rereads", "partial_sums")
 
 
-def _ws_counts(cfg: NPUConfig, M: int, K: int, N: int, a_on_chip: bool, sp_lo: int) -> dict:
+def _ws_counts(cfg: NPUConfig, M: int, K: int, N: int, a_on_chip: bool, sp_lo: int,
+               first_alone: bool = False) -> dict:
     """The WS schedule's instruction counts and operand bytes (``compiler._schedule_ws``):
     per M-block, per N-tile, per K-tile a step (PRELOAD, COMPUTE), the A chunk's LOAD
     unless it is on chip or resident and loaded, the weight tile's LOAD unless resident
@@ -67,11 +68,13 @@ def _ws_counts(cfg: NPUConfig, M: int, K: int, N: int, a_on_chip: bool, sp_lo: i
     # weight LOADs (compiler.tile_weight_rows): resident, one per run of W_LOAD_TILES
     # K-tiles; streamed, one per run of w_batch K-tiles in the N-tiles that load no A (all
     # but each block's first when A is resident and from DRAM), one per tile in the others
+    # (a pass over K after the first, ``first_alone``: each N-tile's first tile by itself)
+    runs = lambda b: 1 + -(-(kt - 1) // b) if first_alone else -(-kt // b)  # noqa: E731
     if plan.w_resident:
-        w_loads = nt * -(-kt // compiler.W_LOAD_TILES)
+        w_loads = nt * runs(compiler.W_LOAD_TILES)
     else:
         a_tiles = 0 if a_on_chip else nt if not plan.a_resident else 1
-        w_loads = blocks * (a_tiles * kt + (nt - a_tiles) * -(-kt // plan.w_batch))
+        w_loads = blocks * (a_tiles * kt + (nt - a_tiles) * runs(plan.w_batch))
     syncs = blocks - 1 if plan.a_resident and plan.a_regions == 1 and not a_on_chip else 0
     insns = 2 * steps + a_loads + w_loads + blocks * nt + syncs
     return {"insns": insns, "a_bytes": a_bytes, "w_bytes": K * N * w_reads,
@@ -84,7 +87,7 @@ def _ws_pass_counts(cfg: NPUConfig, M: int, K: int, N: int, passes: int) -> dict
     partial sums (after a SYNC from its third tile on)."""
     total = {"insns": 0, "a_bytes": 0, "w_bytes": 0, "tiles": 0}
     for q, (_, kl) in enumerate(k_pass_ranges(cfg.rows, K, passes)):
-        counts = _ws_counts(cfg, M, kl, N, False, 0)
+        counts = _ws_counts(cfg, M, kl, N, False, 0, first_alone=q > 0)
         if q:
             counts["insns"] += counts["tiles"] + max(0, counts["tiles"] - 2)
         total = {k: total[k] + counts[k] for k in total}
