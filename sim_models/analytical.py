@@ -24,7 +24,7 @@ from hdl.config import NPUConfig
 from .compiler import (BandPlan, LayerError, band_k_tiles, band_plan, chain_on_chip,
                        chain_regions, conv_k_tiles, conv_tile_channels_meet,
                        im2col_input_pays, im2col_row_bytes, k_pass_ranges, k_passes, os_chunk,
-                       tile_weight_rows, weight_loads, ws_plan)
+                       tile_weight_rows, ws_plan)
 from .energy import Events
 from .workloads import Layer, WorkloadError
 
@@ -504,15 +504,6 @@ def _w_homes(cfg: NPUConfig, lives, k_tiles) -> dict:
     return homes
 
 
-def _weight_rows(plan, tiles_of) -> list[list[int]]:
-    """Per N-tile, the rows each step's weight LOAD reads (``compiler.weight_loads``):
-    resident weights come in runs of consecutive K-tiles, one LOAD each; streamed weights
-    one tile a LOAD."""
-    if plan.w_resident:
-        return [weight_loads(tiles) for tiles in tiles_of]
-    return [[kt for _, kt in tiles] for tiles in tiles_of]
-
-
 def _batch_tail_insns(live, j: int, w_rows, loaded, load_a_of) -> int:
     """Instructions of the steps after step ``j`` in its weight batch (``w_rows``,
     ``compiler.tile_weight_rows``) that load nothing: a PRELOAD and a COMPUTE each, and the
@@ -785,9 +776,9 @@ def _ws_band(cfg: NPUConfig, layer: Layer, esize: int, chain=None):
     if plan is None:
         return None
     homes = _w_homes(cfg, lives, [kt for *_, kt in tiles])
-    w_rows = _weight_rows(plan, [[((tiles[ki][0] * layer.kw + tiles[ki][1]) * cin
-                                   + tiles[ki][2], tiles[ki][3]) for ki in live]
-                                 for live in lives])
+    w_rows = [tile_weight_rows(plan, [(ki, (tiles[ki][0] * layer.kw + tiles[ki][1]) * cin
+                                       + tiles[ki][2], tiles[ki][3]) for ki in live],
+                               a_fresh=False) for live in lives]
     band_lines = (plan.ob + layer.kh - 1) * wp        # one channel chunk's region
     sp_w, step_bits = cfg.sp_width, R * C * cfg.input_width
     row_bits = R * C * (cfg.input_width + cfg.acc_width)

@@ -701,6 +701,9 @@ class BandPlan:
     w_resident: bool
     regions: int = 1
     slots: int = 2
+    #: streamed weights: one tile a slot (:func:`tile_weight_rows`; resident weights still
+    #: come in runs of :data:`W_LOAD_TILES`)
+    w_batch: int = 1
 
     @staticmethod
     def block_lines(rows: int, Wp: int, Wo: int) -> int:
@@ -789,7 +792,7 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
     slots = plan.slots
     w_slot, w_home, acc_slot, per_lane = _weight_layout(cfg, prog, slots, R, w_lines, live_of,
                                                        params, N)
-    w_rows = [weight_loads([(k0, kt) for _, k0, kt in live]) for live in live_of]
+    w_rows = [tile_weight_rows(plan, live, a_fresh=False) for live in live_of]
     step = tile = load_steps = 0
     for y0 in range(0, Ho, plan.ob):
         rows = min(plan.ob, Ho - y0)
@@ -804,7 +807,7 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
                 ky, kx, c0, _ = tiles[ki]
                 base = region + chunk_base[c0]
                 load_a = c0 not in loaded
-                load_w = not plan.w_resident or y0 == 0 and w_rows[ni][j] > 0
+                load_w = w_rows[ni][j] > 0 and (not plan.w_resident or y0 == 0)
                 loaded.add(c0)
                 w_line = w_home[ni, ki] if plan.w_resident else w_slot[load_steps % slots]
                 pop = int(load_steps >= slots)
@@ -813,8 +816,7 @@ def _schedule_ws_band(cfg, prog, geometry, x_addr, N, b_addr, out_addr, esize, p
                               ncols=kt, dram_addr=x_addr + y0 * Wp * Cin + c0,
                               dram_stride=Cin, pop_next=pop, push_next=int(not load_w))
                 fresh, a_pop = _weight_step(prog, w_line, kt, nt, b_addr + k0 * N + n0, N,
-                                            pop, load_a, load_w,
-                                            w_rows=plan.w_resident and w_rows[ni][j])
+                                            pop, load_a, load_w, w_rows=w_rows[ni][j])
                 load_steps += fresh
                 prog.emit(Opcode.COMPUTE, a_addr=base + ky * Wp + kx, acc_addr=slot,
                           nrows=lines, accumulate=int(j > 0), pop_prev=a_pop, push_prev=fresh,
