@@ -78,25 +78,31 @@ class WeightStationaryPE(wiring.Component):
         w = [Signal(signed(W), name=f"w{i}") for i in range(2)]
         m.d.comb += [w[i].eq(weights.word_select(i, W)) for i in range(2)]
         weight = Signal(signed(W))
-        m.d.comb += weight.eq(Mux(self.west.bank, w[1], w[0]))
+        m.d.comb += weight.eq(weights.word_select(self.west.bank, W))
 
-        # The multiply-add, wrapping in the accumulator's width.  The product is the low 2W
-        # bits of a multiply written ``acc`` bits wide (the activation's sign copies are
-        # wires, which the RTLIL backend drops again: ``$signed(a) * $signed(w)`` into
-        # ``acc`` bits).  Synthesis trims the unused upper bits (the same cells as a 2W-bit
-        # product: 4x4 array 11178 cells either way), and a C++ simulator multiplies
-        # natively instead of sign-extending a 2W-bit product's operands and the product
-        # again (Verilator: the 16x16 core's harness 412 -> 430 k cycles/s).
+        # The multiply-add, wrapping in the accumulator's width.  The product is a multiply
+        # written ``acc`` bits wide (the activation's sign copies are wires, which the RTLIL
+        # backend drops again: ``$signed(a) * $signed(w)`` into ``acc`` bits), its ``acc``
+        # low bits added to the partial sum as unsigned ``acc``-bit values: the same bits as
+        # a signed sum, without the sign extensions a C++ simulator would spend on a 2W-bit
+        # product and an ``acc + 1``-bit sum.  Measured on the 16x16 core's harness (GEMM
+        # 1024x256x256): 418 -> 454 k cycles/s; the whole-register Mux below 462 -> 485 k;
+        # the bank's word_select (a shift, not a branch) 503 k.  Synthesis (4x4 array, OSU 180 nm): 432,568 -> 429,187
+        # um2 in all; row 0's upper sum bits, copies of the product's sign bit that Yosys
+        # merged before, stay separate flops (sequential 86,016 -> 97,536 um2).
         acc = self.cfg.acc_width
         a = self.west.data
-        product = (Cat(a, a[-1].replicate(acc - 2 * W)).as_signed() * weight)[:2 * W]
-        total = (self.north.psum + product.as_signed())[:acc]
+        product = (Cat(a, a[-1].replicate(acc - 2 * W)).as_signed() * weight)[:acc]
+        total = (self.north.psum.as_unsigned() + product)[:acc]
         # valid and bank move east every cycle; the operand and the sum only with a valid one.
+        # One Mux over the whole register rather than one per field: with a valid operand
+        # the low fields are the west link's as they are (a C++ simulator copies them in one
+        # operation), without one the held fields are the register's own.
         out = Signal(data.StructLayout({"data": signed(W), "valid": 1, "bank": 1,
                                         "psum": signed(acc)}))
-        valid = self.west.valid
-        m.d.sync += out.eq(Cat(Mux(valid, self.west.data, out.data), valid, self.west.bank,
-                               Mux(valid, total, out.psum.as_unsigned())))
+        west = self.west
+        m.d.sync += out.eq(Mux(west.valid, Cat(west.data, west.valid, west.bank, total),
+                               Cat(out.data, 0, west.bank, out.psum)))
         m.d.comb += [self.east.data.eq(out.data), self.east.valid.eq(out.valid),
                      self.east.bank.eq(out.bank), self.south.psum.eq(out.psum)]
         return m

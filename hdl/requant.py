@@ -28,7 +28,7 @@ sum, rounded the same; 4 times ``2**-k`` half to even, zero point, clamp):
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, ResetSignal, Signal, Value, signed
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -73,18 +73,30 @@ def stage_gates(valid, mode):
 
 def _gated(m, gate, shape, value, name):
     """A comb signal equal to ``value`` while ``gate``; every use of it is under ``gate``
-    too, so its value otherwise (1; 0 in reset) is never read.  A simulator then computes
-    ``value`` only while ``gate`` is high: a plain multi-use wire would be computed every
-    cycle, and a default of 0 lets Verilator's DFG pass turn the condition into a mask,
-    computed every cycle too.  The process reads the reset, so Icarus runs it from the start
-    and it is never X (``test_verilog``)."""
+    too, so its value otherwise (1) is never read.  A simulator then computes ``value`` only
+    while ``gate`` is high (Verilator merges the signals of one gate into one ``if``): a
+    plain multi-use wire would be computed every cycle, and a default of 0 lets Verilator's
+    DFG pass turn the condition into a mask, computed every cycle too.  It is an ``assign``,
+    not a process, so Icarus evaluates it from time zero (``test_verilog``)."""
     shape = Value.cast(value).shape() if shape is None else shape
-    sig = Signal(shape, name=name, init=1)
-    with m.If(gate):
-        m.d.comb += sig.eq(value)
-    with m.If(ResetSignal()):
-        m.d.comb += sig.eq(0)
+    sig = Signal(shape, name=name)
+    m.d.comb += sig.eq(Mux(gate, value, 1))
     return sig
+
+
+def _register(shape=1, name=None):
+    """A lane's pipeline register: no reset, as a datapath flop needs none (its value is
+    read only after a valid row loaded it; the valid bits are reset).  Loaded by
+    :func:`_load`."""
+    return Signal(shape, name=name, reset_less=True)
+
+
+def _load(m, gate, *assignments):
+    """``register.eq(value)`` for each pair while ``gate``, as ``Mux(gate, value,
+    register)``: with no reset and no ``If`` the register's next state is an ``assign``,
+    so no process holds it (Icarus would leave a process that reads no reset at X) and a
+    simulator tests no reset each cycle."""
+    m.d.sync += [reg.eq(Mux(gate, value, reg)) for reg, value in assignments]
 
 
 class _Lane(wiring.Component):
@@ -115,9 +127,8 @@ class _Lane(wiring.Component):
         # Parameters only change between STORE instructions (CONFIG is ordered with them in
         # the store queue, and a STORE completes before the next instruction starts), so
         # they need no staging.
-        s0 = Signal(signed(32))
-        with m.If(self.en):
-            m.d.sync += s0.eq(self.acc + self.bias)
+        s0 = _register(signed(32))
+        _load(m, self.en, (s0, self.acc + self.bias))
         paths = {"tflite": self._tflite_path, "float": self._float_path, "add": self._add_path}
         results = {}                                 # stage 4's value before the zero point
         for name in PATHS:
@@ -144,26 +155,23 @@ class _Lane(wiring.Component):
         right = Mux(self.shift < 0, -self.shift, 0)[:6]
         # 1: saturating left shift (32 bits shifted left by at most 31).
         wide = _gated(m, gate[0], signed(63), s0 << left, "wide")
-        s1 = Signal(signed(32))
-        with m.If(gate[0]):
-            m.d.sync += s1.eq(Mux(wide > INT32_MAX, INT32_MAX,
-                                  Mux(wide < INT32_MIN, INT32_MIN, wide)))
+        s1 = _register(signed(32))
+        _load(m, gate[0], (s1, Mux(wide > INT32_MAX, INT32_MAX,
+                                   Mux(wide < INT32_MIN, INT32_MIN, wide))))
         # 2: the product held in 63 bits: it needs 64 only for INT32_MIN**2 = 2**62, which
         # s2_overflow replaces (64-bit arithmetic on it would make Verilator's 65-bit sums
         # multi-word).
-        s2 = Signal(signed(63))
-        s2_overflow = Signal()
-        with m.If(gate[1]):
-            m.d.sync += [s2.eq(s1 * self.multiplier),
-                         s2_overflow.eq((s1 == INT32_MIN) & (self.multiplier == INT32_MIN))]
+        s2 = _register(signed(63))
+        s2_overflow = _register()
+        _load(m, gate[1], (s2, s1 * self.multiplier),
+              (s2_overflow, (s1 == INT32_MIN) & (self.multiplier == INT32_MIN)))
         # 3: gemmlowp: (s2 + nudge) / 2**31 truncated toward zero, nudge = 2**30 (s2 >= 0)
         # or 1 - 2**30.  Both cases are floor((s2 + 2**30) / 2**31): for s2 < 0 the sum is
         # negative and truncation is the floor of (sum + 2**31 - 1) / 2**31.  Without the
         # overflow case |s2| < 2**62, so the quotient fits 32 bits.
-        s3 = Signal(signed(32))
+        s3 = _register(signed(32))
         total = _gated(m, gate[2], signed(64), s2 + (1 << 30), "total")
-        with m.If(gate[2]):
-            m.d.sync += s3.eq(Mux(s2_overflow, INT32_MAX, total[31:].as_signed()))
+        _load(m, gate[2], (s3, Mux(s2_overflow, INT32_MAX, total[31:].as_signed())))
         # 4: rounding divide by 2**right.
         mask = _gated(m, gate[3], 32, _low_mask(right, 32), "mask")
         remainder = s3.as_unsigned() & mask
@@ -180,24 +188,21 @@ class _Lane(wiring.Component):
         mag = _gated(m, gate[0], 32, Mux(neg, -s0, s0), "mag")
         top = _gated(m, gate[0], 5, _leading_one(m, gate[0], mag), "top")   # 0 for zero
         norm = _gated(m, gate[0], 32, mag << ~top, "norm")                 # ~top == 31 - top
-        f_mant, f_exp, f_neg = Signal(24), Signal(signed(7)), Signal()
+        f_mant, f_exp, f_neg = _register(24), _register(signed(7)), _register()
         mant, carry = _round_nearest_even(m, gate[0], norm[8:], norm[7], norm[:7].any())
-        with m.If(gate[0]):
-            m.d.sync += [f_mant.eq(mant), f_exp.eq(top - 23 + carry), f_neg.eq(neg)]
+        _load(m, gate[0], (f_mant, mant), (f_exp, top - 23 + carry), (f_neg, neg))
         # 2: significand product; the scale is positive and normal (the compiler checks).
         scale = self.multiplier.as_unsigned()
-        p_prod, p_exp, p_neg = Signal(48), Signal(signed(11)), Signal()
-        with m.If(gate[1]):
-            m.d.sync += [p_prod.eq(f_mant * Cat(scale[:23], 1)),
-                         p_exp.eq(f_exp + scale[23:31] - (127 + 23)), p_neg.eq(f_neg)]
+        p_prod, p_exp, p_neg = _register(48), _register(signed(11)), _register()
+        _load(m, gate[1], (p_prod, f_mant * Cat(scale[:23], 1)),
+              (p_exp, f_exp + scale[23:31] - (127 + 23)), (p_neg, f_neg))
         # 3: the float32 product: round to 24 significant bits, nearest even.
         high = p_prod[47]
         keep = _gated(m, gate[2], 24, Mux(high, p_prod[24:48], p_prod[23:47]), "keep")
         mant, carry = _round_nearest_even(m, gate[2], keep, Mux(high, p_prod[23], p_prod[22]),
                                           Mux(high, p_prod[:23].any(), p_prod[:22].any()))
-        q_mant, q_exp, q_neg = Signal(24), Signal(signed(11)), Signal()
-        with m.If(gate[2]):
-            m.d.sync += [q_mant.eq(mant), q_exp.eq(p_exp + 23 + high + carry), q_neg.eq(p_neg)]
+        q_mant, q_exp, q_neg = _register(24), _register(signed(11)), _register()
+        _load(m, gate[2], (q_mant, mant), (q_exp, p_exp + 23 + high + carry), (q_neg, p_neg))
         # 4: to an integer, half to even (saturating far outside any int8 range).
         # Right shift, for q_exp < 0: 1..26 wherever it is used, so 5 bits; the shifts of
         # Const(1, 27) below then stay within 64 bits (with 6 bits they were 90 bits wide,
@@ -226,20 +231,17 @@ class _Lane(wiring.Component):
         mb, sb = self.inner_multiplier[:24], self.inner_multiplier[24:30]
         t1 = _gated(m, gate[0], signed(ADD_BITS),
                     _shl(b_in * mb, sb, stage=(m, gate[0])) + self.inner_term, "t1")
-        r_t1, r_a = Signal(signed(ADD_BITS)), Signal(signed(10))
-        with m.If(gate[0]):
-            m.d.sync += [r_t1.eq(t1), r_a.eq(a_in)]
+        r_t1, r_a = _register(signed(ADD_BITS)), _register(signed(10))
+        _load(m, gate[0], (r_t1, t1), (r_a, a_in))
         # 2: the inner FMA rounded to 24 significant bits; the outer product.
         ma, sa = self.multiplier[:24], self.multiplier[24:30]
-        r_s1, r_pa = Signal(signed(ADD_BITS)), Signal(signed(ADD_BITS))
-        with m.If(gate[1]):
-            m.d.sync += [r_s1.eq(_round_significant(m, gate[1], r_t1)),
-                         r_pa.eq(_shl(r_a * ma, sa, stage=(m, gate[1])))]
+        r_s1, r_pa = _register(signed(ADD_BITS)), _register(signed(ADD_BITS))
+        _load(m, gate[1], (r_s1, _round_significant(m, gate[1], r_t1)),
+              (r_pa, _shl(r_a * ma, sa, stage=(m, gate[1]))))
         # 3: the outer FMA, rounded the same.
         t2 = _gated(m, gate[2], signed(ADD_BITS), r_pa + r_s1, "t2")
-        r_s2 = Signal(signed(ADD_BITS))
-        with m.If(gate[2]):
-            m.d.sync += r_s2.eq(_round_significant(m, gate[2], t2))
+        r_s2 = _register(signed(ADD_BITS))
+        _load(m, gate[2], (r_s2, _round_significant(m, gate[2], t2)))
         # 4: times 2**-k, to an integer half to even; saturated to 33 bits (beyond int8).
         k = self.shift[:6]
         low = _gated(m, gate[3], ADD_BITS, _low_mask(k, ADD_BITS), "low")
