@@ -5,7 +5,8 @@ can be bounded from its operands': every net gets a :class:`Value`, the bits kno
 or 1 (``zeros``/``ones`` masks) and an interval ``[lo, hi]`` of its unsigned value.  Inputs,
 registers and anything not understood are unknown (every bit free, full range).  Rules:
 literals are known; slices, concatenations, ``?:`` (the bits both sides agree on), ``&``,
-``|``, ``^``, ``~`` act bit by bit; ``+``, ``-``, ``<<``, ``>>`` act on the intervals and give
+``|``, ``^``, ``~`` act bit by bit; ``+``, ``-``, ``*``, ``<<``, ``>>`` act on the intervals (a
+product also keeps its factors' low zero bits: ``bank * 4'h8``) and give
 up (full range) on any wrap or on a signed operand that may be negative; comparisons and
 reductions are one bit.  A bit is constant when it is known, or lies above the interval's
 highest value.  The result is checked against the simulation (a bit called constant that
@@ -269,6 +270,14 @@ def _int(token: str) -> int:
     return int(token)
 
 
+def _low_zeros(v: Value) -> int:
+    """How many of ``v``'s lowest bits are known 0 (a multiple of ``2**n``)."""
+    n = 0
+    while n < v.width and v.zeros >> n & 1:
+        n += 1
+    return n
+
+
 def _binop(op, a: Value, b: Value, ctx: int) -> Value:
     w = max(a.width, b.width, ctx)
     a, b = a.resized(w).merged(), b.resized(w).merged()
@@ -285,8 +294,10 @@ def _binop(op, a: Value, b: Value, ctx: int) -> Value:
         return Value.from_range(w, a.lo + b.lo, a.hi + b.hi)
     if op == "-":
         return Value.from_range(w, a.lo - b.hi, a.hi - b.lo)
-    if op == "*":
-        return Value.from_range(w, a.lo * b.lo, a.hi * b.hi)
+    if op == "*":              # and a product has the low zero bits of both factors
+        r = Value.from_range(w, a.lo * b.lo, a.hi * b.hi)
+        low = (1 << min(w, _low_zeros(a) + _low_zeros(b))) - 1
+        return Value(w, r.zeros | low, r.ones & ~low, r.lo, r.hi).merged()
     if op == "<<":
         if b.hi > 256:
             raise _GiveUp

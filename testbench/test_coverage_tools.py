@@ -35,6 +35,8 @@ module \top.unit (a, b, s, y, clk);
   wire [9:0] \$11 ;
   wire [9:0] \$12 ;
   wire [9:0] \$13 ;
+  wire [4:0] \$15 ;
+  wire [15:0] \$16 ;
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   reg \$14  = 1'h0;
   assign \$1 [31:3] = 29'h00000000;
@@ -52,6 +54,8 @@ module \top.unit (a, b, s, y, clk);
   assign \$11  = { 2'h0, a } % 10'h040;
   assign \$12  = { 2'h0, a } / \$13 ;
   assign \$13  = { 2'h0, b };
+  assign \$15  = s * 4'h8;
+  assign \$16  = a * b;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$14  = s;
@@ -85,6 +89,8 @@ def test_constant_bits_of_literals_muxes_and_ranges(tmp_path):
     assert _bits(m["$10"]) == set(range(2, 10))                # a / 64 <= 3
     assert _bits(m["$11"]) == set(range(6, 10))                # a % 64 < 64
     assert "$12" not in m                                      # b may be 0: unknown
+    assert _bits(m["$15"]) == {0, 1, 2, 4}                     # s * 8: 0 or 8
+    assert "$16" not in m                                      # a * b: every bit free
 
 
 def test_never_assigned_register_is_constant(tmp_path):
