@@ -605,17 +605,8 @@ def main(argv=None) -> int:
         print(f"  {wl:16s} {r['rows']}x{r['cols']} {r['dataflow']} bus {r['bus_bits']}: "
               f"{r['tops_per_w_system_low']:.2f}-{r['tops_per_w_system_high']:.2f} TOPS/W, "
               f"utilization {r['utilization']:.2f}, {r['inferences_per_s']:.0f} inf/s")
-    print("best balanced point per workload and DRAM type (system TOPS/W, band midpoint):")
-    print(f"  {'workload':16s} {'DRAM':7s} {'array':>6s} df {'bus':>4s} {'sp KiB':>7s} "
-          f"{'util':>5s} {'system TOPS/W':>14s} {'on-chip TOPS/W':>15s} {'DRAM share':>10s}")
-    for (wl, dram), r in sorted(best_per_dram(rows).items(),
-                                key=lambda kv: (kv[0][0], DRAM_TYPES.index(kv[0][1]))):
-        share = r["e_dram_uj"] / ((r["energy_low_uj"] + r["energy_high_uj"]) / 2)
-        print(f"  {wl:16s} {dram:7s} {r['rows']:>3d}x{r['cols']:<3d}{r['dataflow']} "
-              f"{r['bus_bits']:>4d} {r['sp_bytes'] / 1024:>7.0f} {r['utilization']:>5.2f} "
-              f"{r['tops_per_w_system_low']:>6.2f}-{r['tops_per_w_system_high']:<7.2f} "
-              f"{r['tops_per_w_onchip_low']:>7.2f}-{r['tops_per_w_onchip_high']:<7.2f} "
-              f"{share:>10.2f}")
+    print("per DRAM type, the targets and the breakdown: python -m scripts.sweep_report "
+          "(make sweep prints them next)")
     failed = [r for r in results if r.get("status") != "ok"]
     for r in failed:
         print(f"FAILED {r['rows']}x{r['cols']} {r['dataflow']} {r['workload']}: {r['error']}")
