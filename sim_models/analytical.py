@@ -647,8 +647,7 @@ def _ws_gemm(cfg: NPUConfig, M, N, k_tiles, live_of, a_segments, esize, on_chip=
                                   a_fresh, acc_in)
         for j, ki in enumerate(lives[ni]):
             kt = k_tiles[ki]
-            load_a = (not resident or ki not in loaded) and not on_chip and \
-                not chain.a_on_chip
+            load_a = load_a_of(ki, loaded)
             loaded.add(ki)
             w_cyc = a_load = 0
             wr = w_rows[j]

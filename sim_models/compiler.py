@@ -638,10 +638,10 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
         if resident and m0 > 0 and plan.a_regions == 1 and not on_chip:
             # The new block's chunks overwrite the old block's: let its last uses finish.
             prog.emit(Opcode.SYNC)
+        loads_a = lambda ki: not (resident and ki in loaded or on_chip)  # noqa: E731
         for ni, (n0, nt) in enumerate(n_tiles):
             slot = acc_slot[tile % 2]
-            a_fresh = not on_chip and any(not resident or ki not in loaded
-                                          for ki, _, _ in live_of[ni])
+            a_fresh = any(loads_a(ki) for ki, _, _ in live_of[ni])
             w_rows = tile_weight_rows(plan, live_of[ni], a_fresh, acc_in is not None)
             for j, (ki, k0, kt) in enumerate(live_of[ni]):
                 acc_load = None
@@ -650,7 +650,7 @@ def _schedule_ws(cfg, prog, a_src, M, K, N, b_addr, out_addr, esize, params, b_d
                     addr, row_bytes = acc_in
                     acc_load = dict(acc_addr=slot, nrows=mb, ncols=nt, dram_stride=row_bytes,
                                     dram_addr=addr + m0 * row_bytes + 4 * n0)
-                load_a = not (resident and ki in loaded or on_chip)
+                load_a = loads_a(ki)
                 load_w = w_rows[j] > 0 and (not plan.w_resident or m0 == 0)
                 loaded.add(ki)
                 a_line = a_src.line(m0, ki) if on_chip else \
