@@ -75,8 +75,6 @@ class WeightStationaryPE(wiring.Component):
         weights = Signal(2 * W)                 # bank b in bits [b*W, (b+1)*W)
         with m.If(self.weight.we):
             m.d.sync += weights.word_select(self.weight.bank, W).eq(self.weight.data)
-        w = [Signal(signed(W), name=f"w{i}") for i in range(2)]
-        m.d.comb += [w[i].eq(weights.word_select(i, W)) for i in range(2)]
         weight = Signal(signed(W))
         m.d.comb += weight.eq(weights.word_select(self.west.bank, W))
 
@@ -87,9 +85,10 @@ class WeightStationaryPE(wiring.Component):
         # a signed sum, without the sign extensions a C++ simulator would spend on a 2W-bit
         # product and an ``acc + 1``-bit sum.  Measured on the 16x16 core's harness (GEMM
         # 1024x256x256): 418 -> 454 k cycles/s; the whole-register Mux below 462 -> 485 k;
-        # the bank's word_select (a shift, not a branch) 503 k.  Synthesis (4x4 array, OSU 180 nm): 432,568 -> 429,187
-        # um2 in all; row 0's upper sum bits, copies of the product's sign bit that Yosys
-        # merged before, stay separate flops (sequential 86,016 -> 97,536 um2).
+        # the bank's word_select (a shift, not a branch) 503 k.  Synthesis (4x4 array, OSU
+        # 180 nm): 432,568 -> 429,187 um2 in all; row 0's upper sum bits, copies of the
+        # product's sign bit that Yosys merged before, stay separate flops (sequential
+        # 86,016 -> 97,536 um2).
         acc = self.cfg.acc_width
         a = self.west.data
         product = (Cat(a, a[-1].replicate(acc - 2 * W)).as_signed() * weight)[:acc]
